@@ -1,0 +1,31 @@
+"""The one exception family bikelib raises on purpose.
+
+Every error a user can cause (a bad folder, an unreadable photo, a broken model
+directory, a silly setting) is a `BikeLibError`. Each subclass also derives from the
+built-in it resembles, so callers that only know Python's own exceptions still work.
+The UI and the CLI show `str(error)` as one sentence; anything else is a bug.
+"""
+
+
+class BikeLibError(Exception):
+    """Root of every error bikelib raises for bad input."""
+
+
+class ConfigError(BikeLibError, ValueError):
+    """A training or evaluation setting is out of range."""
+
+
+class DatasetError(BikeLibError, ValueError):
+    """A dataset cannot be used: missing, empty, wrong layout, too few photos."""
+
+
+class ImageReadError(BikeLibError, ValueError):
+    """One image could not be decoded."""
+
+
+class ModelLoadError(BikeLibError, ValueError):
+    """A saved model directory is incomplete, corrupt or from an unknown format."""
+
+
+class ModelNotFoundError(ModelLoadError, FileNotFoundError):
+    """A saved model directory does not exist."""

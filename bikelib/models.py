@@ -1,0 +1,115 @@
+"""Model factories, selected by name: the 2018 `seed` CNN and the `default` recipe.
+
+Every model takes raw RGB pixels (0-255, any size) and does its own preprocessing
+(resize, rescale), so whatever serves a saved model cannot drift from how it was
+trained. Augmentation layers sit inside the model too, but Keras runs random layers
+only when training, so prediction sees the photo as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Identity-preserving photo variations for the training path.
+
+    No hue shifts: a bike's colour is part of what identifies it. Horizontal flips are
+    safe (a bike photographed from its other side), vertical ones are not.
+    """
+
+    flip: bool = True
+    zoom: float = 0.2  # fraction the view may zoom in or out
+    rotation: float = 10.0  # degrees either way (a tilted phone)
+    translation: float = 0.1  # fraction of the side the view may shift
+    brightness: float = 0.2  # fraction of the value range
+    contrast: float = 0.2
+
+    def layers(self, seed: int | None = None) -> list[layers.Layer]:
+        """The Keras random layers for these settings (pixel values 0-255)."""
+        chosen: list[layers.Layer] = []
+        if self.flip:
+            chosen.append(layers.RandomFlip("horizontal", seed=seed))
+        if self.rotation:
+            chosen.append(layers.RandomRotation(self.rotation / 360.0, seed=seed))
+        if self.zoom:
+            chosen.append(layers.RandomZoom((-self.zoom, self.zoom), seed=seed))
+        if self.translation:
+            chosen.append(layers.RandomTranslation(self.translation, self.translation, seed=seed))
+        if self.brightness:
+            chosen.append(layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=seed))
+        if self.contrast:
+            chosen.append(layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed))
+        return chosen
+
+
+def _augmentation_block(augmentation: Augmentation | None, seed: int | None) -> keras.Sequential:
+    return keras.Sequential(
+        (augmentation.layers(seed) if augmentation else []), name="augmentation"
+    )
+
+
+def _preprocess(image_size: int, augmentation: Augmentation | None, seed: int | None):
+    """Input of any size -> resized, (augmented when training,) rescaled to [0, 1]."""
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    x = layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
+    x = _augmentation_block(augmentation, seed)(x)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
+    return inputs, x
+
+
+def seed_cnn(num_classes: int, image_size: int = 150, augmentation=None, seed=None):
+    """The 2018 assignment's network, layer for layer: 4 x (Conv 5x5 + pool), Dense 64."""
+    inputs, x = _preprocess(image_size, augmentation, seed)
+    for filters in (32, 32, 64, 64):
+        x = layers.Conv2D(filters, 5, activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="seed")
+
+
+def default_cnn(num_classes: int, image_size: int = 128, augmentation=None, seed=None):
+    """A compact CNN with global pooling: few weights, so 80 photos can train it."""
+    inputs, x = _preprocess(image_size, augmentation, seed)
+    for filters in (32, 64, 128, 192):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="default")
+
+
+ARCHITECTURES = {"default": default_cnn, "seed": seed_cnn}
+ARCHITECTURE_LABELS = {
+    "default": "default: compact CNN (recommended)",
+    "seed": "seed: the 2018 assignment's CNN",
+}
+
+
+def make_model(
+    arch: str,
+    num_classes: int,
+    image_size: int,
+    augmentation: Augmentation | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """Build an untrained model by architecture name (see ARCHITECTURES)."""
+    if arch not in ARCHITECTURES:
+        raise ConfigError(
+            f"Unknown architecture '{arch}'; choose one of {', '.join(ARCHITECTURES)}"
+        )
+    if num_classes < 2:
+        raise ConfigError(f"A classifier needs at least 2 classes, not {num_classes}")
+    return ARCHITECTURES[arch](num_classes, image_size, augmentation, seed)

@@ -1,0 +1,313 @@
+"""Training: the frozen config, the loop around `model.fit`, progress, stop, best weights.
+
+`train()` is what the CLI, the Train page and the benchmarks all call. It reports
+through one plain callable (`on_progress`), so a progress bar, a live chart or a
+terminal bar need no Keras knowledge, and it checks `should_stop()` between batches
+so a Stop button ends the run at once, keeping the best weights seen so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from .dataset import Dataset, LoadedSplit, load_split
+from .errors import ConfigError, DatasetError
+from .evaluation import Evaluation, evaluate_arrays
+from .images import DecodeCache
+from .models import ARCHITECTURES, Augmentation, make_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Same config + same data = same model."""
+
+    arch: str = "default"
+    epochs: int = 40
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    image_size: int = 128
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    val_fraction: float = 0.2  # used only when the data has no train/validation folders
+    seed: int = 0
+    steps_per_epoch: int | None = None  # None: one pass over the training photos
+    restore_best: bool = True  # end with the weights of the best validation epoch
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.arch in ARCHITECTURES, f"architecture must be one of {', '.join(ARCHITECTURES)}"),
+            (1 <= self.epochs <= 1000, "epochs must be between 1 and 1000"),
+            (1 <= self.batch_size <= 512, "batch size must be between 1 and 512"),
+            (0 < self.learning_rate <= 1, "learning rate must be in (0, 1]"),
+            (32 <= self.image_size <= 512, "image size must be between 32 and 512 pixels"),
+            (0 <= self.val_fraction < 1, "validation fraction must be in [0, 1)"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps per epoch >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"Invalid setting: {message}")
+
+    @classmethod
+    def recommended(cls, arch: str = "default", **overrides: Any) -> TrainConfig:
+        """The settings each architecture was tuned with, plus any overrides."""
+        base = {"seed": {"image_size": 150, "learning_rate": 1e-3}}.get(arch, {})
+        return cls(arch=arch, **{**base, **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        data["augmentation"] = Augmentation(**data.get("augmentation", {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: after a batch (`kind == "batch"`) or an epoch."""
+
+    kind: str  # "batch" or "epoch"
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based batch within the epoch
+    steps: int
+    elapsed: float  # seconds since training started
+    logs: dict[str, float]  # this epoch's loss/accuracy (and val_ ones after an epoch)
+
+    @property
+    def fraction(self) -> float:
+        return ((self.epoch - 1) + self.step / max(self.steps, 1)) / self.epochs
+
+    @property
+    def seconds_left(self) -> float | None:
+        return self.elapsed * (1 - self.fraction) / self.fraction if self.fraction else None
+
+
+@dataclass
+class TrainResult:
+    """A trained model and everything a saved model should say about itself."""
+
+    model: keras.Model
+    classes: tuple[str, ...]
+    config: TrainConfig
+    history: dict[str, list[float]]
+    evaluation: Evaluation | None  # on the validation photos (None without any)
+    seconds: float
+    epochs_run: int
+    best_epoch: int
+    stopped: bool  # True when should_stop() ended the run early
+    dataset_fingerprint: str
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        if self.evaluation is None:
+            return {}
+        return {"val_accuracy": self.evaluation.accuracy, "val_loss": self.evaluation.loss}
+
+
+class _Reporter(keras.callbacks.Callback):
+    """Turns Keras callback hooks into Progress reports, stop checks and best weights."""
+
+    def __init__(self, epochs, steps, on_progress, should_stop, track_best):
+        super().__init__()
+        self.epochs, self.steps = epochs, steps
+        self.on_progress, self.should_stop = on_progress, should_stop
+        self.track_best = track_best
+        self.start = time.perf_counter()
+        self.epoch = 0
+        self.epochs_run = 0
+        self.stopped = False
+        self.best_key: tuple[float, float] | None = None
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+
+    def _report(self, kind, step, logs):
+        if self.on_progress:
+            clean = {k: float(v) for k, v in (logs or {}).items() if np.isscalar(v)}
+            elapsed = time.perf_counter() - self.start
+            self.on_progress(
+                Progress(kind, self.epoch + 1, self.epochs, step, self.steps, elapsed, clean)
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._report("batch", batch + 1, logs)
+        if self.should_stop and self.should_stop():
+            self.stopped = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.epochs_run = epoch + 1
+        if self.track_best:
+            # Highest validation accuracy; among equals the lowest validation loss.
+            key = (
+                logs.get("val_accuracy", logs.get("accuracy", 0.0)),
+                -logs.get("val_loss", logs.get("loss", 0.0)),
+            )
+            if self.best_key is None or key > self.best_key:
+                self.best_key, self.best_epoch = key, epoch + 1
+                self.best_weights = [w.copy() for w in self.model.get_weights()]
+        self._report("epoch", self.steps, logs)
+
+
+def _batches(split: LoadedSplit, n_classes: int, batch_size: int, seed: int, repeat: bool):
+    import tensorflow as tf  # the tf.data input pipeline; Keras 3 takes it directly
+
+    onehot = keras.utils.to_categorical(split.labels, n_classes).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((split.images, onehot))
+    data = data.shuffle(len(split.labels), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        data = data.repeat()
+    return data.batch(batch_size).prefetch(2)
+
+
+def train(
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    cache: DecodeCache | None = None,
+) -> TrainResult:
+    """Train a model on `dataset` and evaluate it on the validation photos.
+
+    Raises DatasetError when there are too few readable training photos.
+    """
+    config = config or TrainConfig()
+    keras.utils.set_random_seed(config.seed)
+    train_split = load_split(dataset.train, config.image_size, cache=cache)
+    val_split = load_split(dataset.validation, config.image_size, cache=cache)
+    present = set(train_split.labels.tolist())
+    missing = [name for i, name in enumerate(dataset.classes) if i not in present]
+    if missing:
+        raise DatasetError(f"No readable training photos for: {', '.join(missing)}")
+
+    n_classes = len(dataset.classes)
+    model = make_model(
+        config.arch, n_classes, config.image_size, config.augmentation, seed=config.seed
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    steps = config.steps_per_epoch or -(-len(train_split.labels) // config.batch_size)
+    has_validation = len(val_split.labels) > 0
+    reporter = _Reporter(
+        config.epochs, steps, on_progress, should_stop, track_best=config.restore_best
+    )
+    started = time.perf_counter()
+    history = model.fit(
+        _batches(
+            train_split,
+            n_classes,
+            config.batch_size,
+            config.seed,
+            repeat=config.steps_per_epoch is not None,
+        ),
+        steps_per_epoch=config.steps_per_epoch,
+        epochs=config.epochs,
+        validation_data=(
+            (val_split.images, keras.utils.to_categorical(val_split.labels, n_classes))
+            if has_validation
+            else None
+        ),
+        callbacks=[reporter, *callbacks],
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    if config.restore_best and reporter.best_weights is not None:
+        model.set_weights(reporter.best_weights)
+    best_epoch = reporter.best_epoch if config.restore_best else reporter.epochs_run
+
+    evaluation = evaluate_arrays(model, val_split, dataset.classes) if has_validation else None
+    return TrainResult(
+        model=model,
+        classes=dataset.classes,
+        config=config,
+        history={k: [float(v) for v in values] for k, values in history.history.items()},
+        evaluation=evaluation,
+        seconds=seconds,
+        epochs_run=reporter.epochs_run,
+        best_epoch=best_epoch,
+        stopped=reporter.stopped,
+        dataset_fingerprint=dataset.fingerprint(),
+        skipped=[
+            {"path": str(s.path), "reason": s.reason}
+            for s in (*dataset.skipped, *train_split.failed, *val_split.failed)
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """k-fold cross-validation: every photo is validated once, by a model that never saw it."""
+
+    folds: int
+    fold_accuracies: list[float]
+    accuracy: float  # pooled over all photos (= mean for equal folds)
+    evaluation: Evaluation  # pooled confusion matrix, per-class scores, mistakes
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {
+            "folds": self.folds,
+            "fold_accuracies": self.fold_accuracies,
+            "accuracy": self.accuracy,
+            "std": float(np.std(self.fold_accuracies)),
+            "seconds": self.seconds,
+            **{k: v for k, v in self.evaluation.to_dict().items() if k != "accuracy"},
+        }
+
+
+def crossval(
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    *,
+    folds: int = 5,
+    on_fold: Callable[[int, int, Evaluation], None] | None = None,
+    cache: DecodeCache | None = None,
+) -> CrossValidation:
+    """Stratified k-fold cross-validation over all photos of `dataset`.
+
+    Each fold trains to its last epoch (no best-epoch selection), since picking weights
+    by validation score would make the estimate optimistic.
+    """
+    from .dataset import kfold
+    from .evaluation import score
+
+    config = dataclasses.replace(config or TrainConfig(), restore_best=False)
+    started = time.perf_counter()
+    probabilities, labels, paths, accuracies = [], [], [], []
+    for index, fold in enumerate(kfold(dataset, folds, seed=config.seed), start=1):
+        result = train(fold, config, cache=cache)
+        split = load_split(fold.validation, config.image_size, cache=cache)
+        probabilities.append(result.model.predict(split.images, batch_size=32, verbose=0))
+        labels.append(split.labels)
+        paths += split.paths
+        accuracies.append(result.evaluation.accuracy)
+        if on_fold:
+            on_fold(index, folds, result.evaluation)
+        keras.backend.clear_session()  # free the fold's graph before the next
+    pooled = score(np.concatenate(probabilities), np.concatenate(labels), dataset.classes, paths)
+    return CrossValidation(
+        folds=folds,
+        fold_accuracies=accuracies,
+        accuracy=pooled.accuracy,
+        evaluation=pooled,
+        seconds=time.perf_counter() - started,
+    )
