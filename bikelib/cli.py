@@ -1,0 +1,253 @@
+"""The command line: train, evaluate, crossval, predict (`python -m bikelib ...`).
+
+This is the contract other tools script against. Results go to stdout (`--json` for
+machines), progress to stderr. Exit codes: 0 success, 1 some images could not be
+read (the rest still processed), 2 nothing could be done (bad usage, unreadable data,
+missing or broken model), always with one `error: ...` line and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import BikeLibError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter would drown the one line a user needs.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, redrawn after every batch."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
+        self.stream, self.width = stream, width
+
+    def __call__(self, progress) -> None:
+        filled = int(self.width * progress.step / max(progress.steps, 1))
+        bar = "#" * filled + "." * (self.width - filled)
+        left = progress.seconds_left
+        eta = f" ~{left:.0f}s left" if left is not None else ""
+        logs = progress.logs
+        scores = " ".join(
+            f"{key} {logs[key]:.3f}"
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+            if key in logs
+        )
+        line = f"\repoch {progress.epoch}/{progress.epochs} [{bar}] {scores}{eta}"
+        self.stream.write(line.ljust(110))
+        if progress.kind == "epoch":
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _config_from_args(args):
+    from .training import TrainConfig
+
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "image_size": args.image_size,
+        "val_fraction": args.val_split,
+        "seed": args.seed,
+    }
+    return TrainConfig.recommended(
+        args.arch, **{k: v for k, v in overrides.items() if v is not None}
+    )
+
+
+def cmd_train(args) -> int:
+    from .artifacts import save_model
+    from .dataset import open_dataset
+    from .training import train
+
+    config = _config_from_args(args)
+    dataset = open_dataset(args.data, val_fraction=config.val_fraction, seed=config.seed)
+    print(
+        f"training '{config.arch}' on {len(dataset.train)} photos of {len(dataset.classes)} "
+        f"bikes, validating on {len(dataset.validation)}",
+        file=sys.stderr,
+    )
+    result = train(dataset, config, on_progress=_ProgressBar() if not args.quiet else None)
+    out = save_model(result, args.out)
+    metrics = {**result.metrics, "seconds": round(result.seconds, 1), "model": str(out)}
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        accuracy = metrics.get("val_accuracy")
+        score = f"validation accuracy {accuracy:.1%}, " if accuracy is not None else ""
+        print(f"{score}trained in {result.seconds:.0f}s, saved to {out}")
+    for skipped in result.skipped:
+        print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
+    return EXIT_SOME_FAILED if result.skipped else EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .artifacts import load_model
+    from .dataset import load_split, open_dataset
+    from .errors import DatasetError
+    from .evaluation import score
+
+    classifier = load_model(args.model)
+    dataset = open_dataset(args.data, val_fraction=0.0)
+    samples = dataset.validation if dataset.given_split else dataset.samples
+    unknown = sorted(set(dataset.classes) - set(classifier.classes))
+    if unknown:
+        raise DatasetError(
+            f"The model does not know these classes of the data: {', '.join(unknown)}"
+        )
+    # Relabel by name: the data may have fewer classes than the model, in another order.
+    remap = {i: classifier.classes.index(name) for i, name in enumerate(dataset.classes)}
+    split = load_split(samples, classifier.image_size)
+    labels = [remap[int(label)] for label in split.labels]
+    probabilities = classifier.predict_arrays(split.images)
+    evaluation = score(probabilities, labels, classifier.classes, split.paths)
+    report = evaluation.to_dict()
+    report["failed"] = [{"path": str(f.path), "reason": f.reason} for f in split.failed]
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"accuracy {evaluation.accuracy:.1%} ({evaluation.n} photos), "
+            f"loss {evaluation.loss:.3f}"
+        )
+        for row in evaluation.per_class:
+            print(
+                f"  {row['class']:<24} precision {row['precision']:.0%}  "
+                f"recall {row['recall']:.0%}  ({row['support']} photos)"
+            )
+        for miss in evaluation.misclassified:
+            print(
+                f"  wrong: {miss['path']} is {miss['true']}, "
+                f"taken for {miss['predicted']} ({miss['confidence']:.0%})"
+            )
+    for failed in split.failed:
+        print(f"error: {failed.reason}", file=sys.stderr)
+    return EXIT_SOME_FAILED if split.failed else EXIT_OK
+
+
+def cmd_crossval(args) -> int:
+    from .dataset import open_dataset
+    from .training import crossval
+
+    config = _config_from_args(args)
+    dataset = open_dataset(args.data, val_fraction=0.0)
+
+    def on_fold(index, folds, evaluation):
+        print(f"fold {index}/{folds}: accuracy {evaluation.accuracy:.1%}", file=sys.stderr)
+
+    result = crossval(dataset, config, folds=args.folds, on_fold=on_fold)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        folds = ", ".join(f"{a:.0%}" for a in result.fold_accuracies)
+        print(
+            f"{result.folds}-fold accuracy {result.accuracy:.1%} (folds: {folds}) "
+            f"in {result.seconds:.0f}s"
+        )
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    from .artifacts import load_model
+
+    classifier = load_model(args.model)
+    results = classifier.predict_many([Path(p) for p in args.images])
+    rows = []
+    for image, result in zip(args.images, results, strict=True):
+        if isinstance(result, BikeLibError):
+            rows.append({"image": image, "error": str(result)})
+        else:
+            rows.append(
+                {
+                    "image": image,
+                    "label": result.label,
+                    "confidence": result.confidence,
+                    "probabilities": result.probabilities,
+                }
+            )
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            if "error" in row:
+                print(f"{row['image']}: error: {row['error']}")
+            else:
+                print(f"{row['image']}: {row['label']} ({row['confidence']:.0%})")
+    failed = [row for row in rows if "error" in row]
+    for row in failed:
+        print(f"error: {row['error']}", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    # No `choices=` from the model registry: that would import TensorFlow for `--help`.
+    parser.add_argument("--arch", default="default", help="default (recommended) or seed (2018)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--val-split", type=float, help="validation fraction if DATA has no split")
+    parser.add_argument("--seed", type=int)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bikelib", description="Learn to recognise specific bicycles from photos."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model on a folder or zip of photos")
+    train.add_argument("data")
+    train.add_argument("--out", required=True, help="model directory to write")
+    _add_training_options(train)
+    train.add_argument("--json", action="store_true")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved model on labelled photos")
+    evaluate.add_argument("model")
+    evaluate.add_argument("data")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    cv = commands.add_parser("crossval", help="k-fold cross-validation of a training recipe")
+    cv.add_argument("data")
+    cv.add_argument("--folds", type=int, default=5)
+    _add_training_options(cv)
+    cv.add_argument("--json", action="store_true")
+    cv.set_defaults(run=cmd_crossval)
+
+    predict = commands.add_parser("predict", help="which bike is in each photo")
+    predict.add_argument("model")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(run=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    try:
+        code = args.run(args)
+    except BikeLibError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    if args.command in ("train", "crossval"):
+        print(f"done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    return code
