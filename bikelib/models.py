@@ -49,17 +49,13 @@ class Augmentation:
         return chosen
 
 
-def _augmentation_block(augmentation: Augmentation | None, seed: int | None) -> keras.Sequential:
-    return keras.Sequential(
-        (augmentation.layers(seed) if augmentation else []), name="augmentation"
-    )
-
-
 def _preprocess(image_size: int, augmentation: Augmentation | None, seed: int | None):
     """Input of any size -> resized, (augmented when training,) rescaled to [0, 1]."""
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
-    x = _augmentation_block(augmentation, seed)(x)
+    chosen = augmentation.layers(seed) if augmentation else []
+    if chosen:  # an empty Sequential cannot be built; no augmentation is no block
+        x = keras.Sequential(chosen, name="augmentation")(x)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     return inputs, x
 

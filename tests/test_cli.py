@@ -1,0 +1,84 @@
+"""The command-line contract: outputs, JSON shapes and exit codes (0, 1, 2)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bikelib.cli import main
+
+FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from conftest import write_dataset
+
+    data = write_dataset(tmp_path_factory.mktemp("cli") / "data", split=True)
+    out = tmp_path_factory.mktemp("cli") / "model"
+    assert main(["train", str(data), "--out", str(out), "--quiet", *FAST]) == 0
+    return data, out
+
+
+def test_train_writes_a_model_and_reports(model_dir, capsys):
+    _, out = model_dir
+    assert (out / "model.keras").is_file() and (out / "model.json").is_file()
+
+
+def test_evaluate_json_has_the_promised_fields(model_dir, capsys):
+    data, out = model_dir
+    assert main(["evaluate", str(out), str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "loss", "n", "classes", "confusion_matrix", "per_class"} <= set(report)
+    assert report["n"] == 6  # the given validation split only
+
+
+def test_predict_json_gives_an_error_entry_for_a_bad_image_and_exit_1(model_dir, capsys):
+    data, out = model_dir
+    good = next((data / "validation" / "red-bike").iterdir())
+    assert main(["predict", str(out), str(good), "missing.jpg", "--json"]) == 1
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert rows[0]["image"] == str(good) and rows[0]["label"] in rows[0]["probabilities"]
+    assert set(rows[0]) == {"image", "label", "confidence", "probabilities"}
+    assert rows[1]["image"] == "missing.jpg" and "file not found" in rows[1]["error"]
+    assert "error: missing.jpg: file not found" in captured.err
+
+
+def test_crossval_json(model_dir, capsys):
+    data, _ = model_dir
+    assert main(["crossval", str(data), "--folds", "2", "--json", *FAST]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["fold_accuracies"]) == 2 and report["n"] == 18
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "no-such-model", "x.jpg"], "error: No saved model at no-such-model"),
+        (["train", "no-such-data", "--out", "m"], "error: Dataset not found: no-such-data"),
+        (["evaluate", "no-such-model", "data"], "error: No saved model"),
+    ],
+)
+def test_unusable_input_is_one_error_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and "Traceback" not in err
+
+
+def test_bad_settings_exit_2_without_traceback(tiny_dataset, tmp_path, capsys):
+    argv = ["train", str(tiny_dataset), "--out", str(tmp_path / "m"), "--epochs", "0"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: Invalid setting: epochs must be between 1 and 1000"
+    )
+
+
+def test_module_entry_point_and_usage_errors():
+    # A real `python -m bikelib` process: usage errors exit 2 with argparse's one line.
+    run = subprocess.run(
+        [sys.executable, "-m", "bikelib", "frobnicate"], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert "invalid choice: 'frobnicate'" in run.stderr and "Traceback" not in run.stderr

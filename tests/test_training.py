@@ -1,0 +1,169 @@
+"""Training, evaluation and saved models, on tiny generated photos (seconds, not minutes)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bikelib import (
+    ConfigError,
+    ModelLoadError,
+    ModelNotFoundError,
+    TrainConfig,
+    crossval,
+    export_zip,
+    list_models,
+    load_model,
+    make_model,
+    open_dataset,
+    save_model,
+    train,
+)
+from bikelib.evaluation import score
+
+FAST = {"image_size": 32, "batch_size": 8, "epochs": 3}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small training run shared by the tests that only read its result."""
+    from conftest import write_dataset
+
+    root = write_dataset(tmp_path_factory.mktemp("data") / "tiny")
+    dataset = open_dataset(root, val_fraction=0.34, seed=0)
+    reports = []
+    result = train(dataset, TrainConfig(**FAST), on_progress=reports.append)
+    return dataset, result, reports
+
+
+def test_train_reports_progress_and_history(trained):
+    dataset, result, reports = trained
+    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 3 for v in result.history.values())
+    epochs = [r for r in reports if r.kind == "epoch"]
+    batches = [r for r in reports if r.kind == "batch"]
+    assert [r.epoch for r in epochs] == [1, 2, 3]
+    assert len(batches) == 3 * 2  # 12 training photos in batches of 8
+    assert epochs[-1].fraction == 1.0 and epochs[-1].seconds_left == 0
+    assert "val_accuracy" in epochs[0].logs
+    assert result.classes == dataset.classes and not result.stopped
+
+
+def test_restored_best_epoch_is_what_gets_evaluated(trained):
+    _, result, _ = trained
+    best = result.history["val_accuracy"][result.best_epoch - 1]
+    assert result.best_epoch >= 1
+    assert result.evaluation.accuracy == pytest.approx(max(result.history["val_accuracy"]))
+    assert result.evaluation.accuracy == pytest.approx(best)
+    assert result.metrics["val_accuracy"] == result.evaluation.accuracy
+
+
+def test_stop_request_ends_training_after_the_current_batch(tiny_dataset):
+    dataset = open_dataset(tiny_dataset)
+    batches = []
+    result = train(
+        dataset,
+        TrainConfig(**{**FAST, "epochs": 50}),
+        on_progress=lambda p: batches.append(p) if p.kind == "batch" else None,
+        should_stop=lambda: len(batches) >= 3,
+    )
+    assert result.stopped and result.epochs_run == 2
+    assert len(batches) == 3
+    assert result.evaluation is not None  # the best weights so far are kept and scored
+
+
+def test_same_seed_same_result(tiny_dataset):
+    dataset = open_dataset(tiny_dataset)
+    config = TrainConfig(**{**FAST, "epochs": 2})
+    first, second = train(dataset, config), train(dataset, config)
+    assert first.history["loss"] == pytest.approx(second.history["loss"], rel=1e-5)
+
+
+def test_seed_cnn_is_the_2018_network():
+    model = make_model("seed", 5, 150)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    body = kinds[kinds.index("Rescaling") + 1 :]
+    assert body == ["Conv2D", "MaxPooling2D"] * 4 + ["Flatten", "Dense", "Dropout", "Dense"]
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [32, 32, 64, 64]
+    assert all(c.kernel_size == (5, 5) for c in convs)
+    assert model.output_shape == (None, 5)
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="architecture"):
+        TrainConfig(arch="resnet")
+
+
+def test_score_counts_confusions_and_mistakes():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    evaluation = score(probabilities, [0, 1, 1], ["a", "b"], ["x.jpg", "y.jpg", "z.jpg"])
+    assert evaluation.accuracy == pytest.approx(2 / 3)
+    assert evaluation.confusion_matrix == [[1, 0], [1, 1]]
+    assert evaluation.per_class[0] == {"class": "a", "precision": 0.5, "recall": 1.0, "support": 1}
+    assert evaluation.misclassified == [
+        {"path": "z.jpg", "true": "b", "predicted": "a", "confidence": 0.6}
+    ]
+    assert evaluation.loss == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(0.4)) / 3)
+
+
+def test_saved_model_describes_itself_and_predicts_the_same(trained, tmp_path):
+    dataset, result, _ = trained
+    directory = save_model(result, tmp_path / "models" / "tiny")
+    meta = json.loads((directory / "model.json").read_text())
+    assert meta["classes"] == list(dataset.classes)
+    assert meta["image_size"] == 32 and meta["architecture"] == "default"
+    assert meta["config"]["epochs"] == 3
+    assert meta["metrics"]["val_accuracy"] == result.evaluation.accuracy
+    assert {"val_loss", "train_seconds"} <= set(meta["metrics"])
+    assert len(meta["history"]["loss"]) == 3 and meta["dataset_fingerprint"]
+    assert {"keras", "tensorflow", "numpy", "pillow"} <= set(meta["versions"])
+
+    classifier = load_model(directory)
+    photo = dataset.validation[0].path
+    prediction = classifier.predict(photo)
+    assert prediction.label in dataset.classes
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    direct = result.model.predict(classifier.decode(photo)[None], verbose=0)[0]
+    assert prediction.confidence == pytest.approx(float(direct.max()), abs=1e-5)
+    assert [m["path"] for m in list_models(tmp_path / "models")] == [str(directory)]
+    assert len(export_zip(directory)) > 1000
+
+
+def test_saving_over_a_model_replaces_it_whole(trained, tmp_path):
+    _, result, _ = trained
+    target = tmp_path / "m"
+    save_model(result, target)
+    (target / "stale.txt").write_text("from the old model")
+    save_model(result, target)
+    assert sorted(p.name for p in target.iterdir()) == ["model.json", "model.keras"]
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no staging folders left
+
+
+def test_broken_model_directories_say_what_is_wrong(trained, tmp_path):
+    _, result, _ = trained
+    with pytest.raises(ModelNotFoundError):
+        load_model(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError):  # also a FileNotFoundError
+        load_model(tmp_path / "nothing")
+    directory = save_model(result, tmp_path / "m")
+    (directory / "model.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load_model(directory)
+    save_model(result, directory)
+    (directory / "model.keras").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        load_model(directory)
+    (directory / "model.keras").unlink()
+    with pytest.raises(ModelLoadError, match=r"model\.keras missing"):
+        load_model(directory)
+
+
+def test_crossval_validates_each_photo_once(tiny_dataset):
+    dataset = open_dataset(tiny_dataset)
+    result = crossval(dataset, TrainConfig(**{**FAST, "epochs": 1}), folds=2)
+    assert len(result.fold_accuracies) == 2
+    assert result.evaluation.n == 18
+    assert 0.0 <= result.accuracy <= 1.0
