@@ -1,0 +1,129 @@
+"""Accuracy and training time of the recipes on the real photos (the issue's targets).
+
+On ../shared/datasets/umea-bikes with its original split (80 train, 20 validation):
+  - `default`: validation accuracy per seed (final epoch, no best-epoch selection, so
+    the validation photos never choose the model) and fit seconds;
+  - `seed` (the 2018 network) under this pipeline, with the same epochs as `default`;
+  - `2018`: the 2018 recipe as published: seed CNN, 5 epochs of 80 batches of 16,
+    zoom 0.2 + horizontal flips only;
+  - a colour-histogram nearest neighbour (no learning) as the floor;
+  - k-fold cross-validation of `default` over all 100 photos.
+
+    python bench/accuracy.py [--seeds 5] [--only default,seed,2018,histogram,crossval]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+from common import machine, require_shared_bikes, table
+
+from bikelib import load_split, open_dataset
+
+RECIPES = ("histogram", "default", "seed", "2018", "crossval")
+
+
+def colour_histogram_knn(dataset) -> float:
+    """1-nearest-neighbour on 8x8x8 RGB histograms (chi-square distance)."""
+
+    def histograms(samples):
+        split = load_split(samples, 128)
+        bins = (split.images // 32).reshape(len(split.images), -1, 3).astype(np.int64)
+        flat = bins[..., 0] * 64 + bins[..., 1] * 8 + bins[..., 2]
+        hist = np.stack([np.bincount(row, minlength=512) for row in flat]).astype(float)
+        return hist / hist.sum(axis=1, keepdims=True), split.labels
+
+    train_h, train_y = histograms(dataset.train)
+    val_h, val_y = histograms(dataset.validation)
+    distance = ((val_h[:, None] - train_h[None]) ** 2) / (val_h[:, None] + train_h[None] + 1e-9)
+    predicted = train_y[distance.sum(axis=2).argmin(axis=1)]
+    return float((predicted == val_y).mean())
+
+
+def config_for(recipe: str, seed: int):
+    from bikelib import Augmentation, TrainConfig
+
+    if recipe == "2018":
+        return TrainConfig(
+            arch="seed",
+            image_size=150,
+            epochs=5,
+            steps_per_epoch=80,
+            batch_size=16,
+            learning_rate=1e-3,
+            seed=seed,
+            restore_best=False,
+            augmentation=Augmentation(
+                zoom=0.2, flip=True, rotation=0, translation=0, brightness=0, contrast=0
+            ),
+        )
+    return TrainConfig.recommended(recipe, seed=seed, restore_best=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--only", default=",".join(RECIPES))
+    parser.add_argument("--json", help="also write the raw numbers to this file")
+    args = parser.parse_args()
+    import keras
+
+    from bikelib import crossval, train
+
+    dataset = open_dataset(require_shared_bikes())
+    chosen = args.only.split(",")
+    rows, raw = [], {}
+    if "histogram" in chosen:
+        accuracy = colour_histogram_knn(dataset)
+        raw["histogram"] = accuracy
+        rows.append(["colour histogram 1-NN (no learning)", f"{accuracy:.0%}", "", "", "", ""])
+    for recipe in (r for r in ("default", "seed", "2018") if r in chosen):
+        accuracies, seconds = [], []
+        for seed in range(args.seeds):
+            result = train(dataset, config_for(recipe, seed))
+            accuracies.append(result.evaluation.accuracy)
+            seconds.append(result.seconds)
+            print(f"{recipe} seed {seed}: {accuracies[-1]:.0%} in {seconds[-1]:.0f}s", flush=True)
+            keras.backend.clear_session()
+        config = config_for(recipe, 0)
+        steps = config.steps_per_epoch or -(-len(dataset.train) // config.batch_size)
+        raw[recipe] = {"accuracies": accuracies, "seconds": seconds}
+        rows.append(
+            [
+                f"{recipe} ({config.arch}, {config.image_size}px, {config.epochs} x {steps} steps)",
+                f"{statistics.mean(accuracies):.1%}",
+                f"{min(accuracies):.0%}",
+                f"{max(accuracies):.0%}",
+                " ".join(f"{a:.0%}" for a in accuracies),
+                f"{statistics.mean(seconds):.0f} s",
+            ]
+        )
+    if "crossval" in chosen:
+        started = time.perf_counter()
+        result = crossval(dataset, config_for("default", 0), folds=args.folds)
+        raw["crossval"] = result.to_dict()
+        folds = " ".join(f"{a:.0%}" for a in result.fold_accuracies)
+        rows.append(
+            [
+                f"default, {args.folds}-fold cross-validation (100 photos)",
+                f"{result.accuracy:.1%}",
+                f"{min(result.fold_accuracies):.0%}",
+                f"{max(result.fold_accuracies):.0%}",
+                folds,
+                f"{(time.perf_counter() - started) / args.folds:.0f} s/fold",
+            ]
+        )
+    print(f"\nValidation accuracy on umea-bikes (original split), {machine()}\n")
+    print(table(["recipe", "mean", "worst", "best", "per seed / fold", "fit time"], rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
