@@ -25,11 +25,11 @@ class Augmentation:
     """
 
     flip: bool = True
-    zoom: float = 0.2  # fraction the view may zoom in or out
-    rotation: float = 10.0  # degrees either way (a tilted phone)
+    zoom: float = 0.3  # fraction the view may zoom in or out (close-ups and distant shots)
+    rotation: float = 18.0  # degrees either way (a tilted phone)
     translation: float = 0.1  # fraction of the side the view may shift
-    brightness: float = 0.2  # fraction of the value range
-    contrast: float = 0.2
+    brightness: float = 0.15  # fraction of the value range (sun, overcast)
+    contrast: float = 0.15
 
     def layers(self, seed: int | None = None) -> list[layers.Layer]:
         """The Keras random layers for these settings (pixel values 0-255)."""
@@ -37,11 +37,15 @@ class Augmentation:
         if self.flip:
             chosen.append(layers.RandomFlip("horizontal", seed=seed))
         if self.rotation:
-            chosen.append(layers.RandomRotation(self.rotation / 360.0, seed=seed))
+            # Reflected borders look like more ground or wall, not black corners.
+            chosen.append(layers.RandomRotation(self.rotation / 360.0, "reflect", seed=seed))
         if self.zoom:
-            chosen.append(layers.RandomZoom((-self.zoom, self.zoom), seed=seed))
+            chosen.append(
+                layers.RandomZoom((-self.zoom, self.zoom), fill_mode="reflect", seed=seed)
+            )
         if self.translation:
-            chosen.append(layers.RandomTranslation(self.translation, self.translation, seed=seed))
+            shift = self.translation
+            chosen.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed))
         if self.brightness:
             chosen.append(layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=seed))
         if self.contrast:
@@ -73,15 +77,41 @@ def seed_cnn(num_classes: int, image_size: int = 150, augmentation=None, seed=No
     return keras.Model(inputs, outputs, name="seed")
 
 
-def default_cnn(num_classes: int, image_size: int = 128, augmentation=None, seed=None):
-    """A compact CNN with global pooling: few weights, so 80 photos can train it."""
+def _conv_bn_relu(x, filters: int, strides: int = 1, separable: bool = True):
+    conv = layers.SeparableConv2D if separable else layers.Conv2D
+    x = conv(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+    # momentum 0.9, not Keras' 0.99: with 5 batches an epoch the moving statistics
+    # must settle within a few dozen steps, or evaluation sees stale ones.
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    return layers.Activation("relu")(x)
+
+
+def default_cnn(num_classes: int, image_size: int = 96, augmentation=None, seed=None):
+    """A compact separable CNN beside a learned colour histogram (about 51k weights).
+
+    Why this shape, for 80 photos and 2 CPU cores:
+    - separable convolutions: 2.5x faster than plain ones here, with few weights;
+    - global average AND max pooling: a bike may fill the photo or be a small part of
+      it, and max pooling keeps a small but telling part (a basket, a saddle);
+    - the colour-histogram branch (1x1 convolution into 32 soft colour bins, averaged
+      over the photo) learns which colours identify a bike; alone it learns little,
+      beside the CNN it settles the red-versus-orange and black-versus-green cases.
+    """
     inputs, x = _preprocess(image_size, augmentation, seed)
-    for filters in (32, 64, 128, 192):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D(2)(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    y = _conv_bn_relu(x, 32, strides=2, separable=False)
+    for filters in (64, 128, 256):
+        y = _conv_bn_relu(y, filters)
+        y = layers.MaxPooling2D(2)(y)
+    features = [layers.GlobalAveragePooling2D()(y), layers.GlobalMaxPooling2D()(y)]
+
+    colours = layers.AveragePooling2D(2)(x)
+    colours = layers.Conv2D(32, 1, name="colour_bins")(colours)
+    colours = layers.Softmax(axis=-1)(colours)
+    colours = layers.GlobalAveragePooling2D(name="colour_histogram")(colours)
+    # Bin shares are tiny numbers next to CNN features; normalising lets both count.
+    features.append(layers.BatchNormalization(momentum=0.9)(colours))
+
+    x = layers.Concatenate()(features)
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="default")
