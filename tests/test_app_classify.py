@@ -1,0 +1,110 @@
+"""AppTest: the Classify page with a real (tiny) model: one photo, many, the camera."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from conftest import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
+from streamlit.testing.v1 import AppTest
+
+from bikelib import TrainConfig, load_model, open_dataset, save_model, train
+
+APP = str(ROOT / "streamlit_app.py")
+
+
+@pytest.fixture(scope="module")
+def shipped_model(tmp_path_factory):
+    """A small real model, standing where the demo model is shipped."""
+    root = tmp_path_factory.mktemp("classify")
+    dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
+    result = train(dataset, TrainConfig(epochs=6, image_size=32, batch_size=8))
+    return save_model(result, root / "demo-model", name="demo model")
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch, shipped_model):
+    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(tmp_path / "sessions"))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(shipped_model))
+    return tmp_path
+
+
+def classify_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/classify.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def photo(bike: str, seed: int, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    synthetic_photo(CLASS_COLOURS[bike], seed).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def answers(at) -> list[str]:
+    """The predicted bike of each photo card ("### <bike>" headings)."""
+    headings = [m.value for m in at.markdown if m.value.startswith("### ")]
+    return [h.split("  \n")[0].removeprefix("### ") for h in headings]
+
+
+def expected(model_dir, *photos: bytes) -> list[str]:
+    """What the library itself predicts: the page must show exactly that."""
+    classifier = load_model(model_dir)
+    return [classifier.predict(p).label for p in photos]
+
+
+def test_without_any_model_it_asks_to_train_one_first(app_env, monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(app_env / "none"))
+    at = classify_page()
+    assert at.info[0].value == "There is no model yet: train a model first."
+    assert not at.file_uploader
+
+
+def test_the_shipped_model_is_ready_on_first_start(app_env, shipped_model):
+    at = classify_page()
+    assert at.selectbox[0].value == str(shipped_model)
+    assert "demo model · default ·" in at.selectbox[0].format_func(at.selectbox[0].value)
+    assert at.caption[0].value == "Knows 3 bikes: blue-bike, green-bike, red-bike."
+    assert at.info[0].value.startswith("Upload a photo of a bike")
+
+
+def test_one_photo_gets_a_bike_and_every_class_probability(app_env, shipped_model):
+    at = classify_page()
+    red = photo("red-bike", 900)
+    at.file_uploader[0].set_value(("red.png", red, "image/png")).run()
+    assert not at.exception and not at.error
+    assert answers(at) == expected(shipped_model, red)
+    assert len(at.get("vega_lite_chart")) == 1  # the probabilities of all three bikes
+    assert at.image[0].captions == ["red.png"]
+    assert not at.dataframe  # the table is for many photos
+
+
+def test_many_photos_get_a_sortable_table_and_a_bad_one_an_error(app_env, shipped_model):
+    at = classify_page()
+    blue, green = photo("blue-bike", 901, "JPEG"), photo("green-bike", 902)
+    uploads = [
+        ("blue.jpg", blue, "image/jpeg"),
+        ("green.png", green, "image/png"),
+        ("broken.jpg", b"not a photo", "image/jpeg"),
+    ]
+    at.file_uploader[0].set_value(uploads).run()
+    assert not at.exception
+    assert answers(at) == expected(shipped_model, blue, green)
+    assert at.error[0].value == "broken.jpg: not an image Pillow can read"
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["blue.jpg", "green.png"]
+    assert list(table["bike"]) == answers(at)
+    assert table[["blue-bike", "green-bike", "red-bike"]].idxmax(axis=1).tolist() == answers(at)
+    assert table["photo"][0].startswith("data:image/jpeg;base64,")
+    assert table[["blue-bike", "green-bike", "red-bike"]].sum(axis=1).round(4).tolist() == [1, 1]
+
+
+def test_a_camera_photo(app_env, shipped_model):
+    at = classify_page()
+    at.toggle[0].set_value(True).run()
+    shot = photo("green-bike", 903, "JPEG")
+    at.camera_input[0].set_value(("image.jpg", shot, "image/jpeg")).run()
+    assert not at.exception
+    assert answers(at) == expected(shipped_model, shot)

@@ -1,0 +1,150 @@
+"""AppTest: the Dataset page (demo, zip upload, server folder, photos added here, warnings)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from conftest import ROOT, synthetic_photo, write_dataset
+from streamlit.testing.v1 import AppTest
+
+APP = str(ROOT / "streamlit_app.py")
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """A private workspace root and a tiny demo set (3 bikes x 6 photos, given split)."""
+    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(tmp_path / "sessions"))
+    demo = write_dataset(tmp_path / "demo", split=True)
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(demo))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(tmp_path / "no-model"))
+    return tmp_path
+
+
+def dataset_page(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def photo(colour=(200, 40, 40), seed=0, fmt="PNG") -> bytes:
+    buffer = io.BytesIO()
+    synthetic_photo(colour, seed).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_demo_photos_are_shown_with_their_split(app_env):
+    at = dataset_page()
+    assert at.subheader[0].value == "Showing the built-in demo bikes"
+    assert metrics(at) == {"Bikes": "3", "Photos": "18", "Training": "12", "Validation": "6"}
+    grid = at.image[0]
+    assert len(grid.value) == 18
+    assert grid.captions[0] == "blue-bike · train" and grid.captions[-1] == "red-bike · validation"
+    at.selectbox[0].set_value("red-bike").run()
+    assert len(at.image[0].value) == 6
+
+
+def test_statistics_and_warnings_tabs(app_env):
+    at = dataset_page()
+    at.session_state["dataset_tab"] = "Statistics"
+    at.run()
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == 1
+    per_class, sizes = (d.value for d in at.dataframe)
+    assert list(per_class["total"]) == [6, 6, 6]
+    assert sizes.to_dict("records") == [{"width": 96, "height": 72, "photos": 18}]
+    assert any("given by the train/ and validation/ folders" in m.value for m in at.markdown)
+    at.session_state["dataset_tab"] = "Warnings (3)"
+    at.run()
+    assert [w.value for w in at.warning] == [
+        f"'{bike}' has only 6 photo(s); 10 or more per bike, from different angles and places, "
+        "give a model a fair chance"
+        for bike in ("blue-bike", "green-bike", "red-bike")
+    ]
+
+
+def test_a_zip_upload_becomes_the_dataset(app_env):
+    buffer = io.BytesIO()
+    data = write_dataset(app_env / "zipped", per_class=4)
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(data.rglob("*.png")):
+            archive.write(path, f"my-bikes/{path.relative_to(data)}")
+    at = dataset_page()
+    at.button_group[0].set_value("zip").run()
+    at.file_uploader[0].set_value(("my bikes.zip", buffer.getvalue(), "application/zip")).run()
+    assert not at.exception and not at.error
+    assert at.session_state["dataset_source"].endswith("uploads/my_bikes.zip")
+    assert at.subheader[0].value == "Showing uploaded my_bikes.zip"
+    assert metrics(at)["Photos"] == "12"
+
+
+def test_a_broken_zip_is_one_sentence_and_keeps_the_dataset(app_env):
+    at = dataset_page()
+    at.button_group[0].set_value("zip").run()
+    at.file_uploader[0].set_value(("bad.zip", b"not a zip", "application/zip")).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["bad.zip is not a valid zip file"]
+    assert at.subheader[0].value == "Showing the built-in demo bikes"
+
+
+def test_a_folder_on_the_server(app_env, monkeypatch):
+    folder = write_dataset(app_env / "folder", per_class=5)
+    at = dataset_page()
+    at.button_group[0].set_value("folder").run()
+    at.text_input[0].input(str(folder))
+    at.get("form_submit_button")[0].click().run()
+    assert at.session_state["dataset_source"] == str(folder)
+    assert metrics(at)["Photos"] == "15"
+    at.text_input[0].input(str(app_env / "nowhere"))
+    at.get("form_submit_button")[0].click().run()
+    assert [e.value for e in at.error] == [f"Dataset not found: {app_env / 'nowhere'}"]
+    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "0")
+    assert "folder" not in dataset_page().button_group[0].options
+
+
+def test_photos_added_here_by_upload_and_camera(app_env):
+    at = dataset_page()
+    at.button_group[0].set_value("photos").run()
+    at.text_input(key="bike_name").input("red bike").run()
+    at.file_uploader[0].set_value([("a.png", photo(seed=1), "image/png")])
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception and not at.error
+    assert "**red bike**: 1 photos" in at.markdown[-1].value
+    at.text_input(key="bike_name").input("blue bike")
+    at.toggle[0].set_value(True).run()
+    at.camera_input[0].set_value(("image.jpg", photo((40, 70, 200), 2, "JPEG"), "image/jpeg"))
+    at.file_uploader[0].set_value([("b.png", photo((40, 70, 200), 3), "image/png")])
+    at.get("form_submit_button")[0].click().run()
+    assert "**blue bike**: 2 photos · **red bike**: 1 photos" in at.markdown[-1].value
+    next(b for b in at.button if b.label == "Use these photos").click().run()
+    assert at.subheader[0].value == "Showing your photos (added in the browser)"
+    assert metrics(at)["Bikes"] == "2"
+
+
+def test_a_bad_bike_name_is_refused(app_env):
+    at = dataset_page()
+    at.button_group[0].set_value("photos").run()
+    at.text_input(key="bike_name").input("../etc").run()
+    at.file_uploader[0].set_value([("a.png", photo(), "image/png")])
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("A bike name needs 1-50 letters")
+
+
+def test_augmentation_preview(app_env):
+    at = dataset_page()
+    at.session_state["dataset_tab"] = "Augmentation preview"
+    at.run()
+    assert not at.image  # nothing computed (no TensorFlow) until asked
+    next(b for b in at.button if b.label == "Show augmented versions").click().run()
+    assert not at.exception
+    assert len(at.image[0].value) == 8  # the photo and seven versions

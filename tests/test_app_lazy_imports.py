@@ -1,0 +1,51 @@
+"""Home and Dataset open without importing TensorFlow (checked in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, write_dataset
+
+SCRIPT = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+
+at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+errors = [str(e.value) for e in at.exception]
+at.switch_page("pages/dataset.py").run()
+for tab in ("Statistics", "Warnings (3)", "Augmentation preview", "Photos"):
+    at.session_state["dataset_tab"] = tab
+    at.run()
+    errors += [str(e.value) for e in at.exception]
+print(json.dumps({
+    "errors": errors,
+    "images": len(at.image[0].value) if at.image else 0,
+    "heavy": sorted(m for m in ("tensorflow", "keras") if m in sys.modules),
+}))
+"""
+
+
+def test_home_and_dataset_do_not_import_tensorflow(tmp_path):
+    env = {
+        **os.environ,
+        "BIKE_RECOGNITION_WORKDIR": str(tmp_path / "sessions"),
+        "BIKE_RECOGNITION_DEMO_DATA": str(write_dataset(tmp_path / "demo", split=True)),
+        "BIKE_RECOGNITION_DEMO_MODEL": str(tmp_path / "no-model"),
+        "PYTHONPATH": str(ROOT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(ROOT / "streamlit_app.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["errors"] == []
+    assert report["images"] == 18  # the pages really ran
+    assert report["heavy"] == []

@@ -1,0 +1,110 @@
+"""AppTest: the Train page: settings form, a real short training run, stop, results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, write_dataset
+from streamlit.testing.v1 import AppTest
+
+from bikelib import TrainConfig, read_meta
+
+APP = str(ROOT / "streamlit_app.py")
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """A private workspace root and a tiny demo set (3 bikes x 6 photos, given split)."""
+    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(tmp_path / "sessions"))
+    demo = write_dataset(tmp_path / "demo", split=True)
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(demo))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(tmp_path / "no-model"))
+    return tmp_path
+
+
+def train_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def widget(widgets, label):
+    return next(w for w in widgets if w.label == label)
+
+
+def start(at: AppTest, epochs: int) -> None:
+    widget(at.slider, "Epochs").set_value(epochs)
+    widget(at.select_slider, "Image size (pixels)").set_value(32)
+    widget(at.select_slider, "Batch size").set_value(8)
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception and not at.error, at.error
+
+
+def run_until(at: AppTest, condition, timeout=240.0) -> None:
+    """Rerun the page (as the progress fragment does each second) until `condition(at)`."""
+    deadline = time.monotonic() + timeout
+    while not condition(at):
+        assert time.monotonic() < deadline, "timed out waiting for the training"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def test_the_form_starts_from_each_architectures_recipe(app_env):
+    at = train_page()
+    recipe = TrainConfig.recommended("default")
+    assert widget(at.slider, "Epochs").value == recipe.epochs
+    assert widget(at.select_slider, "Image size (pixels)").value == recipe.image_size
+    assert widget(at.slider, "Validation fraction").disabled  # the demo has its own split
+    at.button_group[0].set_value("seed").run()
+    seed = TrainConfig.recommended("seed")
+    assert widget(at.select_slider, "Image size (pixels)").value == seed.image_size
+    assert widget(at.select_slider, "Learning rate").value == seed.learning_rate
+
+
+def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):
+    at = train_page()
+    start(at, epochs=2)
+    assert at.session_state["job"].status().active
+    assert at.get("form_submit_button")[0].disabled  # one run at a time per session
+    run_until(at, lambda at: at.success)  # the first run after the job has finished
+    assert at.success[0].value.startswith("Model saved as **default-")
+    model_dir = Path(at.session_state["model_path"])
+    assert model_dir.parent.parent.parent == app_env / "sessions"  # inside this session
+    assert read_meta(model_dir)["config"]["image_size"] == 32
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Best epoch"].endswith("of 2") and labels["Validation accuracy"].endswith("%")
+    assert len(at.get("vega_lite_chart")) == 4  # loss, accuracy, confusion matrix, past runs
+    assert at.get("download_button")[0].proto.label.startswith("Download this model")
+    runs = at.dataframe[-1].value
+    assert list(runs["architecture"]) == ["default"] and list(runs["epochs"]) == [2]
+
+
+def test_stop_ends_the_run_and_keeps_the_best_model_so_far(app_env):
+    at = train_page()
+    start(at, epochs=300)
+    run_until(at, lambda at: len(at.session_state["job"].status().history) >= 1)
+    widget(at.button, "Stop").click().run()
+    run_until(at, lambda at: at.success)
+    assert "stopped early" in at.success[0].value
+    metrics = read_meta(at.session_state["model_path"])["metrics"]
+    assert metrics["stopped_early"] and metrics["epochs_run"] < 300
+
+
+def test_without_a_dataset_the_page_says_so(app_env, monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(app_env / "missing"))
+    at = train_page()
+    assert at.info[0].value == "Choose a dataset first."
+    assert not at.get("form_submit_button")
+
+
+def test_a_dataset_that_cannot_be_opened_is_one_sentence(app_env):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset_source"] = str(app_env / "gone")
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert at.error[0].value == f"Dataset not found: {app_env / 'gone'}"
