@@ -1,0 +1,185 @@
+"""End to end in a real browser: the app served on 127.0.0.1, driven in headless Chromium.
+
+Opens every page, looks at the demo photos, trains 2 epochs, classifies an uploaded
+photo, and saves a screenshot of each step under $BIKE_TEST_OUTPUT/screenshots
+(default: test-output/screenshots) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SHARED_BIKES, write_dataset
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+]
+DEMO_BIKES = ROOT / "data" / "demo-bikes"
+WIDTH = 1400
+
+
+@pytest.fixture(scope="module")
+def output() -> Path:
+    folder = Path(os.environ.get("BIKE_TEST_OUTPUT") or ROOT / "test-output") / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sync_api():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: Debian's chromium is not installed at {CHROMIUM}")
+    return pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+@pytest.fixture(scope="module")
+def demo_photos(tmp_path_factory) -> Path:
+    """The built-in demo set; until it exists, the 2018 photos or generated ones."""
+    if DEMO_BIKES.is_dir():
+        return DEMO_BIKES
+    if SHARED_BIKES.is_dir():
+        return SHARED_BIKES
+    return write_dataset(tmp_path_factory.mktemp("demo"), per_class=10, split=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(sync_api, demo_photos, output, tmp_path_factory):
+    """`streamlit run` on a free port of 127.0.0.1 with a private workspace; stopped after."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "BIKE_RECOGNITION_WORKDIR": str(tmp_path_factory.mktemp("sessions")),
+        "BIKE_RECOGNITION_DEMO_DATA": str(demo_photos),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    command = [
+        *(sys.executable, "-m", "streamlit", "run", "streamlit_app.py"),
+        *("--server.headless", "true", "--server.address", "127.0.0.1"),
+        *("--server.port", str(port), "--browser.gatherUsageStats", "false"),
+    ]
+    log_path = output.parent / "streamlit-server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 90
+            while True:
+                assert server.poll() is None, f"the app exited: {log_path.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, "the app did not become healthy in 90 s"
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                        if answer.read() == b"ok":
+                            break
+                except OSError:
+                    time.sleep(0.5)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@pytest.fixture(scope="module")
+def page(sync_api, app_url):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(app_url)
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(page, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport."""
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": WIDTH, "height": min(max(height, 900), 6000)})
+    page.wait_for_timeout(1500)  # let charts and images lay out at the new size
+    page.wait_for_function("Array.from(document.images).every(image => image.complete)")
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+
+
+def go_to(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title, level=1).wait_for()
+
+
+def set_slider(page, label: str, steps_from_start: int) -> str:
+    slider = page.get_by_role("slider", name=label)
+    slider.focus()
+    slider.press("Home")
+    for _ in range(steps_from_start):
+        slider.press("ArrowRight")
+    return slider.get_attribute("aria-valuetext")
+
+
+def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output):
+    page.get_by_role("heading", name="Bike Recognition", level=1).wait_for()
+    assert page.get_by_role("heading", name="This session").is_visible()
+    screenshot(page, output / "1-home.png")
+
+    go_to(page, "Dataset")
+    photos = page.locator('[data-testid="stImage"] img')
+    photos.nth(5).wait_for()
+    assert photos.count() >= 6
+    assert page.get_by_text("· train").first.is_visible()
+    screenshot(page, output / "2-dataset.png")
+    page.get_by_role("tab", name="Statistics").click()
+    page.get_by_text("Photos per bike and split").wait_for()
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    screenshot(page, output / "3-dataset-statistics.png")
+
+    go_to(page, "Train")
+    assert set_slider(page, "Epochs", 1) == "2"
+    assert set_slider(page, "Image size (pixels)", 1) == "64"
+    page.get_by_role("button", name="Start training").click()
+    progress = page.get_by_text("Epoch 2 of 2")
+    saved = page.get_by_text("Model saved as")
+    progress.or_(saved).first.wait_for(timeout=180_000)
+    if not saved.is_visible():  # the live view: progress and the first epoch's curves
+        page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=180_000)
+        if not saved.is_visible():
+            screenshot(page, output / "4-training.png")
+    saved.wait_for(timeout=180_000)
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    charts.nth(3).wait_for()  # loss, accuracy, confusion matrix, past runs
+    assert page.get_by_text("Validation accuracy", exact=True).is_visible()
+    screenshot(page, output / "5-trained.png")
+
+    go_to(page, "Classify")
+    sample = next((demo_photos / "validation").rglob("*.*"))
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(sample))
+    verdict = page.get_by_text("% sure")
+    verdict.wait_for()
+    bikes = [p.name for p in (demo_photos / "train").iterdir() if p.is_dir()]
+    heading = page.locator('[data-testid="stMarkdownContainer"] h3').first.inner_text()
+    assert heading.strip() in bikes
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    screenshot(page, output / "6-classify.png")
