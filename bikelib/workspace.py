@@ -319,14 +319,14 @@ def run_rows(models: list[dict]) -> list[dict]:
             {
                 "created": meta.get("created", "")[:16].replace("T", " "),
                 "name": meta.get("name", Path(meta["path"]).name),
+                "val accuracy": metrics.get("val_accuracy"),
                 "architecture": meta.get("architecture"),
                 "epochs": metrics.get("epochs_run", config.get("epochs")),
+                "seconds": metrics.get("train_seconds"),
+                "image size": meta.get("image_size"),
                 "batch size": config.get("batch_size"),
                 "learning rate": config.get("learning_rate"),
-                "image size": meta.get("image_size"),
                 "augmentation": ", ".join(k for k, v in augmentation.items() if v) or "none",
-                "val accuracy": metrics.get("val_accuracy"),
-                "seconds": metrics.get("train_seconds"),
                 "shipped": meta.get("shipped", False),
             }
         )

@@ -39,7 +39,6 @@ def probabilities(prediction: bikelib.Prediction) -> alt.Chart:
             ),
             tooltip=["bike", alt.Tooltip("probability:Q", format=".1%")],
         )
-        .properties(height=36 * len(frame) + 20)
     )
 
 
@@ -108,7 +107,8 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
             right.markdown(f"### {prediction.label}  \n{prediction.confidence:.0%} sure")
             if prediction.confidence < 0.5:
                 right.caption("Not sure: it may be none of the bikes this model knows.")
-            right.altair_chart(probabilities(prediction), width="stretch")
+            chart = probabilities(prediction)
+            right.altair_chart(chart, width="stretch", height=40 * len(classifier.classes) + 60)
 
 if len(rows) > 1:
     st.subheader(f"All {len(rows)} photos")

@@ -15,7 +15,7 @@ import bikelib
 from bikelib import quality
 from bikelib.workspace import Workspace, server_folders_allowed, source_stamp
 
-PER_PAGE = 24
+PER_PAGE = 20
 workspace = Workspace.for_session(st.session_state)
 
 

@@ -54,4 +54,4 @@ state[2].container(border=True).markdown(
 if not source:
     st.info("No demo photos are installed: start with **Data** and upload your own.")
 elif not models:
-    st.info("No model yet: go to **Train** and train one (about a minute on the demo photos).")
+    st.info("No model yet: go to **Train** and train one on the demo photos.")

@@ -31,6 +31,14 @@ AUGMENTATION_ON = {
     "brightness": 0.2,
     "contrast": 0.2,
 }
+FORM_FIELDS = {"arch", "epochs", "batch_size", "learning_rate", "image_size", "augmentation"}
+FORM_FIELDS |= {"val_fraction", "seed"}
+METRIC_NAMES = {
+    "val_accuracy": "validation accuracy",
+    "val_loss": "validation loss",
+    "accuracy": "training accuracy",
+    "loss": "training loss",
+}
 workspace = Workspace.for_session(st.session_state)
 
 
@@ -121,10 +129,8 @@ def results(meta: dict) -> None:
                 for j, n in enumerate(row)
             ]
         )
-        base = (
-            alt.Chart(cells, title="Confusion matrix: rows are the true bike")
-            .encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
-            .properties(height=max(200, 56 * len(classes)))
+        base = alt.Chart(cells, title="Confusion matrix: rows are the true bike").encode(
+            x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes)
         )
         heat = base.mark_rect().encode(color=alt.Color("photos:Q", scale=alt.Scale(scheme="blues")))
         text = base.mark_text(fontSize=18).encode(
@@ -134,7 +140,7 @@ def results(meta: dict) -> None:
             ),
         )
         left, right = st.columns(2)
-        left.altair_chart(heat + text, width="stretch")
+        left.altair_chart(heat + text, width="stretch", height=48 * len(classes) + 110)
         per_class = pd.DataFrame(evaluation["per_class"]).rename(
             columns={"recall": "accuracy", "support": "photos"}
         )[["class", "accuracy", "precision", "photos"]]
@@ -233,6 +239,12 @@ with st.form(f"settings-{arch}"):
         right.caption("This data has train/ and validation/ folders: they decide the split.")
     seed = right.number_input("Seed", 0, 2**31 - 1, recipe.seed, help="Same seed, same model")
     start = st.form_submit_button("Start training", type="primary", disabled=running)
+others = {
+    field.name.replace("_", " "): getattr(recipe, field.name)
+    for field in dataclasses.fields(recipe)
+    if field.name not in FORM_FIELDS and getattr(recipe, field.name) is not None
+}
+st.caption("Also from the recipe: " + ", ".join(f"{k}: {v}" for k, v in others.items()))
 
 if start and not running:
     try:
@@ -287,25 +299,31 @@ if models:
     )
     results(next(m for m in models if m["path"] == picked))
     st.header("Past runs")
+    runs = pd.DataFrame(run_rows(models))
+    runs["name"] += runs.pop("shipped").map({True: " (shipped)", False: ""})
     st.dataframe(
-        pd.DataFrame(run_rows(models)),
+        runs,
         hide_index=True,
-        column_config={"val accuracy": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "seconds": st.column_config.NumberColumn(format="%.0f"),
+        },
     )
     metric = st.segmented_control(
         "Compare",
-        ["val_accuracy", "val_loss", "accuracy", "loss"],
+        list(METRIC_NAMES),
+        format_func=METRIC_NAMES.get,
         default="val_accuracy",
         required=True,
     )
     rows = [r for r in curve_rows(models) if r["metric"] == metric]
     if rows:
         overlay = (
-            alt.Chart(pd.DataFrame(rows), title=f"{metric} per epoch, all runs")
+            alt.Chart(pd.DataFrame(rows), title=f"{METRIC_NAMES[metric]} per epoch, all runs")
             .mark_line(point=True)
             .encode(
                 x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d")),
-                y=alt.Y("value:Q", title=metric),
+                y=alt.Y("value:Q", title=METRIC_NAMES[metric]),
                 color=alt.Color("run:N", legend=alt.Legend(labelLimit=300)),
                 tooltip=["run", "epoch", alt.Tooltip("value:Q", format=".3f")],
             )
