@@ -53,11 +53,12 @@ current = st.session_state.get("dataset_source") or workspace.default_source()
 choices = {"demo": "Demo bikes", "zip": "Upload a .zip", "photos": "Add photos here"}
 if server_folders_allowed():
     choices["folder"] = "Folder on this computer"
+kind = workspace.source_kind(current)
 how = st.segmented_control(
     "Where do the photos come from?",
     list(choices),
     format_func=choices.get,
-    default=workspace.source_kind(current) if current else "demo",
+    default=kind if kind in choices else "demo",
     required=True,
 )
 if how == "demo" and not workspace.default_source():

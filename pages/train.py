@@ -1,7 +1,8 @@
 """Train: settings in a form, a background run with live progress, results, past runs.
 
-The run happens in a `TrainingJob` thread kept in session state; a fragment redraws its
-progress every second, so reruns, other widgets and page switches never interrupt it.
+The run is a `TrainingJob` (a child process watched by a thread) kept in session state;
+a fragment redraws its progress every second, so reruns, other widgets and page switches
+never interrupt it.
 """
 
 import dataclasses
@@ -31,8 +32,17 @@ AUGMENTATION_ON = {
     "brightness": 0.2,
     "contrast": 0.2,
 }
-FORM_FIELDS = {"arch", "epochs", "batch_size", "learning_rate", "image_size", "augmentation"}
-FORM_FIELDS |= {"val_fraction", "seed"}
+# TrainConfig fields the form sets; the others come from the recipe as they are.
+FORM_FIELDS = {
+    "arch",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "image_size",
+    "augmentation",
+    "val_fraction",
+    "seed",
+}
 METRIC_NAMES = {
     "val_accuracy": "validation accuracy",
     "val_loss": "validation loss",
@@ -101,7 +111,9 @@ def live(job: TrainingJob) -> None:
     if status.stop_requested:
         st.caption("Stopping after this batch; the best model so far is kept…")
     elif st.button(
-        "Stop", icon=":material/stop_circle:", help="End now and keep the best model so far"
+        "Stop training",
+        icon=":material/stop_circle:",
+        help="End now and keep the best model so far",
     ):
         job.stop()
 
@@ -110,8 +122,11 @@ def results(meta: dict) -> None:
     """What a saved model learned: metrics, confusion matrix, per-class, mistakes, download."""
     metrics, evaluation = meta.get("metrics", {}), meta.get("evaluation")
     numbers = st.columns(4)
-    numbers[0].metric("Validation accuracy", f"{metrics.get('val_accuracy', 0):.0%}")
-    numbers[1].metric("Validation loss", f"{metrics.get('val_loss', 0):.3f}")
+    if "val_accuracy" in metrics:
+        numbers[0].metric("Validation accuracy", f"{metrics['val_accuracy']:.0%}")
+        numbers[1].metric("Validation loss", f"{metrics['val_loss']:.3f}")
+    else:
+        numbers[0].metric("Validation accuracy", "—", help="There were no validation photos")
     numbers[2].metric("Best epoch", f"{metrics.get('best_epoch')} of {metrics.get('epochs_run')}")
     numbers[3].metric("Training time", f"{metrics.get('train_seconds', 0):.0f} s")
     if meta.get("history"):

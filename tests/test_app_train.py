@@ -87,7 +87,7 @@ def test_stop_ends_the_run_and_keeps_the_best_model_so_far(app_env):
     at = train_page()
     start(at, epochs=300)
     run_until(at, lambda at: len(at.session_state["job"].status().history) >= 1)
-    widget(at.button, "Stop").click().run()
+    widget(at.button, "Stop training").click().run()
     run_until(at, lambda at: at.success)
     assert "stopped early" in at.success[0].value
     metrics = read_meta(at.session_state["model_path"])["metrics"]
