@@ -33,7 +33,7 @@ def probabilities(prediction: bikelib.Prediction) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("bike:N", sort="-x", title=None),
+            y=alt.Y("bike:N", sort="-x", title=None, axis=alt.Axis(labelLimit=240)),
             color=alt.condition(
                 alt.datum.bike == prediction.label, alt.value("#1f5fbf"), alt.value("#9ca3af")
             ),

@@ -144,8 +144,10 @@ def results(meta: dict) -> None:
                 for j, n in enumerate(row)
             ]
         )
+        names = alt.Axis(labelLimit=240, labelAngle=-40, labelOverlap=False)
         base = alt.Chart(cells, title="Confusion matrix: rows are the true bike").encode(
-            x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes)
+            x=alt.X("predicted:N", sort=classes, axis=names),
+            y=alt.Y("true:N", sort=classes, axis=alt.Axis(labelLimit=240)),
         )
         heat = base.mark_rect().encode(color=alt.Color("photos:Q", scale=alt.Scale(scheme="blues")))
         text = base.mark_text(fontSize=18).encode(
@@ -175,11 +177,11 @@ def results(meta: dict) -> None:
             st.image(
                 [image for _, image in shown if image],
                 caption=[
-                    f"{m['true']} → taken for {m['predicted']} ({m['confidence']:.0%})"
+                    f"{m['true']}, taken for {m['predicted']} ({m['confidence']:.0%})"
                     for m, image in shown
                     if image
                 ],
-                width=180,
+                width=200,
             )
     st.download_button(
         "Download this model (.zip: model.keras + model.json)",
