@@ -1,0 +1,128 @@
+"""The demo-photo renderer: deterministic pixels, the data set layout, the committed set."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bikelib import render
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED_SET = ROOT / "data" / "demo-bikes"
+SMALL = (96, 72)  # small photos keep these tests fast; the renderer scales to any size
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def test_same_seed_same_pixels_different_seed_different():
+    bike = render.DEMO_BIKES[0]
+    first = render.render_photo(bike, seed=7, size=SMALL)
+    again = render.render_photo(bike, seed=7, size=SMALL)
+    other = render.render_photo(bike, seed=8, size=SMALL)
+    assert np.array_equal(pixels(first), pixels(again))
+    assert np.abs(pixels(first) - pixels(other)).mean() > 5
+
+
+def test_photo_size_and_mode():
+    photo = render.render_photo(render.DEMO_BIKES[1], seed=3, size=(120, 90))
+    assert photo.mode == "RGB"
+    assert photo.size == (120, 90)
+    assert render.PHOTO_SIZE == (640, 480)
+
+
+def test_demo_bikes_have_stable_distinct_names_and_traits():
+    names = [bike.name for bike in render.DEMO_BIKES]
+    assert names == sorted(names)
+    assert names == [
+        "black-mountain",
+        "black-step-through",
+        "red-road",
+        "red-step-through",
+        "white-city",
+    ]
+    traits = [bike.traits() for bike in render.DEMO_BIKES]
+    assert all(a != b for i, a in enumerate(traits) for b in traits[i + 1 :])
+
+
+def test_random_bike_is_repeatable_and_none_of_the_demo_bikes():
+    assert render.random_bike(5) == render.random_bike(5)
+    demo_traits = [bike.traits() for bike in render.DEMO_BIKES]
+    bikes = [render.random_bike(seed) for seed in range(30)]
+    assert all(bike.traits() not in demo_traits for bike in bikes)
+    assert len({bike.frame_color for bike in bikes}) > 3  # strangers vary
+    photo = render.render_photo(bikes[0], seed=1, size=SMALL)
+    assert photo.size == SMALL
+
+
+def test_bad_traits_are_refused():
+    with pytest.raises(ValueError, match="frame_style"):
+        render.BikeIdentity("odd", "tandem", (0, 0, 0), (0, 0, 0))
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory) -> Path:
+    """The demo set with 2 + 1 small photos per bike."""
+    out = tmp_path_factory.mktemp("demo-set")
+    written = render.render_dataset(out, per_class_train=2, per_class_val=1, size=SMALL)
+    assert len(written) == 5 * 3
+    return out
+
+
+def test_render_dataset_writes_the_assignment_layout(small_set):
+    for bike in render.DEMO_BIKES:
+        train = sorted((small_set / "train" / bike.name).glob("*.jpg"))
+        validation = sorted((small_set / "validation" / bike.name).glob("*.jpg"))
+        assert [p.name for p in train] == [f"{bike.name}-01.jpg", f"{bike.name}-02.jpg"]
+        assert [p.name for p in validation] == [f"{bike.name}-01.jpg"]
+        with Image.open(train[0]) as photo:
+            assert photo.format == "JPEG"
+            assert photo.size == SMALL
+            assert not photo.getexif()  # no timestamps or other varying metadata
+
+
+def test_render_dataset_replaces_stale_photos(tmp_path):
+    bike = render.DEMO_BIKES[2]
+    stale = tmp_path / "train" / bike.name / "old-photo.jpg"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not a photo of this set")
+    render.render_dataset(tmp_path, per_class_train=1, per_class_val=0, bikes=[bike], size=SMALL)
+    assert sorted(p.name for p in stale.parent.iterdir()) == [f"{bike.name}-01.jpg"]
+
+
+def test_fewer_photos_are_a_prefix_of_the_full_plan():
+    full = render.plan_dataset(16, 4)
+    small = render.plan_dataset(2, 1)
+    assert len(full) == 100
+    assert len({item.seed for item in full}) == 100
+    assert set(small) <= set(full)
+
+
+@pytest.mark.skipif(not COMMITTED_SET.is_dir(), reason="data/demo-bikes is not in this checkout")
+def test_committed_demo_set_is_what_the_renderer_makes():
+    plan = render.plan_dataset()
+    files = sorted(p.relative_to(COMMITTED_SET).as_posix() for p in COMMITTED_SET.rglob("*.jpg"))
+    assert files == sorted(item.relative_path for item in plan)
+    # re-render two of them (one train, one validation photo): same pixels after decoding
+    for item in (plan[0], plan[-1]):
+        with Image.open(COMMITTED_SET / item.relative_path) as committed:
+            expected = pixels(committed)
+        encoded = BytesIO()
+        render.save_jpeg(render.render_photo(item.bike, item.seed), encoded)
+        assert np.array_equal(pixels(Image.open(encoded)), expected), item.relative_path
+
+
+def test_contact_sheet_shows_every_photo(small_set, tmp_path):
+    sheet = render.contact_sheet(small_set, tmp_path / "sheet.png", columns=5)
+    with Image.open(sheet) as image:
+        assert image.size == (5 * 160, 3 * (120 + 14))  # 15 photos, 5 a row, labels below
+
+
+def test_contact_sheet_of_an_empty_folder_says_so(tmp_path):
+    with pytest.raises(ValueError, match="no train"):
+        render.contact_sheet(tmp_path, tmp_path / "sheet.png")
