@@ -17,6 +17,7 @@ from bikelib import quality
 from bikelib.models import ARCHITECTURE_LABELS
 from bikelib.workspace import (
     QUEUED,
+    SAVING,
     TrainingJob,
     Workspace,
     curve_rows,
@@ -102,8 +103,13 @@ def live(job: TrainingJob) -> None:
         )
     elif not status.epoch:
         st.info("Preparing the photos…", icon=":material/hourglass_top:")
-    left = f", about {status.seconds_left:.0f} s left" if status.seconds_left is not None else ""
-    st.progress(status.fraction, f"Epoch {status.epoch} of {status.epochs}{left}")
+    if status.fraction >= 1 or status.state == SAVING:
+        label = f"Epoch {status.epoch} of {status.epochs} done; checking and saving the model…"
+    elif status.seconds_left is not None:
+        label = f"Epoch {status.epoch} of {status.epochs}, about {status.seconds_left:.0f} s left"
+    else:
+        label = f"Epoch {status.epoch} of {status.epochs}"
+    st.progress(status.fraction, label)
     if status.history:
         charts = st.columns(2)
         charts[0].altair_chart(curves(status.history, "loss", "Loss"), width="stretch")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 
 import pytest
 from conftest import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
@@ -108,3 +109,15 @@ def test_a_camera_photo(app_env, shipped_model):
     at.camera_input[0].set_value(("image.jpg", shot, "image/jpeg")).run()
     assert not at.exception
     assert answers(at) == expected(shipped_model, shot)
+
+
+def test_sessions_do_not_see_each_others_models(app_env, shipped_model, monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(app_env / "none"))
+    mine, theirs = classify_page(), classify_page()
+    assert mine.session_state["workspace_id"] != theirs.session_state["workspace_id"]
+    models = app_env / "sessions" / mine.session_state["workspace_id"] / "models"
+    shutil.copytree(shipped_model, models / "my-model")
+    mine.run()
+    assert mine.selectbox[0].value == str(models / "my-model")
+    theirs.run()
+    assert theirs.info[0].value == "There is no model yet: train a model first."
