@@ -11,9 +11,16 @@ The session id is a random hex uuid kept in the caller's state mapping (Streamli
 idle for longer than a day are removed, at most once per process start. The built-in
 demo photos and the shipped demo model are only ever read.
 
-Training runs in a background thread (`TrainingJob`) so that page reruns, other widgets
-and page switches do not interrupt it; a process-wide limit keeps a small shared box
-from running several trainings at once (each would only get slower and use more memory).
+Training (`TrainingJob`) runs in a child process watched by a background thread, so
+page reruns, other widgets and page switches do not interrupt it; a process-wide limit
+keeps a small shared box from running several trainings at once (each would only get
+slower and use more memory).
+
+Environment: BIKE_RECOGNITION_WORKDIR (session folders), BIKE_RECOGNITION_SESSION_HOURS
+(idle hours before a session folder is removed, 24), BIKE_RECOGNITION_MAX_TRAININGS (1),
+BIKE_RECOGNITION_MAX_MODELS (kept per session, 20), BIKE_RECOGNITION_SERVER_FOLDERS
+("0" on a hosted instance: no reading folders of the server), BIKE_RECOGNITION_DEMO_DATA
+and BIKE_RECOGNITION_DEMO_MODEL (other built-in data or model).
 """
 
 from __future__ import annotations
