@@ -163,10 +163,14 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output)
     progress = page.get_by_text("Epoch 2 of 2")
     saved = page.get_by_text("Model saved as")
     progress.or_(saved).first.wait_for(timeout=180_000)
-    if not saved.is_visible():  # the live view: progress and the first epoch's curves
+    live = output / "4-training.png"
+    live.unlink(missing_ok=True)
+    if progress.is_visible():  # the live view, while it lasts: progress and first curves
         page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=180_000)
-        if not saved.is_visible():
-            screenshot(page, output / "4-training.png")
+        page.locator('[data-testid="stProgress"]').scroll_into_view_if_needed()
+        page.screenshot(path=str(live))  # at once: with 2 epochs the live view is brief
+        if saved.is_visible():
+            live.unlink()  # too late: that was the finished page
     saved.wait_for(timeout=180_000)
     charts = page.locator('[data-testid="stVegaLiteChart"]')
     charts.nth(3).wait_for()  # loss, accuracy, confusion matrix, past runs
