@@ -14,6 +14,7 @@ only reads datasets (the Dataset page, say) starts fast.
 
 from importlib import import_module
 
+from .config import ARCHITECTURE_LABELS, Augmentation, TrainConfig
 from .dataset import Dataset, Sample, Skipped, kfold, load_split, open_dataset, summarize
 from .errors import (
     BikeLibError,
@@ -27,10 +28,8 @@ from .images import DecodeCache, decode, open_image
 
 # Names whose modules import Keras/TensorFlow, loaded on first use (PEP 562).
 _LAZY = {
-    "Augmentation": "models",
     "ARCHITECTURES": "models",
     "make_model": "models",
-    "TrainConfig": "training",
     "TrainResult": "training",
     "Progress": "training",
     "train": "training",
@@ -53,6 +52,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ARCHITECTURE_LABELS",
+    "Augmentation",
+    "TrainConfig",
     "BikeLibError",
     "ConfigError",
     "Dataset",

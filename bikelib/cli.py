@@ -51,7 +51,7 @@ class _ProgressBar:
 
 
 def _config_from_args(args):
-    from .training import TrainConfig
+    from .config import TrainConfig
 
     overrides = {
         "epochs": args.epochs,

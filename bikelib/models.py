@@ -8,49 +8,11 @@ only when training, so prediction sees the photo as it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 from keras import layers
 
+from .config import ARCHITECTURE_LABELS, Augmentation
 from .errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Identity-preserving photo variations for the training path.
-
-    No hue shifts: a bike's colour is part of what identifies it. Horizontal flips are
-    safe (a bike photographed from its other side), vertical ones are not.
-    """
-
-    flip: bool = True
-    zoom: float = 0.3  # fraction the view may zoom in or out (close-ups and distant shots)
-    rotation: float = 18.0  # degrees either way (a tilted phone)
-    translation: float = 0.1  # fraction of the side the view may shift
-    brightness: float = 0.15  # fraction of the value range (sun, overcast)
-    contrast: float = 0.15
-
-    def layers(self, seed: int | None = None) -> list[layers.Layer]:
-        """The Keras random layers for these settings (pixel values 0-255)."""
-        chosen: list[layers.Layer] = []
-        if self.flip:
-            chosen.append(layers.RandomFlip("horizontal", seed=seed))
-        if self.rotation:
-            # Reflected borders look like more ground or wall, not black corners.
-            chosen.append(layers.RandomRotation(self.rotation / 360.0, "reflect", seed=seed))
-        if self.zoom:
-            chosen.append(
-                layers.RandomZoom((-self.zoom, self.zoom), fill_mode="reflect", seed=seed)
-            )
-        if self.translation:
-            shift = self.translation
-            chosen.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed))
-        if self.brightness:
-            chosen.append(layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=seed))
-        if self.contrast:
-            chosen.append(layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed))
-        return chosen
 
 
 def _preprocess(image_size: int, augmentation: Augmentation | None, seed: int | None):
@@ -118,10 +80,7 @@ def default_cnn(num_classes: int, image_size: int = 96, augmentation=None, seed=
 
 
 ARCHITECTURES = {"default": default_cnn, "seed": seed_cnn}
-ARCHITECTURE_LABELS = {
-    "default": "default: compact CNN (recommended)",
-    "seed": "seed: the 2018 assignment's CNN",
-}
+assert set(ARCHITECTURES) == set(ARCHITECTURE_LABELS)  # config.py names them without Keras
 
 
 def make_model(

@@ -12,76 +12,16 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import keras
 import numpy as np
 
+from .config import TrainConfig
 from .dataset import Dataset, LoadedSplit, load_split
-from .errors import ConfigError, DatasetError
+from .errors import DatasetError
 from .evaluation import Evaluation, evaluate_arrays
 from .images import DecodeCache
-from .models import ARCHITECTURES, Augmentation, make_model
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run. Same config + same data = same model."""
-
-    arch: str = "default"
-    epochs: int = 50
-    batch_size: int = 16
-    learning_rate: float = 3e-3  # the peak, after warm-up
-    image_size: int = 96
-    schedule: str = "cosine"  # 5% linear warm-up then cosine decay to 0, or "constant"
-    weight_decay: float = 1e-4  # AdamW's decoupled weight decay (0: plain Adam)
-    label_smoothing: float = 0.1  # softer targets: fewer over-confident mistakes
-    augmentation: Augmentation = field(default_factory=Augmentation)
-    val_fraction: float = 0.2  # used only when the data has no train/validation folders
-    seed: int = 0
-    steps_per_epoch: int | None = None  # None: one pass over the training photos
-    restore_best: bool = True  # end with the weights of the best validation epoch
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.arch in ARCHITECTURES, f"architecture must be one of {', '.join(ARCHITECTURES)}"),
-            (1 <= self.epochs <= 1000, "epochs must be between 1 and 1000"),
-            (1 <= self.batch_size <= 512, "batch size must be between 1 and 512"),
-            (0 < self.learning_rate <= 1, "learning rate must be in (0, 1]"),
-            (32 <= self.image_size <= 512, "image size must be between 32 and 512 pixels"),
-            (self.schedule in ("cosine", "constant"), "schedule must be cosine or constant"),
-            (0 <= self.weight_decay < 1, "weight decay must be in [0, 1)"),
-            (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
-            (0 <= self.val_fraction < 1, "validation fraction must be in [0, 1)"),
-            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps per epoch >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"Invalid setting: {message}")
-
-    @classmethod
-    def recommended(cls, arch: str = "default", **overrides: Any) -> TrainConfig:
-        """The settings each architecture was tuned with, plus any overrides."""
-        # The 2018 network at its own input size and optimiser (Adam, 1e-3, hard targets).
-        seed_cnn = {
-            "image_size": 150,
-            "learning_rate": 1e-3,
-            "schedule": "constant",
-            "weight_decay": 0.0,
-            "label_smoothing": 0.0,
-        }
-        base = {"seed": seed_cnn}.get(arch, {})
-        return cls(arch=arch, **{**base, **overrides})
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        data = dict(data)
-        data["augmentation"] = Augmentation(**data.get("augmentation", {}))
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+from .models import make_model
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import streamlit as st
 
 import bikelib
 from bikelib import quality
-from bikelib.models import ARCHITECTURE_LABELS
+from bikelib.config import ARCHITECTURE_LABELS
 from bikelib.workspace import (
     QUEUED,
     SAVING,

@@ -1,0 +1,122 @@
+"""Settings as frozen dataclasses: what a training run is made of, without TensorFlow.
+
+The Train page builds its form from these and the CLI its options, so this module
+must stay importable without Keras (which costs seconds and hundreds of MB); the
+Keras layers an `Augmentation` stands for are created only when a model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+# Architecture names and how the UI labels them (the factories are in models.py).
+ARCHITECTURE_LABELS = {
+    "default": "default: compact CNN (recommended)",
+    "seed": "seed: the 2018 assignment's CNN",
+}
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Identity-preserving photo variations for the training path.
+
+    No hue shifts: a bike's colour is part of what identifies it. Horizontal flips are
+    safe (a bike photographed from its other side), vertical ones are not.
+    """
+
+    flip: bool = True
+    zoom: float = 0.3  # fraction the view may zoom in or out (close-ups and distant shots)
+    rotation: float = 18.0  # degrees either way (a tilted phone)
+    translation: float = 0.1  # fraction of the side the view may shift
+    brightness: float = 0.15  # fraction of the value range (sun, overcast)
+    contrast: float = 0.15
+
+    def layers(self, seed: int | None = None) -> list:
+        """The Keras random layers for these settings (pixel values 0-255)."""
+        from keras import layers  # only here: the config itself must not load TensorFlow
+
+        chosen: list[layers.Layer] = []
+        if self.flip:
+            chosen.append(layers.RandomFlip("horizontal", seed=seed))
+        if self.rotation:
+            # Reflected borders look like more ground or wall, not black corners.
+            chosen.append(layers.RandomRotation(self.rotation / 360.0, "reflect", seed=seed))
+        if self.zoom:
+            chosen.append(
+                layers.RandomZoom((-self.zoom, self.zoom), fill_mode="reflect", seed=seed)
+            )
+        if self.translation:
+            shift = self.translation
+            chosen.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed))
+        if self.brightness:
+            chosen.append(layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=seed))
+        if self.contrast:
+            chosen.append(layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed))
+        return chosen
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Same config + same data = same model."""
+
+    arch: str = "default"
+    epochs: int = 50
+    batch_size: int = 16
+    learning_rate: float = 3e-3  # the peak, after warm-up
+    image_size: int = 96
+    schedule: str = "cosine"  # 5% linear warm-up then cosine decay to 0, or "constant"
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay (0: plain Adam)
+    label_smoothing: float = 0.1  # softer targets: fewer over-confident mistakes
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    val_fraction: float = 0.2  # used only when the data has no train/validation folders
+    seed: int = 0
+    steps_per_epoch: int | None = None  # None: one pass over the training photos
+    restore_best: bool = True  # end with the weights of the best validation epoch
+
+    def __post_init__(self) -> None:
+        checks = [
+            (
+                self.arch in ARCHITECTURE_LABELS,
+                f"architecture must be one of {', '.join(ARCHITECTURE_LABELS)}",
+            ),
+            (1 <= self.epochs <= 1000, "epochs must be between 1 and 1000"),
+            (1 <= self.batch_size <= 512, "batch size must be between 1 and 512"),
+            (0 < self.learning_rate <= 1, "learning rate must be in (0, 1]"),
+            (32 <= self.image_size <= 512, "image size must be between 32 and 512 pixels"),
+            (self.schedule in ("cosine", "constant"), "schedule must be cosine or constant"),
+            (0 <= self.weight_decay < 1, "weight decay must be in [0, 1)"),
+            (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
+            (0 <= self.val_fraction < 1, "validation fraction must be in [0, 1)"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps per epoch >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"Invalid setting: {message}")
+
+    @classmethod
+    def recommended(cls, arch: str = "default", **overrides: Any) -> TrainConfig:
+        """The settings each architecture was tuned with, plus any overrides."""
+        # The 2018 network at its own input size and optimiser (Adam, 1e-3, hard targets).
+        seed_cnn = {
+            "image_size": 150,
+            "learning_rate": 1e-3,
+            "schedule": "constant",
+            "weight_decay": 0.0,
+            "label_smoothing": 0.0,
+        }
+        base = {"seed": seed_cnn}.get(arch, {})
+        return cls(arch=arch, **{**base, **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        data["augmentation"] = Augmentation(**data.get("augmentation", {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
