@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import DatasetError, ImageReadError
-from .images import IMAGE_SUFFIXES, DecodeCache, default_cache_dir
+from .images import IMAGE_SUFFIXES, DecodeCache, default_cache_dir, mark_used
 
 TRAIN_DIR_NAMES = ("train", "training")
 VALIDATION_DIR_NAMES = ("validation", "val", "valid", "test")
@@ -141,6 +141,7 @@ def extract_zip(zip_path: str | os.PathLike, cache_dir: str | os.PathLike | None
     base = Path(cache_dir) if cache_dir else default_cache_dir() / "zips"
     target = base / digest
     if target.is_dir():
+        mark_used(target)
         return target
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=base, prefix=".unzip-"))

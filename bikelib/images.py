@@ -9,10 +9,13 @@ run, or a second visitor with the same photos, decodes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -138,6 +141,7 @@ class DecodeCache:
         try:
             array = np.load(entry, allow_pickle=False)
             if array.shape == (size, size, 3) and array.dtype == np.uint8:
+                mark_used(entry)
                 return array
         except (OSError, ValueError):
             pass  # missing or damaged entry: decode again below
@@ -155,3 +159,36 @@ class DecodeCache:
             os.replace(f.name, entry)
         except OSError:
             pass  # a read-only or full disk only costs speed, never correctness
+
+
+def mark_used(path: Path) -> None:
+    """Bump the modification time: pruning removes what nobody has used for a while."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def prune_cache(max_age_s: float, root: str | os.PathLike | None = None) -> int:
+    """Remove cache entries (decoded arrays, unpacked zips) unused for `max_age_s` seconds.
+
+    On a hosted instance every visitor's uploads land in one shared cache; without
+    pruning it only grows. Returns how many entries were removed.
+    """
+    root = Path(root) if root else default_cache_dir()
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for kind in ("arrays", "zips"):
+        folder = root / kind
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            try:
+                if entry.stat().st_mtime >= cutoff:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed += 1
+            except OSError:
+                continue  # in use or already gone: try again next time
+    return removed

@@ -45,7 +45,7 @@ from typing import Any
 
 from .artifacts import list_models, read_meta
 from .errors import BikeLibError, DatasetError, ModelLoadError
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, prune_cache
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,10 @@ def prune_once(root: Path) -> None:
     removed = prune_sessions(root, hours * 3600)
     if removed:
         log.info("removed %d session folders idle for over %g h", len(removed), hours)
+    # Decoded photos and unpacked zips are shared by all sessions; drop the unused ones.
+    cached = prune_cache(hours * 3600)
+    if cached:
+        log.info("removed %d cache entries unused for over %g h", cached, hours)
 
 
 class Workspace:

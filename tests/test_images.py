@@ -92,3 +92,25 @@ def test_cache_reuses_decoded_arrays_and_notices_edits(tmp_path):
     Image.new("RGB", (20, 20), (250, 20, 30)).save(photo)  # same path, new content
     assert cache.load(photo, 8)[0, 0, 0] > 200
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_prune_cache_removes_only_entries_unused_for_long(tmp_path):
+    import os
+    import time
+
+    from bikelib.images import prune_cache
+
+    photo = tmp_path / "a.png"
+    Image.new("RGB", (20, 20), (10, 20, 30)).save(photo)
+    cache = DecodeCache(tmp_path / "cache" / "arrays")
+    cache.load(photo, 8)
+    cache.load(photo, 16)
+    old, recent = sorted((tmp_path / "cache" / "arrays").glob("*.npy"))
+    long_ago = time.time() - 3 * 3600
+    os.utime(old, (long_ago, long_ago))
+    (tmp_path / "cache" / "zips" / "abc").mkdir(parents=True)
+    os.utime(tmp_path / "cache" / "zips" / "abc", (long_ago, long_ago))
+    assert prune_cache(3600, root=tmp_path / "cache") == 2
+    assert [p.name for p in (tmp_path / "cache" / "arrays").iterdir()] == [recent.name]
+    cache.load(photo, 16)  # a cache hit marks the entry used again
+    assert time.time() - recent.stat().st_mtime < 60
