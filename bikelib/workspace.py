@@ -21,6 +21,9 @@ Environment: BIKE_RECOGNITION_WORKDIR (session folders), BIKE_RECOGNITION_SESSIO
 BIKE_RECOGNITION_MAX_MODELS (kept per session, 20), BIKE_RECOGNITION_SERVER_FOLDERS
 ("0" on a hosted instance: no reading folders of the server), BIKE_RECOGNITION_DEMO_DATA
 and BIKE_RECOGNITION_DEMO_MODEL (other built-in data or model).
+
+Also the plain-Python half of the pages: labels for saved models, the rows of the
+"past runs" table, and the mapping from the Train form's fields to a `TrainConfig`.
 """
 
 from __future__ import annotations
@@ -39,11 +42,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .artifacts import list_models, read_meta
+from .config import Augmentation, TrainConfig
 from .errors import BikeLibError, DatasetError, ModelLoadError
 from .images import IMAGE_SUFFIXES, prune_cache
 
@@ -319,6 +323,26 @@ class Workspace:
         return removed
 
 
+def model_name(meta: dict) -> str:
+    """A saved model's name, marked "(shipped)" for the read-only demo model."""
+    name = meta.get("name", Path(meta["path"]).name)
+    return f"{name} (shipped)" if meta.get("shipped") else name
+
+
+def model_summary(meta: dict) -> str:
+    """One line to pick a model by: name, architecture, validation accuracy, shipped."""
+    accuracy = meta.get("metrics", {}).get("val_accuracy", 0)
+    name = meta.get("name", Path(meta["path"]).name)
+    return f"{name} · {meta.get('architecture')} · {accuracy:.0%} validation accuracy" + (
+        " · shipped" if meta.get("shipped") else ""
+    )
+
+
+def chosen_model(models: list[dict], path: str | None) -> dict | None:
+    """The model saved at `path`, else the newest one (None when there are none)."""
+    return next((m for m in models if m["path"] == path), models[0] if models else None)
+
+
 def run_rows(models: list[dict]) -> list[dict]:
     """One row per saved model for a "past runs" table: when, what, how well, how long."""
     rows = []
@@ -344,6 +368,15 @@ def run_rows(models: list[dict]) -> list[dict]:
     return rows
 
 
+def past_runs(models: list[dict]) -> list[dict]:
+    """`run_rows` as the Train page lists them: "(shipped)" in the name, not a column."""
+    rows = []
+    for row in run_rows(models):
+        shipped = row.pop("shipped")
+        rows.append({**row, "name": row["name"] + (" (shipped)" if shipped else "")})
+    return rows
+
+
 def curve_rows(models: list[dict]) -> list[dict]:
     """Long-form training curves of saved models, for one overlaid chart."""
     rows = []
@@ -353,6 +386,68 @@ def curve_rows(models: list[dict]) -> list[dict]:
             for epoch, value in enumerate(values, start=1):
                 rows.append({"run": name, "epoch": epoch, "metric": metric, "value": value})
     return rows
+
+
+# -- the Train form ---------------------------------------------------------------------
+
+# The choices the form's sliders offer (each recipe's own value is added to them).
+FORM_CHOICES = {
+    "batch_size": (4, 8, 16, 32, 64),
+    "learning_rate": (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2),
+    "image_size": (32, 64, 96, 128, 150, 160, 192, 224),
+}
+# TrainConfig fields the form sets; the others come from the recipe as they are.
+FORM_FIELDS = {*FORM_CHOICES, "arch", "epochs", "augmentation", "val_fraction", "seed"}
+AUGMENTATION_STRENGTHS = ("zoom", "rotation", "translation", "brightness", "contrast")
+
+
+def form_choices(recipe: TrainConfig, name: str) -> list:
+    """The values a slider for the TrainConfig field `name` offers, the recipe's included."""
+    return sorted({*FORM_CHOICES[name], getattr(recipe, name)})
+
+
+def augmentation_switches(recipe: TrainConfig) -> list[tuple[str, str, bool]]:
+    """(field, label, on in the recipe) for each augmentation that has a strength.
+
+    A switch the recipe has off still shows the strength it would get: `Augmentation()`'s
+    default, so there is one place that decides strengths.
+    """
+    switches = []
+    for name in AUGMENTATION_STRENGTHS:
+        value = augmentation_strength(recipe, name)
+        shown = f"{value:g}°" if name == "rotation" else f"{value:.0%}"
+        switches.append(
+            (name, f"{name.capitalize()} ±{shown}", bool(getattr(recipe.augmentation, name)))
+        )
+    return switches
+
+
+def augmentation_strength(recipe: TrainConfig, name: str) -> float:
+    """The strength a switched-on augmentation gets: the recipe's, else the default."""
+    return getattr(recipe.augmentation, name) or getattr(Augmentation(), name)
+
+
+def config_from_form(
+    recipe: TrainConfig, *, flip: bool, switched_on: Iterable[str], seed: int, **values: Any
+) -> TrainConfig:
+    """The recipe with the form's settings: `values` are TrainConfig fields (epochs, ...),
+    `switched_on` the augmentations ticked. Raises ConfigError for an invalid setting."""
+    switched_on = set(switched_on)
+    strengths = {
+        name: augmentation_strength(recipe, name) if name in switched_on else 0.0
+        for name in AUGMENTATION_STRENGTHS
+    }
+    augmentation = Augmentation(flip=flip, **strengths)
+    return replace(recipe, augmentation=augmentation, seed=int(seed), **values)
+
+
+def recipe_extras(recipe: TrainConfig) -> str:
+    """The recipe's settings the form does not show, as "name: value, ..."."""
+    return ", ".join(
+        f"{f.name.replace('_', ' ')}: {getattr(recipe, f.name)}"
+        for f in fields(recipe)
+        if f.name not in FORM_FIELDS and getattr(recipe, f.name) is not None
+    )
 
 
 # -- background training ---------------------------------------------------------------
@@ -400,6 +495,15 @@ class JobStatus:
     @property
     def finished(self) -> bool:
         return not self.active
+
+    @property
+    def label(self) -> str:
+        """The progress bar's caption: which epoch, and the time left once it is known."""
+        if self.fraction >= 1 or self.state == SAVING:
+            return f"Epoch {self.epoch} of {self.epochs} done; checking and saving the model…"
+        if self.seconds_left is not None:
+            return f"Epoch {self.epoch} of {self.epochs}, about {self.seconds_left:.0f} s left"
+        return f"Epoch {self.epoch} of {self.epochs}"
 
 
 def _child_main() -> None:

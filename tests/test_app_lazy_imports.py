@@ -1,4 +1,7 @@
-"""Home and Dataset open without importing TensorFlow (checked in a fresh interpreter)."""
+"""Home, Dataset and Train open without importing TensorFlow (checked in a fresh interpreter).
+
+Train loads Keras only in the child process a run starts, never in the app's own.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +23,19 @@ for tab in ("Statistics", "Warnings (3)", "Augmentation preview", "Photos"):
     at.session_state["dataset_tab"] = tab
     at.run()
     errors += [str(e.value) for e in at.exception]
+images = len(at.image[0].value) if at.image else 0
+at.switch_page("pages/train.py").run()
+errors += [str(e.value) for e in at.exception]
 print(json.dumps({
     "errors": errors,
-    "images": len(at.image[0].value) if at.image else 0,
+    "images": images,
+    "train_form": [b.label for b in at.get("form_submit_button")],
     "heavy": sorted(m for m in ("tensorflow", "keras") if m in sys.modules),
 }))
 """
 
 
-def test_home_and_dataset_do_not_import_tensorflow(tmp_path):
+def test_home_dataset_and_train_do_not_import_tensorflow(tmp_path):
     env = {
         **os.environ,
         "BIKE_RECOGNITION_WORKDIR": str(tmp_path / "sessions"),
@@ -48,4 +55,5 @@ def test_home_and_dataset_do_not_import_tensorflow(tmp_path):
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["errors"] == []
     assert report["images"] == 18  # the pages really ran
+    assert report["train_form"] == ["Start training"]
     assert report["heavy"] == []

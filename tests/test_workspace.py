@@ -196,3 +196,68 @@ def test_a_failed_run_says_why_in_one_sentence(tiny_dataset, tmp_path):
     assert status.state == ws.FAILED
     assert status.error == "No readable training photos for: red-bike"
     assert status.model_dir is None
+
+
+def test_the_train_form_maps_to_a_config_with_default_strengths():
+    recipe = TrainConfig.recommended("seed")
+    config = ws.config_from_form(
+        recipe, flip=False, switched_on=["zoom", "rotation"], seed="7", epochs=3, image_size=64
+    )
+    defaults = ws.Augmentation()
+    assert (config.arch, config.epochs, config.image_size, config.seed) == ("seed", 3, 64, 7)
+    assert config.learning_rate == recipe.learning_rate  # not on the form: the recipe's
+    assert config.augmentation == ws.Augmentation(
+        flip=False,
+        zoom=defaults.zoom,
+        rotation=defaults.rotation,
+        translation=0.0,
+        brightness=0.0,
+        contrast=0.0,
+    )
+    # A recipe with an augmentation off still offers it at the default strength.
+    plain = TrainConfig(augmentation=ws.Augmentation(zoom=0.0))
+    switches = {name: (label, on) for name, label, on in ws.augmentation_switches(plain)}
+    assert switches["zoom"] == (f"Zoom ±{defaults.zoom:.0%}", False)
+    assert switches["rotation"] == (f"Rotation ±{defaults.rotation:g}°", True)
+    on = ws.config_from_form(plain, flip=True, switched_on=["zoom"], seed=0)
+    assert on.augmentation.zoom == defaults.zoom and on.augmentation.rotation == 0.0
+    with pytest.raises(ValueError, match="epochs"):
+        ws.config_from_form(recipe, flip=True, switched_on=[], seed=0, epochs=0)
+
+
+def test_form_choices_and_recipe_extras():
+    recipe = TrainConfig.recommended("seed")
+    assert 150 in ws.form_choices(recipe, "image_size")
+    assert ws.form_choices(TrainConfig(batch_size=12), "batch_size") == [4, 8, 12, 16, 32, 64]
+    extras = ws.recipe_extras(recipe)
+    assert "schedule: constant" in extras and "restore best: True" in extras
+    assert "epochs" not in extras and "steps per epoch" not in extras  # on the form / None
+
+
+def test_model_labels_and_the_chosen_model():
+    models = [
+        {
+            "path": "/m/new",
+            "name": "new",
+            "architecture": "default",
+            "shipped": False,
+            "metrics": {"val_accuracy": 0.875},
+        },
+        {"path": "/m/demo", "name": "demo", "architecture": "seed", "shipped": True},
+    ]
+    assert ws.model_summary(models[0]) == "new · default · 88% validation accuracy"
+    assert ws.model_summary(models[1]) == "demo · seed · 0% validation accuracy · shipped"
+    assert [ws.model_name(m) for m in models] == ["new", "demo (shipped)"]
+    assert ws.chosen_model(models, "/m/demo") is models[1]
+    assert ws.chosen_model(models, "/gone") is models[0] and ws.chosen_model([], None) is None
+    runs = ws.past_runs(models)
+    assert [r["name"] for r in runs] == ["new", "demo (shipped)"]
+    assert "shipped" not in runs[0]
+
+
+def test_job_status_label_says_epoch_time_left_and_saving():
+    status = ws.JobStatus(state=ws.TRAINING, epoch=2, epochs=5, fraction=0.3)
+    assert status.label == "Epoch 2 of 5"
+    assert ws.replace(status, seconds_left=41.6).label == "Epoch 2 of 5, about 42 s left"
+    saving = ws.replace(status, state=ws.SAVING, epoch=5)
+    assert saving.label == "Epoch 5 of 5 done; checking and saving the model…"
