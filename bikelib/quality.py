@@ -8,11 +8,13 @@ one photo labelled as two bikes, and files that could not be read, with the reas
 
 Also the small pictures the Dataset page shows: EXIF-upright square thumbnails, the
 image sizes in a set, and augmented versions of one photo (the only part that needs
-Keras, imported when it is called).
+Keras, imported when it is called), which photos a gallery page shows, and a table
+row per classified photo with an inline thumbnail.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from collections import Counter
@@ -256,3 +258,38 @@ def augment_preview(
     for layer in augmentation.layers(seed):
         batch = layer(batch, training=True)
     return [np.clip(np.asarray(b), 0, 255).astype(np.uint8) for b in batch]
+
+
+def gallery(dataset: Dataset, bike: str | None = None) -> list[tuple[str, Path]]:
+    """(caption, path) of every photo, training photos first; only `bike`'s if given."""
+    return [
+        (f"{dataset.classes[sample.label]} · {part}", sample.path)
+        for part, samples in (("train", dataset.train), ("validation", dataset.validation))
+        for sample in samples
+        if bike is None or dataset.classes[sample.label] == bike
+    ]
+
+
+def split_note(dataset: Dataset) -> str:
+    """Who decided the train/validation split, in words."""
+    if dataset.given_split:
+        return "given by the train/ and validation/ folders"
+    return "chosen here: a seeded share of each bike's photos held out for validation"
+
+
+def augmentation_names(augmentation) -> str:
+    """The augmentations switched on, as "flip, zoom, ...", or "no augmentation"."""
+    return ", ".join(k for k, v in vars(augmentation).items() if v) or "no augmentation"
+
+
+def prediction_row(name: str, data: bytes, prediction) -> dict:
+    """One classified photo for a results table: inline thumbnail, file, bike, confidence,
+    and every bike's probability (`prediction` is a `bikelib.Prediction`)."""
+    small = base64.b64encode(thumbnail(data, 96)).decode()
+    return {
+        "photo": f"data:image/jpeg;base64,{small}",
+        "file": name,
+        "bike": prediction.label,
+        "confidence": prediction.confidence,
+        **prediction.probabilities,
+    }

@@ -4,42 +4,24 @@ Loaded models are cached for the whole process by path and modification time (on
 however many visitors use it) and only ever used for prediction.
 """
 
-import base64
 import io
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 import bikelib
-from bikelib import quality
-from bikelib.workspace import Workspace
+from bikelib import charts, quality
+from bikelib import workspace as ws
 
 CARDS = 12  # photos shown one by one; the table lists all of them
-workspace = Workspace.for_session(st.session_state)
+workspace = ws.Workspace.for_session(st.session_state)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def load(path: str, mtime: float) -> bikelib.Classifier:
     """A saved model ready to predict, shared read-only by every session."""
     return bikelib.load_model(path)
-
-
-def probabilities(prediction: bikelib.Prediction) -> alt.Chart:
-    frame = pd.DataFrame(prediction.probabilities.items(), columns=["bike", "probability"])
-    return (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("bike:N", sort="-x", title=None, axis=alt.Axis(labelLimit=240)),
-            color=alt.condition(
-                alt.datum.bike == prediction.label, alt.value("#1f5fbf"), alt.value("#9ca3af")
-            ),
-            tooltip=["bike", alt.Tooltip("probability:Q", format=".1%")],
-        )
-    )
 
 
 st.title(":material/image_search: Classify")
@@ -49,18 +31,12 @@ if not models:
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 paths = [m["path"] for m in models]
-chosen = st.session_state.get("model_path")
+chosen = ws.chosen_model(models, st.session_state.get("model_path"))
 path = st.selectbox(
     "Model (newest first)",
     paths,
-    index=paths.index(chosen) if chosen in paths else 0,
-    format_func=lambda p: next(
-        f"{m['name']} · {m['architecture']} · "
-        f"{m.get('metrics', {}).get('val_accuracy', 0):.0%} validation accuracy"
-        + (" · shipped" if m["shipped"] else "")
-        for m in models
-        if m["path"] == p
-    ),
+    index=paths.index(chosen["path"]),
+    format_func=lambda p: ws.model_summary(ws.chosen_model(models, p)),
 )
 st.session_state["model_path"] = path
 try:
@@ -89,25 +65,15 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
     if isinstance(prediction, bikelib.BikeLibError):
         st.error(str(prediction))
         continue
-    picture = quality.thumbnail(photo.getvalue(), 360, square=False)
-    small = quality.thumbnail(photo.getvalue(), 96)
-    rows.append(
-        {
-            "photo": "data:image/jpeg;base64," + base64.b64encode(small).decode(),
-            "file": photo.name,
-            "bike": prediction.label,
-            "confidence": prediction.confidence,
-            **prediction.probabilities,
-        }
-    )
+    rows.append(quality.prediction_row(photo.name, photo.getvalue(), prediction))
     if number < CARDS:
         with st.container(border=True):
             left, right = st.columns([1, 2])
-            left.image(picture, caption=photo.name)
+            left.image(quality.thumbnail(photo.getvalue(), 360, square=False), caption=photo.name)
             right.markdown(f"### {prediction.label}  \n{prediction.confidence:.0%} sure")
             if prediction.confidence < 0.5:
                 right.caption("Not sure: it may be none of the bikes this model knows.")
-            chart = probabilities(prediction)
+            chart = charts.probability_bars(prediction.probabilities, prediction.label)
             right.altair_chart(chart, width="stretch", height=40 * len(classifier.classes) + 60)
 
 if len(rows) > 1:

@@ -7,12 +7,12 @@ the files, so a second visitor of the demo set pays nothing.
 
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+import app_ui
 import bikelib
-from bikelib import quality
+from bikelib import charts, quality
 from bikelib.workspace import Workspace, server_folders_allowed, source_stamp
 
 PER_PAGE = 20
@@ -23,19 +23,6 @@ workspace = Workspace.for_session(st.session_state)
 def load(source: str, stamp: str, split: tuple) -> tuple[bikelib.Dataset, dict, list]:
     dataset = bikelib.open_dataset(source, **dict(split))
     return dataset, bikelib.summarize(dataset), quality.check(dataset)
-
-
-@st.cache_data(max_entries=4000, show_spinner=False)
-def thumb(path: str, mtime: float, size: int = 160) -> bytes | None:
-    try:
-        return quality.thumbnail(path, size)
-    except bikelib.BikeLibError:
-        return None
-
-
-def thumbs(paths) -> list[bytes | None]:
-    """Thumbnails of photos (None for one that cannot be read), cached by path + mtime."""
-    return [thumb(str(p), p.stat().st_mtime if p.exists() else 0) for p in paths]
 
 
 def use(source) -> None:
@@ -125,46 +112,19 @@ photos, statistics, warnings, augmentation = st.tabs(
 if photos.open:
     with photos:
         shown = st.selectbox("Bike", ["All bikes", *dataset.classes])
-        chosen = [
-            (sample, part)
-            for part, samples in (("train", dataset.train), ("validation", dataset.validation))
-            for sample in samples
-            if shown == "All bikes" or dataset.classes[sample.label] == shown
-        ]
+        chosen = quality.gallery(dataset, None if shown == "All bikes" else shown)
         pages = max(1, -(-len(chosen) // PER_PAGE))
         page = st.pagination(pages, key=f"page-{shown}") if pages > 1 else 1
         window = chosen[(page - 1) * PER_PAGE : page * PER_PAGE]
-        images = thumbs(s.path for s, _ in window)
-        captions = [f"{dataset.classes[s.label]} · {part}" for s, part in window]
-        if images:
-            st.image(
-                [i for i in images if i],
-                caption=[c for c, i in zip(captions, images, strict=True) if i],
-                width=160,
-            )
+        images = app_ui.thumbnails(path for _, path in window)
+        shown_images = [(i, c) for i, (c, _) in zip(images, window, strict=True) if i]
+        if shown_images:
+            st.image([i for i, _ in shown_images], caption=[c for _, c in shown_images], width=160)
         st.caption(f"{len(chosen)} photos, page {page} of {pages}; thumbnails are upright.")
 if statistics.open:
     with statistics:
-        counts = pd.DataFrame(summary["per_class"]).melt(
-            id_vars="class", value_vars=["train", "validation"], var_name="split"
-        )
-        bars = (
-            alt.Chart(counts, title="Photos per bike")
-            .mark_bar()
-            .encode(
-                x=alt.X("value:Q", title="photos"),
-                y=alt.Y("class:N", title=None),
-                color=alt.Color("split:N", title="split"),
-                tooltip=["class", "split", "value"],
-            )
-        )
-        st.altair_chart(bars, width="stretch")
-        split_note = (
-            "given by the train/ and validation/ folders"
-            if dataset.given_split
-            else "chosen here: a seeded share of each bike's photos held out for validation"
-        )
-        st.markdown(f"**Split**: {split_note}.")
+        st.altair_chart(charts.photos_per_class(summary["per_class"]), width="stretch")
+        st.markdown(f"**Split**: {quality.split_note(dataset)}.")
         left, right = st.columns(2)
         left.markdown("**Photos per bike and split**")
         left.dataframe(pd.DataFrame(summary["per_class"]), hide_index=True)
@@ -180,7 +140,7 @@ if warnings.open:
                 with st.expander(f"Show the {len(finding.paths)} file(s)"):
                     for line in finding.details:
                         st.text(line)
-                    images = [image for image in thumbs(finding.paths[:12]) if image]
+                    images = [i for i in app_ui.thumbnails(finding.paths[:12]) if i]
                     if images:
                         st.image(images, width=120)
 if augmentation.open:
@@ -193,7 +153,5 @@ if augmentation.open:
             with st.spinner("Augmenting…"):
                 versions = quality.augment_preview(names[name], settings, n=7, seed=len(name))
             st.image([bikelib.decode(names[name], 192), *versions], width=160)
-            st.caption(
-                "The original, then seven versions as training sees them: "
-                + (", ".join(k for k, v in vars(settings).items() if v) or "no augmentation")
-            )
+            used = quality.augmentation_names(settings)
+            st.caption(f"The original, then seven versions as training sees them: {used}")

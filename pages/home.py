@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from bikelib.workspace import Workspace
+from bikelib.workspace import Workspace, chosen_model
 
 workspace = Workspace.for_session(st.session_state)
 
@@ -32,7 +32,7 @@ st.subheader("This session")
 source = st.session_state.get("dataset_source") or workspace.default_source()
 models = workspace.saved_models()
 selected = st.session_state.get("model_path")
-model = next((m for m in models if m["path"] == selected), models[0] if models else None)
+model = chosen_model(models, selected)
 
 shipped = sum(m["shipped"] for m in models)
 if model:

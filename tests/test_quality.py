@@ -153,3 +153,46 @@ def test_quality_does_not_import_tensorflow():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_gallery_lists_training_then_validation_photos_with_captions(tmp_path):
+    dataset = open_dataset(write_dataset(tmp_path / "set", split=True))
+    everything = quality.gallery(dataset)
+    assert len(everything) == len(dataset.samples)
+    assert everything[0][0].endswith(" · train") and everything[-1][0].endswith(" · validation")
+    bike = dataset.classes[0]
+    mine = quality.gallery(dataset, bike)
+    assert mine and all(caption.startswith(f"{bike} · ") for caption, _ in mine)
+    assert {path for _, path in mine} == {
+        s.path for s in dataset.samples if dataset.classes[s.label] == bike
+    }
+    assert quality.split_note(dataset).startswith("given by the train/")
+    assert quality.split_note(open_dataset(write_dataset(tmp_path / "flat"))).startswith("chosen")
+
+
+def test_prediction_row_and_augmentation_names():
+    from bikelib import Augmentation
+    from bikelib.artifacts import Prediction
+
+    buffer = io.BytesIO()
+    synthetic_photo((200, 40, 40), seed=1).save(buffer, "PNG")
+    photo = buffer.getvalue()
+    prediction = Prediction("red", 0.75, {"red": 0.75, "blue": 0.25})
+    row = quality.prediction_row("a.png", photo, prediction)
+    assert row["photo"].startswith("data:image/jpeg;base64,/9j/")  # a JPEG's first bytes
+    assert {k: v for k, v in row.items() if k != "photo"} == {
+        "file": "a.png",
+        "bike": "red",
+        "confidence": 0.75,
+        "red": 0.75,
+        "blue": 0.25,
+    }
+    assert quality.augmentation_names(Augmentation(zoom=0.0, contrast=0.0)) == (
+        "flip, rotation, translation, brightness"
+    )
+    assert (
+        quality.augmentation_names(
+            Augmentation(flip=False, zoom=0, rotation=0, translation=0, brightness=0, contrast=0)
+        )
+        == "no augmentation"
+    )
