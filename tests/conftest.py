@@ -66,3 +66,14 @@ def shared_bikes() -> Path:
     if not SHARED_BIKES.is_dir():
         pytest.skip(f"real photos not available: {SHARED_BIKES} is absent (see DEVELOPERS.md)")
     return SHARED_BIKES
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """For AppTest: a private workspace root, a tiny demo set (3 bikes x 6 photos, given
+    split) and no shipped model (tests that want one override this fixture)."""
+    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(tmp_path / "sessions"))
+    demo = write_dataset(tmp_path / "demo", split=True)
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(demo))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(tmp_path / "no-model"))
+    return tmp_path

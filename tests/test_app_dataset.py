@@ -5,21 +5,10 @@ from __future__ import annotations
 import io
 import zipfile
 
-import pytest
 from conftest import ROOT, synthetic_photo, write_dataset
 from streamlit.testing.v1 import AppTest
 
 APP = str(ROOT / "streamlit_app.py")
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    """A private workspace root and a tiny demo set (3 bikes x 6 photos, given split)."""
-    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(tmp_path / "sessions"))
-    demo = write_dataset(tmp_path / "demo", split=True)
-    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(demo))
-    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(tmp_path / "no-model"))
-    return tmp_path
 
 
 def dataset_page(**state) -> AppTest:

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from conftest import ROOT, write_dataset
 from streamlit.testing.v1 import AppTest
 
 from bikelib import TrainConfig, open_dataset, save_model, train
 
 APP = str(ROOT / "streamlit_app.py")
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    """A private workspace root; demo photos and (by default) no shipped model."""
-    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(tmp_path / "sessions"))
-    demo = write_dataset(tmp_path / "demo", split=True)
-    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(demo))
-    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(tmp_path / "no-model"))
-    return tmp_path
 
 
 def test_home_explains_the_app_and_links_the_three_steps(app_env):
