@@ -110,11 +110,17 @@ def main() -> None:
                 f"{max(accuracies):.0%}",
                 " ".join(f"{a:.0%}" for a in accuracies),
                 f"{statistics.mean(seconds):.0f} s",
+                f"{statistics.mean(cpu):.0f} s",
             ]
         )
     if "crossval" in chosen:
         started = time.perf_counter()
-        result = crossval(dataset, config_for("default", 0), folds=args.folds)
+        result = crossval(
+            dataset,
+            config_for("default", 0),
+            folds=args.folds,
+            on_fold=lambda i, n, e: print(f"fold {i}/{n}: {e.accuracy:.0%}", flush=True),
+        )
         raw["crossval"] = result.to_dict()
         folds = " ".join(f"{a:.0%}" for a in result.fold_accuracies)
         rows.append(
@@ -125,15 +131,16 @@ def main() -> None:
                 f"{max(result.fold_accuracies):.0%}",
                 folds,
                 f"{(time.perf_counter() - started) / args.folds:.0f} s/fold",
+                "",
             ]
         )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=2)
     print(f"\nValidation accuracy on {data} (its own split), {machine()}\n")
     # Wall time depends on what else the 2 cores run; CPU time (all threads) does not.
     headers = ["recipe", "mean", "worst", "best", "per seed / fold", "fit wall", "CPU time"]
     print(table(headers, rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(raw, f, indent=2)
 
 
 if __name__ == "__main__":
