@@ -64,15 +64,6 @@ class Dataset:
     def samples(self) -> tuple[Sample, ...]:
         return self.train + self.validation
 
-    def fingerprint(self) -> str:
-        """A short hash of the class names, the split and every photo's bytes."""
-        digest = hashlib.sha256("\n".join(self.classes).encode())
-        for part, samples in (("train", self.train), ("validation", self.validation)):
-            for sample in sorted(samples, key=lambda s: (s.label, s.path.name)):
-                digest.update(f"{part}:{sample.label}:".encode())
-                digest.update(hashlib.sha256(sample.path.read_bytes()).digest())
-        return digest.hexdigest()[:16]
-
 
 def _is_junk(path: Path) -> bool:
     return any(
@@ -309,6 +300,7 @@ class LoadedSplit:
     labels: np.ndarray  # (n,) int32
     paths: tuple[Path, ...]
     failed: tuple[Skipped, ...]
+    digests: tuple[str, ...] = ()  # SHA-256 of each loaded photo's bytes, as `paths`
 
 
 def load_split(
@@ -321,10 +313,12 @@ def load_split(
     """Decode samples to arrays (through the disk cache); unreadable ones are reported."""
     cache = cache or DecodeCache()
     samples = list(samples)
-    images, labels, paths, failed = [], [], [], []
+    images, labels, paths, failed, digests = [], [], [], [], []
     for done, sample in enumerate(samples, start=1):
         try:
-            images.append(cache.load(sample.path, size))
+            array, digest = cache.load_with_digest(sample.path, size)
+            images.append(array)
+            digests.append(digest)
             labels.append(sample.label)
             paths.append(sample.path)
         except ImageReadError as error:
@@ -332,7 +326,21 @@ def load_split(
         if on_progress:
             on_progress(done, len(samples))
     stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return LoadedSplit(stacked, np.asarray(labels, np.int32), tuple(paths), tuple(failed))
+    return LoadedSplit(
+        stacked, np.asarray(labels, np.int32), tuple(paths), tuple(failed), tuple(digests)
+    )
+
+
+def fingerprint(classes: Iterable[str], train: LoadedSplit, validation: LoadedSplit) -> str:
+    """A short hash of the class names, the split and every photo's bytes.
+
+    Built from the digests `load_split` already took, so no photo is read twice.
+    """
+    digest = hashlib.sha256("\n".join(classes).encode())
+    for part, split in (("train", train), ("validation", validation)):
+        for label, content in sorted(zip(split.labels.tolist(), split.digests, strict=True)):
+            digest.update(f"{part}:{label}:{content}".encode())
+    return digest.hexdigest()[:16]
 
 
 def summarize(dataset: Dataset) -> dict:

@@ -127,29 +127,30 @@ class DecodeCache:
     def __init__(self, directory: str | os.PathLike | None = None) -> None:
         self.directory = Path(directory) if directory else default_cache_dir() / "arrays"
 
-    def _entry(self, content: bytes, size: int) -> Path:
-        digest = hashlib.sha256(content).hexdigest()[:32]
-        return self.directory / f"{digest}-{size}-v{_DECODER_VERSION}.npy"
-
     def load(self, path: str | os.PathLike, size: int) -> np.ndarray:
         """The array for one photo, decoded now or read from the cache."""
+        return self.load_with_digest(path, size)[0]
+
+    def load_with_digest(self, path: str | os.PathLike, size: int) -> tuple[np.ndarray, str]:
+        """The array and the SHA-256 of the file's bytes (read once, for both uses)."""
         try:
             content = Path(path).read_bytes()
         except OSError as error:
             raise ImageReadError(f"{os.fspath(path)}: {error.strerror or error}") from error
-        entry = self._entry(content, size)
+        digest = hashlib.sha256(content).hexdigest()
+        entry = self.directory / f"{digest[:32]}-{size}-v{_DECODER_VERSION}.npy"
         try:
             array = np.load(entry, allow_pickle=False)
             if array.shape == (size, size, 3) and array.dtype == np.uint8:
                 mark_used(entry)
-                return array
+                return array, digest
         except (OSError, ValueError):
             pass  # missing or damaged entry: decode again below
         stream = io.BytesIO(content)
         stream.name = os.fspath(path)
         array = decode(stream, size)
         self._store(entry, array)
-        return array
+        return array, digest
 
     def _store(self, entry: Path, array: np.ndarray) -> None:
         try:

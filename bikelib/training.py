@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from .config import TrainConfig
-from .dataset import Dataset, LoadedSplit, load_split
+from .dataset import Dataset, LoadedSplit, fingerprint, load_split
 from .errors import DatasetError
 from .evaluation import Evaluation, evaluate_arrays
 from .images import DecodeCache
@@ -214,7 +214,7 @@ def train(
         epochs_run=reporter.epochs_run,
         best_epoch=best_epoch,
         stopped=reporter.stopped,
-        dataset_fingerprint=dataset.fingerprint(),
+        dataset_fingerprint=fingerprint(dataset.classes, train_split, val_split),
         skipped=[
             {"path": str(s.path), "reason": s.reason}
             for s in (*dataset.skipped, *train_split.failed, *val_split.failed)

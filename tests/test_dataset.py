@@ -107,3 +107,19 @@ def test_shared_photos_have_the_original_split(shared_bikes):
     dataset = open_dataset(shared_bikes)
     assert dataset.given_split and len(dataset.classes) == 5
     assert (len(dataset.train), len(dataset.validation), len(dataset.skipped)) == (80, 20, 0)
+
+
+def test_fingerprint_is_stable_and_follows_photo_content(tiny_dataset):
+    from conftest import synthetic_photo
+
+    from bikelib.dataset import fingerprint
+
+    def fingerprint_of(root):
+        dataset = open_dataset(root, seed=0)
+        splits = [load_split(part, 16) for part in (dataset.train, dataset.validation)]
+        return fingerprint(dataset.classes, *splits)
+
+    first = fingerprint_of(tiny_dataset)
+    assert fingerprint_of(tiny_dataset) == first
+    synthetic_photo((0, 0, 0), seed=99).save(tiny_dataset / "red-bike" / "photo1.png")
+    assert fingerprint_of(tiny_dataset) != first
