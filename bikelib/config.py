@@ -8,6 +8,7 @@ Keras layers an `Augmentation` stands for are created only when a model is built
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,26 +37,41 @@ class Augmentation:
     contrast: float = 0.15
 
     def layers(self, seed: int | None = None) -> list:
-        """The Keras random layers for these settings (pixel values 0-255)."""
+        """The Keras random layers for these settings (pixel values 0-255).
+
+        Each layer gets its own seed (`seed`, `seed + 1`, ...): Keras 3 builds a layer's
+        random stream from its seed alone, so one shared seed would make every layer draw
+        the same numbers (every flipped photo also darkened, say), and five augmentations
+        would collapse into one.
+        """
         from keras import layers  # only here: the config itself must not load TensorFlow
 
+        stream = itertools.repeat(None) if seed is None else itertools.count(seed)
         chosen: list[layers.Layer] = []
         if self.flip:
-            chosen.append(layers.RandomFlip("horizontal", seed=seed))
+            chosen.append(layers.RandomFlip("horizontal", seed=next(stream)))
         if self.rotation:
             # Reflected borders look like more ground or wall, not black corners.
-            chosen.append(layers.RandomRotation(self.rotation / 360.0, "reflect", seed=seed))
+            chosen.append(
+                layers.RandomRotation(self.rotation / 360.0, "reflect", seed=next(stream))
+            )
         if self.zoom:
             chosen.append(
-                layers.RandomZoom((-self.zoom, self.zoom), fill_mode="reflect", seed=seed)
+                layers.RandomZoom((-self.zoom, self.zoom), fill_mode="reflect", seed=next(stream))
             )
         if self.translation:
             shift = self.translation
-            chosen.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed))
+            chosen.append(
+                layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=next(stream))
+            )
         if self.brightness:
-            chosen.append(layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=seed))
+            chosen.append(
+                layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=next(stream))
+            )
         if self.contrast:
-            chosen.append(layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed))
+            chosen.append(
+                layers.RandomContrast(self.contrast, value_range=(0, 255), seed=next(stream))
+            )
         return chosen
 
 
