@@ -33,7 +33,6 @@ def test_photo_size_and_mode():
     photo = render.render_photo(render.DEMO_BIKES[1], seed=3, size=(120, 90))
     assert photo.mode == "RGB"
     assert photo.size == (120, 90)
-    assert render.PHOTO_SIZE == (640, 480)
 
 
 def test_demo_bikes_have_stable_distinct_names_and_traits():
