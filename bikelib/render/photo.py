@@ -20,18 +20,34 @@ from .shots import _frame_shot
 
 PHOTO_SIZE = (640, 480)
 SUPERSAMPLE = 2  # the bike is drawn at 2x and averaged down: smooth edges, thin spokes
+PLACES = ("planned", "new")  # where render_photo puts the bike: see there
 
 
-def render_photo(bike: BikeIdentity, seed: int, size: tuple[int, int] = PHOTO_SIZE) -> Image.Image:
-    """A photo-like RGB picture of `bike`: same bike, seed and size give the same pixels.
+def render_photo(
+    bike: BikeIdentity, seed: int, size: tuple[int, int] = PHOTO_SIZE, *, place: str = "planned"
+) -> Image.Image:
+    """A photo-like RGB picture of `bike`: same bike, seed, size and place give the same
+    pixels.
 
     The seed picks the shot (whole bike, crop or close-up of a part), the place, the
     light, the bikes parked behind it and the camera's flaws (blur, noise, JPEG).
+    `place="planned"` (the demo set's photos) is mostly the bike's usual spot: its
+    ground, backdrop and light are each the usual ones 4 times in 5. `place="new"` is
+    never the usual spot: ground, backdrop, light and colours are drawn at random, as
+    for a stolen bike photographed by a stranger. Both take the same shot; the place,
+    and all that is drawn after it, differ.
     """
+    if place not in PLACES:
+        raise ValueError(f"place must be one of {', '.join(PLACES)}")
     rng = np.random.default_rng(seed)
     sketch, geo = _build_bike(bike, crank_angle=rng.uniform(0, 2 * math.pi))
     camera, _ = _frame_shot(rng, bike, geo, sketch, size)
-    scene = _random_scene(rng, bike, camera_side=1.0 if math.cos(camera.yaw) >= 0 else -1.0)
+    scene = _random_scene(
+        rng,
+        bike,
+        camera_side=1.0 if math.cos(camera.yaw) >= 0 else -1.0,
+        usual_spot=place == "planned",
+    )
     background = _render_background(scene, camera, rng)
     light = _screen_light(scene, camera)
     contrast = 1.0 if scene.sunny else 0.55

@@ -111,9 +111,17 @@ def _usual_spot(bike: BikeIdentity) -> tuple[str, str, bool, np.ndarray]:
     return ground, backdrop, sunny, rng.random(3)
 
 
-def _random_scene(rng: np.random.Generator, bike: BikeIdentity, camera_side: float) -> _Scene:
+def _random_scene(
+    rng: np.random.Generator, bike: BikeIdentity, camera_side: float, usual_spot: bool = True
+) -> _Scene:
+    """Where `bike` is photographed. Usually its usual spot (each of ground, backdrop and
+    light with chance `_AT_USUAL_SPOT`); with `usual_spot=False` never: everything is
+    drawn as for a strange place. The same numbers are drawn up to that point either way,
+    so the scenes of `usual_spot=True` do not depend on this option."""
     home_ground, home_backdrop, home_sunny, home_tint = _usual_spot(bike)
     at_home = rng.random(3) < _AT_USUAL_SPOT
+    if not usual_spot:
+        at_home[:] = False
     ground = home_ground if at_home[0] else GROUNDS[int(rng.integers(len(GROUNDS)))]
     backdrop = home_backdrop if at_home[1] else BACKDROPS[int(rng.integers(len(BACKDROPS)))]
     sunny = home_sunny if at_home[2] else bool(rng.random() < 0.5)
