@@ -36,6 +36,7 @@ def test_photo_size_and_mode():
     for photo in (
         render.render_photo(bike, seed=3, size=(120, 90)),
         render.render_photo(bike, seed=3, size=(120, 90), place="new"),
+        render.render_scene(seed=3, size=(120, 90)),
     ):
         assert photo.mode == "RGB"
         assert photo.size == (120, 90)
@@ -112,6 +113,35 @@ def test_a_new_place_is_not_the_usual_spot(monkeypatch):
 def test_unknown_place_is_refused():
     with pytest.raises(ValueError, match="place"):
         render.render_photo(render.DEMO_BIKES[0], seed=1, size=SMALL, place="home")
+
+
+def test_a_scene_is_repeatable_and_has_no_bicycle(monkeypatch):
+    first = render.render_scene(5, size=SMALL)
+    assert np.array_equal(pixels(first), pixels(render.render_scene(5, size=SMALL)))
+    assert np.abs(pixels(first) - pixels(render.render_scene(6, size=SMALL))).mean() > 5
+    # every bike (and its shadow) is drawn by the painter: count what it is given
+    painted, crowds = [], []
+    real_paint, real_scene = photo_module._paint, photo_module._random_scene
+
+    def paint(canvases, shapes, *args, **kwargs):
+        painted.append(len(shapes))
+        real_paint(canvases, shapes, *args, **kwargs)
+
+    def scene(*args, **kwargs):
+        drawn = real_scene(*args, **kwargs)
+        crowds.append(len(drawn.crowd))
+        return drawn
+
+    monkeypatch.setattr(photo_module, "_paint", paint)
+    monkeypatch.setattr(photo_module, "_random_scene", scene)
+    render.render_photo(render.DEMO_BIKES[0], seed=5, size=SMALL)
+    assert sum(painted) > 0  # the spy sees a bike when there is one
+    painted.clear()
+    crowds.clear()
+    for seed in range(8):
+        render.render_scene(seed, size=SMALL)
+    assert sum(painted) == 0
+    assert any(crowds)  # some of these places had other people's bikes to leave out
 
 
 def test_bad_traits_are_refused():

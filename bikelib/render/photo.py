@@ -1,6 +1,7 @@
 """Making one photo: `render_photo` puts the pieces together (bike, shot, scene,
 strangers' bikes), with the bike's shadow, anti-aliased compositing and what a phone
-camera adds (exposure, white balance, vignetting, blur, noise, JPEG).
+camera adds (exposure, white balance, vignetting, blur, noise, JPEG). `render_scene`
+makes the same kind of photo of a place with no bicycle in it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .bikes import BikeIdentity
+from .bikes import BikeIdentity, _draw_random_bike
 from .camera import _NEAR_CLIP_MM, _Camera, _paint, _Pose
 from .geometry import _circle
 from .parts import _build_bike
@@ -21,6 +22,7 @@ from .shots import _frame_shot
 PHOTO_SIZE = (640, 480)
 SUPERSAMPLE = 2  # the bike is drawn at 2x and averaged down: smooth edges, thin spokes
 PLACES = ("planned", "new")  # where render_photo puts the bike: see there
+_SCENE_STREAM = 0x5CE4E  # keeps render_scene's numbers apart from render_photo's
 
 
 def render_photo(
@@ -66,12 +68,35 @@ def render_photo(
         background = _composite(
             background, _paint_layer(stranger_sketch.shapes, stranger_pose, camera, light, contrast)
         )
-    # a phone focused on a part up close blurs what is behind it
+    background = _focus_blur(background, camera)
+    image = _composite(background, _paint_layer(sketch.shapes, pose, camera, light, contrast))
+    return _camera_effects(image, rng, scene)
+
+
+def render_scene(seed: int, size: tuple[int, int] = PHOTO_SIZE) -> Image.Image:
+    """A photo-like RGB picture of a random place with no bicycle in it at all (no
+    bike in front, none parked behind): same seed and size give the same pixels.
+
+    Framed as a phone would frame a bike standing there (a random bike that is not
+    drawn), with the grounds, backdrops, light and camera flaws of `render_photo`: for
+    "no bicycle" pictures.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _SCENE_STREAM]))
+    nobody = _draw_random_bike(rng, "nobody")
+    sketch, geo = _build_bike(nobody, crank_angle=0.0)
+    camera, _ = _frame_shot(rng, nobody, geo, sketch, size)
+    camera_side = 1.0 if math.cos(camera.yaw) >= 0 else -1.0
+    scene = _random_scene(rng, nobody, camera_side, usual_spot=False)
+    background = _render_background(scene, camera, rng)  # scene.crowd is never drawn
+    return _camera_effects(_focus_blur(background, camera), rng, scene)
+
+
+def _focus_blur(background: np.ndarray, camera: _Camera) -> np.ndarray:
+    """A phone focused on a part up close blurs what is behind it."""
     blur = float(np.clip((900 - camera.distance) / 180, 0, 3.0))
     if blur > 0.3:
         background = _gaussian(background, blur)
-    image = _composite(background, _paint_layer(sketch.shapes, pose, camera, light, contrast))
-    return _camera_effects(image, rng, scene)
+    return background
 
 
 def _screen_light(scene: _Scene, camera: _Camera) -> np.ndarray:
