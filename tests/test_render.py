@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 
 from bikelib import render
+from bikelib.render import photo as photo_module
+from bikelib.render.scene import _usual_spot
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_SET = ROOT / "data" / "demo-bikes"
@@ -30,10 +32,14 @@ def test_same_seed_same_pixels_different_seed_different():
 
 
 def test_photo_size_and_mode():
-    photo = render.render_photo(render.DEMO_BIKES[1], seed=3, size=(120, 90))
-    assert photo.mode == "RGB"
-    assert photo.size == (120, 90)
-    assert render.PHOTO_SIZE == (640, 480)
+    bike = render.DEMO_BIKES[1]
+    for photo in (
+        render.render_photo(bike, seed=3, size=(120, 90)),
+        render.render_photo(bike, seed=3, size=(120, 90), place="new"),
+        render.render_scene(seed=3, size=(120, 90)),
+    ):
+        assert photo.mode == "RGB"
+        assert photo.size == (120, 90)
 
 
 def test_demo_bikes_have_stable_distinct_names_and_traits():
@@ -58,6 +64,84 @@ def test_random_bike_is_repeatable_and_none_of_the_demo_bikes():
     assert len({bike.frame_color for bike in bikes}) > 3  # strangers vary
     photo = render.render_photo(bikes[0], seed=1, size=SMALL)
     assert photo.size == SMALL
+
+
+class _SceneDrawn(Exception):
+    """Stops a render once its scene is drawn: the scene is all these tests need."""
+
+
+def drawn_scenes(monkeypatch, bike, seeds, place):
+    """The scene `render_photo(bike, seed, place=place)` draws for each seed."""
+    real = photo_module._random_scene
+    scenes = []
+
+    def capture(*args, **kwargs):
+        scenes.append(real(*args, **kwargs))
+        raise _SceneDrawn
+
+    monkeypatch.setattr(photo_module, "_random_scene", capture)
+    for seed in seeds:
+        with pytest.raises(_SceneDrawn):
+            render.render_photo(bike, seed, size=SMALL, place=place)
+    monkeypatch.setattr(photo_module, "_random_scene", real)
+    return scenes
+
+
+def test_a_new_place_is_not_the_usual_spot(monkeypatch):
+    bike = render.DEMO_BIKES[0]
+    usual = _usual_spot(bike)[:3]  # ground, backdrop, sunny
+    seeds = range(40)
+    planned = [
+        (s.ground, s.backdrop, s.sunny) for s in drawn_scenes(monkeypatch, bike, seeds, "planned")
+    ]
+    new = [(s.ground, s.backdrop, s.sunny) for s in drawn_scenes(monkeypatch, bike, seeds, "new")]
+    # planned: all three usual in 0.8^3 of the photos; new: by chance only (1/5 * 1/4 * 1/2)
+    assert planned.count(usual) >= 15
+    assert new.count(usual) <= 4
+    assert len(set(new)) > 10  # drawn at random, not one other fixed place
+    # a seed whose planned photo is at the usual spot: the new place gives other pixels
+    seed = planned.index(usual)
+    at_home = render.render_photo(bike, seed, size=SMALL)
+    elsewhere = render.render_photo(bike, seed, size=SMALL, place="new")
+    assert np.abs(pixels(at_home) - pixels(elsewhere)).mean() > 5
+    again = render.render_photo(bike, seed, size=SMALL, place="new")
+    assert np.array_equal(pixels(elsewhere), pixels(again))
+    explicit = render.render_photo(bike, seed, size=SMALL, place="planned")
+    assert np.array_equal(pixels(at_home), pixels(explicit))
+
+
+def test_unknown_place_is_refused():
+    with pytest.raises(ValueError, match="place"):
+        render.render_photo(render.DEMO_BIKES[0], seed=1, size=SMALL, place="home")
+
+
+def test_a_scene_is_repeatable_and_has_no_bicycle(monkeypatch):
+    first = render.render_scene(5, size=SMALL)
+    assert np.array_equal(pixels(first), pixels(render.render_scene(5, size=SMALL)))
+    assert np.abs(pixels(first) - pixels(render.render_scene(6, size=SMALL))).mean() > 5
+    # every bike (and its shadow) is drawn by the painter: count what it is given
+    painted, crowds = [], []
+    real_paint, real_scene = photo_module._paint, photo_module._random_scene
+
+    def paint(canvases, shapes, *args, **kwargs):
+        painted.append(len(shapes))
+        real_paint(canvases, shapes, *args, **kwargs)
+
+    def scene(*args, **kwargs):
+        drawn = real_scene(*args, **kwargs)
+        crowds.append(len(drawn.crowd))
+        return drawn
+
+    monkeypatch.setattr(photo_module, "_paint", paint)
+    monkeypatch.setattr(photo_module, "_random_scene", scene)
+    render.render_photo(render.DEMO_BIKES[0], seed=5, size=SMALL)
+    assert sum(painted) > 0  # the spy sees a bike when there is one
+    painted.clear()
+    crowds.clear()
+    for seed in range(8):
+        render.render_scene(seed, size=SMALL)
+    assert sum(painted) == 0
+    assert any(crowds)  # some of these places had other people's bikes to leave out
 
 
 def test_bad_traits_are_refused():
