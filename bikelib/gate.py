@@ -92,43 +92,32 @@ class _StorageType:
     dtype: np.dtype
 
 
-@dataclass
-class _Storage:
-    """One storage named in the pickle; its bytes follow the pickles in the file."""
-
-    key: str
-    dtype: np.dtype
-    size: int
-    data: np.ndarray | None = None
-
-
 @dataclass(frozen=True)
 class _TensorRef:
-    """What `_rebuild_tensor_v2` would build, kept until the storages have been read."""
+    """What `_rebuild_tensor_v2` would build, kept until the storages have been read.
 
-    storage: _Storage
+    `storage` is the storage's key. The pickle can still alter these fields (its BUILD
+    opcode sets attributes), so `_materialize` checks them all again against the
+    unpickler's own record of the storages, which the pickle cannot reach.
+    """
+
+    storage: str
     offset: int
     shape: tuple[int, ...]
     strides: tuple[int, ...]
 
 
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
 def _is_int_tuple(value: Any) -> bool:
-    return isinstance(value, tuple) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    )
+    return type(value) is tuple and all(_is_int(v) for v in value)
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, *_rest) -> _TensorRef:
     """Stands in for `torch._utils._rebuild_tensor_v2`: records, never executes anything."""
-    if not (
-        isinstance(storage, _Storage)
-        and isinstance(storage_offset, int)
-        and _is_int_tuple(size)
-        and _is_int_tuple(stride)
-        and len(size) == len(stride)
-    ):
-        raise PretrainedWeightsError("a tensor in the checkpoint is malformed")
-    return _TensorRef(storage, storage_offset, tuple(size), tuple(stride))
+    return _TensorRef(storage, storage_offset, size, stride)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -136,7 +125,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def __init__(self, stream) -> None:
         super().__init__(stream)
-        self.storages: dict[str, _Storage] = {}
+        self.storages: dict[str, tuple[np.dtype, int]] = {}  # key -> (dtype, elements)
 
     def find_class(self, module: str, name: str):
         if (module, name) == ("collections", "OrderedDict"):
@@ -152,24 +141,23 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         if not (
-            isinstance(pid, tuple)
+            type(pid) is tuple
             and len(pid) == 6
             and pid[0] == "storage"
-            and isinstance(pid[1], _StorageType)
-            and isinstance(pid[2], str)
-            and isinstance(pid[4], int)
+            and type(pid[1]) is _StorageType
+            and type(pid[2]) is str
+            and _is_int(pid[4])
             and pid[4] >= 0
         ):
             raise PretrainedWeightsError("the checkpoint names a storage in an unknown way")
         _, storage_type, key, _location, size, view = pid
         if view is not None:
             raise PretrainedWeightsError("the checkpoint uses storage views, not supported")
-        storage = self.storages.get(key)
-        if storage is None:
-            storage = self.storages[key] = _Storage(key, storage_type.dtype, size)
-        elif storage.dtype != storage_type.dtype or storage.size != size:
+        # The dtype comes from the allow-list by name: BUILD may alter a _StorageType.
+        declared = (_STORAGE_DTYPES.get(storage_type.name), size)
+        if declared[0] is None or self.storages.setdefault(key, declared) != declared:
             raise PretrainedWeightsError(f"storage {key} is declared twice, differently")
-        return storage
+        return key
 
 
 def _load_pickle(unpickler: _RestrictedUnpickler) -> Any:
@@ -207,50 +195,57 @@ def read_torch_legacy(data: bytes) -> dict[str, np.ndarray]:
         raise PretrainedWeightsError("the checkpoint is not a little-endian one")
     state = _load_pickle(unpickler)
     keys = _load_pickle(unpickler)
-    if not isinstance(state, dict) or not all(
-        isinstance(k, str) and isinstance(v, _TensorRef) for k, v in state.items()
-    ):
+    if not isinstance(state, dict) or not all(type(k) is str for k in state):
         raise PretrainedWeightsError("the checkpoint is not a state dict of tensors")
-    if not isinstance(keys, list) or set(keys) != set(unpickler.storages):
+    if (
+        type(keys) is not list
+        or not all(type(k) is str for k in keys)
+        or sorted(keys) != sorted(unpickler.storages)
+    ):
         raise PretrainedWeightsError("the checkpoint's storage list does not match its tensors")
 
+    storages: dict[str, np.ndarray] = {}
     position = stream.tell()
     for key in keys:
-        storage = unpickler.storages[key]
+        dtype, size = unpickler.storages[key]
         if position + 8 > len(data):
             raise PretrainedWeightsError("the checkpoint is truncated")
         (count,) = struct.unpack_from("<q", data, position)
         position += 8
-        end = position + count * storage.dtype.itemsize
-        if count != storage.size or end > len(data):
+        end = position + count * dtype.itemsize
+        if count != size or end > len(data):
             raise PretrainedWeightsError(f"storage {key} has the wrong length or is truncated")
-        storage.data = np.frombuffer(data, storage.dtype, count, position)
+        storages[key] = np.frombuffer(data, dtype, count, position)
         position = end
-
-    tensors: dict[str, np.ndarray] = {}
-    for name, ref in state.items():
-        tensors[name] = _materialize(name, ref)
-    return tensors
+    return {name: _materialize(name, ref, storages) for name, ref in state.items()}
 
 
-def _materialize(name: str, ref: _TensorRef) -> np.ndarray:
-    storage = ref.storage.data
-    assert storage is not None  # every storage key was read above
+def _materialize(name: str, ref: Any, storages: dict[str, np.ndarray]) -> np.ndarray:
+    """A copy of the tensor `ref` describes, after checking every field of it again."""
+    if not (
+        type(ref) is _TensorRef
+        and type(ref.storage) is str
+        and ref.storage in storages
+        and _is_int(ref.offset)
+        and _is_int_tuple(ref.shape)
+        and _is_int_tuple(ref.strides)
+        and len(ref.shape) == len(ref.strides)
+    ):
+        raise PretrainedWeightsError(f"{name} in the checkpoint is not a well-formed tensor")
+    storage = storages[ref.storage]
     if any(n < 0 for n in ref.shape) or any(s < 0 for s in ref.strides) or ref.offset < 0:
         raise PretrainedWeightsError(f"tensor {name} has a negative size, stride or offset")
-    count = int(np.prod(ref.shape, dtype=np.int64))
-    if count:
-        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.strides, strict=True))
-        if last >= storage.size:
-            raise PretrainedWeightsError(f"tensor {name} reaches past its storage")
-        view = np.lib.stride_tricks.as_strided(
-            storage[ref.offset :],
-            shape=ref.shape,
-            strides=tuple(s * storage.itemsize for s in ref.strides),
-            writeable=False,
-        )
-    else:
-        view = np.zeros(ref.shape, storage.dtype)
+    if 0 in ref.shape:
+        return np.zeros(ref.shape, storage.dtype.newbyteorder("="))
+    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.strides, strict=True))
+    if last >= storage.size:
+        raise PretrainedWeightsError(f"tensor {name} reaches past its storage")
+    view = np.lib.stride_tricks.as_strided(
+        storage[ref.offset :],
+        shape=ref.shape,
+        strides=tuple(s * storage.itemsize for s in ref.strides),
+        writeable=False,
+    )
     return np.array(view, dtype=storage.dtype.newbyteorder("="))
 
 

@@ -57,11 +57,13 @@ class _Storage:
 
 
 class _Tensor:
-    def __init__(self, storage: _Storage, offset, shape, strides) -> None:
+    def __init__(self, storage: _Storage, offset, shape, strides, state=None) -> None:
         self.args = (storage, offset, shape, strides, False, OrderedDict())
+        self.state = state  # pickled as a BUILD after the rebuild call, when given
 
     def __reduce__(self):
-        return sys.modules["torch._utils"]._rebuild_tensor_v2, self.args
+        rebuild = sys.modules["torch._utils"]._rebuild_tensor_v2
+        return (rebuild, self.args) if self.state is None else (rebuild, self.args, self.state)
 
 
 def legacy_bytes(state, storages: list[_Storage], magic=0x1950A86A20F9469CFC6C) -> bytes:
@@ -150,6 +152,14 @@ def test_reader_refuses_truncated_and_out_of_bounds_tensors(fake_torch):
         read_torch_legacy(legacy_bytes({}, [], magic=1234))
 
 
+def test_reader_checks_tensors_again_after_the_pickle_altered_them(fake_torch):
+    storage = _Storage("1", fake_torch.FloatStorage, np.zeros(4, "<f4"))
+    for state in ({"storage": "no-such-key"}, {"shape": [4]}, {"offset": 1.5}):
+        data = legacy_bytes({"w": _Tensor(storage, 0, (4,), (1,), state)}, [storage])
+        with pytest.raises(PretrainedWeightsError, match="not a well-formed tensor"):
+            read_torch_legacy(data)
+
+
 def test_sha_mismatch_is_refused_before_reading(tmp_path, monkeypatch):
     path = tmp_path / "efficientnet-lite0-57934424.pth"
     path.write_bytes(legacy_bytes({}, []))
@@ -222,6 +232,16 @@ def test_gate_is_loaded_once_and_the_conversion_is_reused(gate, monkeypatch):
     model = gate_module.load_pretrained_model()
     assert path.stat().st_mtime_ns == before
     assert model.count_params() == gate.model.count_params()
+
+
+def test_a_damaged_conversion_is_converted_again(weights, tmp_path):
+    path = gate_module.converted_model_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a keras file")
+    model = gate_module.load_pretrained_model(tmp_path)
+    assert model.output.shape == (None, 1000)
+    assert path.stat().st_size > 10_000_000
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
 def test_gate_on_the_real_photos(gate, shared_bikes):
