@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import platform
 import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from . import openset
 from .errors import ImageReadError, ModelLoadError, ModelNotFoundError
-from .images import ImageSource, decode
+from .images import ImageSource, decode, open_image, to_array
+
+log = logging.getLogger(__name__)
 
 FORMAT = "bike-recognition-model/1"
 MODEL_FILE = "model.keras"
 META_FILE = "model.json"
+REFERENCE_FILE = "reference.npz"  # training-photo features for "is this one of mine?"
 
 
 def _versions() -> dict[str, str]:
@@ -67,6 +72,7 @@ def describe(result, *, name: str | None = None) -> dict:
             "train_seconds": round(result.seconds, 2),
         },
         "evaluation": result.evaluation.to_dict() if result.evaluation else None,
+        "openset": result.reference.describe() if result.reference else None,
         "dataset_fingerprint": result.dataset_fingerprint,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": _versions(),
@@ -80,6 +86,12 @@ def save_model(result, directory: str | os.PathLike, *, name: str | None = None)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
     try:
         result.model.save(staging / MODEL_FILE)
+        if result.reference is not None:
+            np.savez(
+                staging / REFERENCE_FILE,
+                features=result.reference.features.astype(np.float32),
+                labels=result.reference.labels.astype(np.int32),
+            )
         meta = describe(result, name=name or directory.name)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         if directory.exists():
@@ -118,20 +130,57 @@ def read_meta(directory: str | os.PathLike) -> dict:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One photo's result: the best class, its probability, and every class's."""
+    """One photo's result: the verdict first, then the closest known bike and every class's.
+
+    `label` is always the closest known bike; `verdict` says whether the photo shows it
+    (`"bike"`), another bicycle (`"not_mine"`) or no bicycle at all (`"no_bicycle"`).
+    """
 
     label: str
     confidence: float
     probabilities: dict[str, float]
+    verdict: str = openset.BIKE
+    score: float = float("nan")  # higher: more likely one of the known bikes
+    threshold: float = float("nan")
+    sentence: str = ""
+    bicycle: float | None = None  # the bicycle gate's probability, when it ran
+
+    @property
+    def known(self) -> bool:
+        return self.verdict == openset.BIKE
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.probabilities.items(), key=lambda item: -item[1])[:k]
 
+    def decided(self, threshold: float, gate_threshold: float) -> Prediction:
+        """The same photo judged at another threshold (the Classify page's slider)."""
+        v = openset.decide(self.label, self.score, threshold, self.bicycle, gate_threshold)
+        return replace(self, verdict=v.verdict, threshold=threshold, sentence=v.sentence)
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "verdict": self.verdict,
+            "known": self.known,
+            "score": self.score,
+            "threshold": self.threshold,
+            "bicycle": self.bicycle,
+            "sentence": self.sentence,
+            "probabilities": self.probabilities,
+        }
+
 
 class Classifier:
-    """A loaded model: decode photos exactly as in training and predict their bike."""
+    """A loaded model: decode photos as in training, predict the bike and the verdict.
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    The verdict needs the model's reference features (`reference.npz`, written at
+    training time with the calibrated threshold) and, for "no bicycle", the pretrained
+    bicycle gate (`bikelib.gate`). A model saved without a reference falls back to the
+    maximum probability at 0.5, an uncalibrated guess said as such in `model.json` terms.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, gate: bool = True) -> None:
         import keras
 
         self.directory = Path(directory)
@@ -149,10 +198,42 @@ class Classifier:
             raise ModelLoadError(
                 f"{self.directory} has {outputs} outputs but names {len(self.classes)} classes"
             )
+        self.reference = self._load_reference()
+        self.embed = openset.Embedder(self.model) if self.reference else None
+        self.gate = _load_gate() if gate else None
+
+    def _load_reference(self) -> openset.Reference | None:
+        described = self.meta.get("openset")
+        if not described or not (self.directory / REFERENCE_FILE).is_file():
+            return None
+        try:
+            with np.load(self.directory / REFERENCE_FILE, allow_pickle=False) as stored:
+                features, labels = stored["features"], stored["labels"]
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelLoadError(f"{self.directory / REFERENCE_FILE} is unreadable") from error
+        return openset.Reference(
+            score=described["score"],
+            threshold=float(described["threshold"]),
+            accept=float(described.get("accept", 0.95)),
+            features=features,
+            labels=labels,
+            known_scores=tuple(described.get("known_scores", ())),
+            other_scores=tuple(described.get("other_scores", ())),
+        )
 
     @property
     def name(self) -> str:
         return self.meta.get("name", self.directory.name)
+
+    @property
+    def threshold(self) -> float:
+        return self.reference.threshold if self.reference else 0.5
+
+    @property
+    def gate_threshold(self) -> float:
+        from .gate import GATE_THRESHOLD
+
+        return GATE_THRESHOLD
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (n, classes) for uint8 arrays of shape (n, size, size, 3)."""
@@ -165,32 +246,83 @@ class Classifier:
     def decode(self, source: ImageSource) -> np.ndarray:
         return decode(source, self.image_size)
 
+    def _decode_both(self, source: ImageSource) -> tuple[np.ndarray, np.ndarray | None]:
+        """The photo at the model's size and, when the gate runs, at the gate's size."""
+        if self.gate is None:
+            return self.decode(source), None
+        from .gate import GATE_SIZE
+
+        image = open_image(source, draft_size=2 * max(self.image_size, GATE_SIZE))
+        return to_array(image, self.image_size), to_array(image, GATE_SIZE)
+
     def predict(self, source: ImageSource) -> Prediction:
         """The prediction for one photo (path, bytes, file object or PIL image)."""
-        return self._prediction(self.predict_arrays(self.decode(source)[None])[0])
+        result = self.predict_many([source])[0]
+        if isinstance(result, ImageReadError):
+            raise result
+        return result
 
     def predict_many(self, sources) -> list[Prediction | ImageReadError]:
         """Predictions for many photos in one batch; unreadable ones give their error."""
-        decoded: list[np.ndarray | ImageReadError] = []
+        decoded: list[tuple | ImageReadError] = []
         for source in sources:
             try:
-                decoded.append(self.decode(source))
+                decoded.append(self._decode_both(source))
             except ImageReadError as error:
                 decoded.append(error)
-        good = [d for d in decoded if isinstance(d, np.ndarray)]
-        probabilities = iter(self.predict_arrays(np.stack(good)) if good else [])
+        good = [d for d in decoded if not isinstance(d, ImageReadError)]
+        predictions = iter(self.predict_decoded(good) if good else [])
+        return [d if isinstance(d, ImageReadError) else next(predictions) for d in decoded]
+
+    def predict_decoded(self, decoded: list[tuple], *, bike: int | None = None) -> list[Prediction]:
+        """Predictions for (model-size array, gate-size array or None) pairs.
+
+        With `bike` (a class index), the score and verdict are about that one bike ("may
+        this be my bike X?"), as a scan of listings asks; `label` stays the closest bike.
+        """
+        images = np.stack([small for small, _ in decoded])
+        if self.embed is not None:
+            out = self.embed(images)
+            probabilities = out.probabilities
+            scores = self.reference.scores(out, bike)
+        else:
+            probabilities = self.predict_arrays(images)
+            scores = probabilities.max(axis=1) if bike is None else probabilities[:, bike]
+        bicycles = [None] * len(decoded)
+        if self.gate is not None:
+            bicycles = self.gate.bicycle_probability(np.stack([big for _, big in decoded]))
         return [
-            self._prediction(next(probabilities)) if isinstance(d, np.ndarray) else d
-            for d in decoded
+            self._prediction(p, float(s), None if b is None else float(b), bike)
+            for p, s, b in zip(probabilities, scores, bicycles, strict=True)
         ]
 
-    def _prediction(self, probabilities: np.ndarray) -> Prediction:
+    def _prediction(self, probabilities, score: float, bicycle, bike: int | None) -> Prediction:
         best = int(np.argmax(probabilities))
+        subject = self.classes[best if bike is None else bike]
+        gate_threshold = self.gate_threshold if bicycle is not None else 0.0
+        verdict = openset.decide(subject, score, self.threshold, bicycle, gate_threshold)
         return Prediction(
             label=self.classes[best],
             confidence=float(probabilities[best]),
             probabilities={c: float(p) for c, p in zip(self.classes, probabilities, strict=True)},
+            verdict=verdict.verdict,
+            score=score,
+            threshold=self.threshold,
+            sentence=verdict.sentence,
+            bicycle=bicycle,
         )
+
+
+def _load_gate():
+    """The process-wide bicycle gate, or None where its weights package is missing."""
+    from .errors import BikeLibError
+    from .gate import load_gate
+
+    try:
+        return load_gate()
+    except BikeLibError as error:
+        log.warning("no bicycle gate: %s", error)
+        return None
 
 
 def load_model(directory: str | os.PathLike) -> Classifier:
@@ -220,6 +352,7 @@ def export_zip(directory: str | os.PathLike) -> bytes:
     read_meta(directory)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in (MODEL_FILE, META_FILE):
-            archive.write(directory / file, f"{directory.name}/{file}")
+        for file in (MODEL_FILE, META_FILE, REFERENCE_FILE):
+            if (directory / file).is_file():
+                archive.write(directory / file, f"{directory.name}/{file}")
     return buffer.getvalue()

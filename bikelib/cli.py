@@ -1,4 +1,4 @@
-"""The command line: train, evaluate, crossval, predict (`python -m bikelib ...`).
+"""The command line: train, evaluate, crossval, predict, scan (`python -m bikelib ...`).
 
 This is the contract other tools script against. Results go to stdout (`--json` for
 machines), progress to stderr. Exit codes: 0 success, 1 some images could not be
@@ -168,14 +168,7 @@ def cmd_predict(args) -> int:
         if isinstance(result, BikeLibError):
             rows.append({"image": image, "error": str(result)})
         else:
-            rows.append(
-                {
-                    "image": image,
-                    "label": result.label,
-                    "confidence": result.confidence,
-                    "probabilities": result.probabilities,
-                }
-            )
+            rows.append({"image": image, **result.to_dict()})
     if args.json:
         print(json.dumps(rows))
     else:
@@ -183,10 +176,39 @@ def cmd_predict(args) -> int:
             if "error" in row:
                 print(f"{row['image']}: error: {row['error']}")
             else:
-                print(f"{row['image']}: {row['label']} ({row['confidence']:.0%})")
+                print(f"{row['image']}: {row['sentence']}")
     failed = [row for row in rows if "error" in row]
     for row in failed:
         print(f"error: {row['error']}", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def cmd_scan(args) -> int:
+    from .artifacts import load_model
+    from .scan import listing_photos, scan, to_csv
+
+    classifier = load_model(args.model)
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done = n
+        print(f"\rscanned {n} photos", end="", file=sys.stderr, flush=True)
+
+    rows = scan(classifier, args.bike, listing_photos(args.sources), on_progress=progress)
+    if done:
+        print(file=sys.stderr)
+    if args.csv:
+        Path(args.csv).write_text(to_csv(rows))
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows]))
+    else:
+        for rank, row in enumerate(rows, start=1):
+            shown = f"error: {row.error}" if row.error else f"{row.score:.3f} {row.verdict}"
+            print(f"{rank:>5}  {shown}  {row.file}")
+    failed = [row for row in rows if row.error]
+    for row in failed:
+        print(f"error: {row.error}", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
@@ -233,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+")
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(run=cmd_predict)
+
+    scan = commands.add_parser("scan", help="rank listing photos by how likely each is one bike")
+    scan.add_argument("model")
+    scan.add_argument("sources", nargs="+", metavar="IMAGE_OR_ZIP_OR_FOLDER")
+    scan.add_argument("--bike", required=True, help="the known bike to look for")
+    scan.add_argument("--json", action="store_true", help="one JSON list, best match first")
+    scan.add_argument("--csv", help="also write the ranking to this CSV file")
+    scan.set_defaults(run=cmd_scan)
     return parser
 
 

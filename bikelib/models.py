@@ -14,26 +14,33 @@ from keras import layers
 from .config import ARCHITECTURE_LABELS, Augmentation
 from .errors import ConfigError
 
+# The penultimate layer of every architecture: what "is this one of my bikes?" compares.
+FEATURES = "features"
 
-def _preprocess(image_size: int, augmentation: Augmentation | None, seed: int | None):
-    """Input of any size -> resized, (augmented when training,) rescaled to [0, 1]."""
+
+def _preprocess(image_size: int, augmentation: Augmentation | None, random_seed: int | None):
+    """Input of any size -> resized, (augmented when training,) rescaled to [0, 1].
+
+    Photos arrive already resized by `bikelib.images.decode` with the same filter, so
+    this layer acts only when a raw photo is given to the saved model directly.
+    """
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
-    chosen = augmentation.layers(seed) if augmentation else []
+    chosen = augmentation.layers(random_seed) if augmentation else []
     if chosen:  # an empty Sequential cannot be built; no augmentation is no block
         x = keras.Sequential(chosen, name="augmentation")(x)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     return inputs, x
 
 
-def seed_cnn(num_classes: int, image_size: int = 150, augmentation=None, seed=None):
+def seed_cnn(num_classes: int, image_size: int = 150, augmentation=None, random_seed=None):
     """The 2018 assignment's network, layer for layer: 4 x (Conv 5x5 + pool), Dense 64."""
-    inputs, x = _preprocess(image_size, augmentation, seed)
+    inputs, x = _preprocess(image_size, augmentation, random_seed)
     for filters in (32, 32, 64, 64):
         x = layers.Conv2D(filters, 5, activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dense(64, activation="relu", name=FEATURES)(x)
     x = layers.Dropout(0.5)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="seed")
@@ -48,7 +55,7 @@ def _conv_bn_relu(x, filters: int, strides: int = 1, separable: bool = True):
     return layers.Activation("relu")(x)
 
 
-def default_cnn(num_classes: int, image_size: int = 96, augmentation=None, seed=None):
+def default_cnn(num_classes: int, image_size: int = 96, augmentation=None, random_seed=None):
     """A compact separable CNN beside a learned colour histogram (about 51k weights).
 
     Why this shape, for 80 photos and 2 CPU cores:
@@ -59,7 +66,7 @@ def default_cnn(num_classes: int, image_size: int = 96, augmentation=None, seed=
       over the photo) learns which colours identify a bike; alone it learns little,
       beside the CNN it settles the red-versus-orange and black-versus-green cases.
     """
-    inputs, x = _preprocess(image_size, augmentation, seed)
+    inputs, x = _preprocess(image_size, augmentation, random_seed)
     y = _conv_bn_relu(x, 32, strides=2, separable=False)
     for filters in (64, 128, 256):
         y = _conv_bn_relu(y, filters)
@@ -73,7 +80,7 @@ def default_cnn(num_classes: int, image_size: int = 96, augmentation=None, seed=
     # Bin shares are tiny numbers next to CNN features; normalising lets both count.
     features.append(layers.BatchNormalization(momentum=0.9)(colours))
 
-    x = layers.Concatenate()(features)
+    x = layers.Concatenate(name=FEATURES)(features)
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="default")
@@ -88,13 +95,17 @@ def make_model(
     num_classes: int,
     image_size: int,
     augmentation: Augmentation | None = None,
-    seed: int | None = None,
+    random_seed: int | None = None,
 ) -> keras.Model:
-    """Build an untrained model by architecture name (see ARCHITECTURES)."""
+    """Build an untrained model by architecture name (see ARCHITECTURES).
+
+    `random_seed` seeds the augmentation layers' random streams (not the weights:
+    `keras.utils.set_random_seed` does that for the whole run).
+    """
     if arch not in ARCHITECTURES:
         raise ConfigError(
             f"Unknown architecture '{arch}'; choose one of {', '.join(ARCHITECTURES)}"
         )
     if num_classes < 2:
         raise ConfigError(f"A classifier needs at least 2 classes, not {num_classes}")
-    return ARCHITECTURES[arch](num_classes, image_size, augmentation, seed)
+    return ARCHITECTURES[arch](num_classes, image_size, augmentation, random_seed)

@@ -22,6 +22,7 @@ from .errors import DatasetError
 from .evaluation import Evaluation, evaluate_arrays
 from .images import DecodeCache
 from .models import make_model
+from .openset import Embedder, Reference, fit_reference
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class TrainResult:
     stopped: bool  # True when should_stop() ended the run early
     dataset_fingerprint: str
     skipped: list[dict] = field(default_factory=list)
+    reference: Reference | None = None  # for "is this one of my bikes?" (bikelib.openset)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -116,12 +118,18 @@ class _Reporter(keras.callbacks.Callback):
         self._report("epoch", self.steps, logs)
 
 
-def _batches(split: LoadedSplit, n_classes: int, batch_size: int, seed: int, repeat: bool):
+def _batches(split: LoadedSplit, n_classes, batch_size, seed, repeat, negatives=None):
     import tensorflow as tf  # the tf.data input pipeline; Keras 3 takes it directly
 
-    onehot = keras.utils.to_categorical(split.labels, n_classes).astype("float32")
-    data = tf.data.Dataset.from_tensor_slices((split.images, onehot))
-    data = data.shuffle(len(split.labels), seed=seed, reshuffle_each_iteration=True)
+    images = split.images
+    targets = keras.utils.to_categorical(split.labels, n_classes).astype("float32")
+    if negatives is not None and len(negatives):
+        # Outlier exposure: other bikes, each with the uniform target "none of these".
+        images = np.concatenate([images, negatives])
+        uniform = np.full((len(negatives), n_classes), 1.0 / n_classes, dtype="float32")
+        targets = np.concatenate([targets, uniform])
+    data = tf.data.Dataset.from_tensor_slices((images, targets))
+    data = data.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
     return data.batch(batch_size).prefetch(2)
@@ -148,10 +156,15 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     cache: DecodeCache | None = None,
+    negatives: np.ndarray | None = None,
+    others: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a model on `dataset` and evaluate it on the validation photos.
 
-    Raises DatasetError when there are too few readable training photos.
+    `negatives`: photos of other bikes (uint8, image size), trained towards the uniform
+    distribution over the known bikes (outlier exposure). Raises DatasetError when there
+    are too few readable training photos. `others`: photos of other bikes never trained
+    on, scored at the end so the saved model can show what its threshold trades.
     """
     config = config or TrainConfig()
     keras.utils.set_random_seed(config.seed)
@@ -164,9 +177,10 @@ def train(
 
     n_classes = len(dataset.classes)
     model = make_model(
-        config.arch, n_classes, config.image_size, config.augmentation, seed=config.seed
+        config.arch, n_classes, config.image_size, config.augmentation, random_seed=config.seed
     )
-    steps = config.steps_per_epoch or -(-len(train_split.labels) // config.batch_size)
+    n_train = len(train_split.labels) + (0 if negatives is None else len(negatives))
+    steps = config.steps_per_epoch or -(-n_train // config.batch_size)
     model.compile(
         optimizer=keras.optimizers.AdamW(
             _learning_rate(config, steps * config.epochs), weight_decay=config.weight_decay
@@ -186,6 +200,7 @@ def train(
             config.batch_size,
             config.seed,
             repeat=config.steps_per_epoch is not None,
+            negatives=negatives,
         ),
         steps_per_epoch=config.steps_per_epoch,
         epochs=config.epochs,
@@ -204,6 +219,13 @@ def train(
     best_epoch = reporter.best_epoch if config.restore_best else reporter.epochs_run
 
     evaluation = evaluate_arrays(model, val_split, dataset.classes) if has_validation else None
+    reference = fit_reference(
+        Embedder(model),
+        train_split.images,
+        train_split.labels,
+        val_split.images if has_validation else None,
+        others,
+    )
     return TrainResult(
         model=model,
         classes=dataset.classes,
@@ -219,6 +241,7 @@ def train(
             {"path": str(s.path), "reason": s.reason}
             for s in (*dataset.skipped, *train_split.failed, *val_split.failed)
         ],
+        reference=reference,
     )
 
 

@@ -41,7 +41,13 @@ def test_predict_json_gives_an_error_entry_for_a_bad_image_and_exit_1(model_dir,
     captured = capsys.readouterr()
     rows = json.loads(captured.out)
     assert rows[0]["image"] == str(good) and rows[0]["label"] in rows[0]["probabilities"]
-    assert set(rows[0]) == {"image", "label", "confidence", "probabilities"}
+    assert set(rows[0]) == {
+        *("image", "label", "confidence", "probabilities"),
+        *("verdict", "known", "score", "threshold", "bicycle", "sentence"),
+    }
+    assert rows[0]["known"] == (rows[0]["verdict"] == "bike")
+    # A plain red picture with a dark block is no bicycle, whatever the model knows.
+    assert rows[0]["verdict"] == "no_bicycle" and rows[0]["bicycle"] < 0.1
     assert rows[1]["image"] == "missing.jpg" and "file not found" in rows[1]["error"]
     assert "error: missing.jpg: file not found" in captured.err
 

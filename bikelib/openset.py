@@ -1,0 +1,328 @@
+"""Is this one of MY bikes? Feature scores, their calibration, and the three verdicts.
+
+A marketplace photo almost always shows somebody else's bike, so a classifier that
+must name one of the known bikes is not enough. This module owns what decides
+between "bike X", "not one of yours" and "no bicycle":
+
+- `Embedder`: the trained model's penultimate features (layer `features`), L2-normalised,
+  averaged with those of the mirrored photo (test-time flip: a bike seen from its other
+  side is the same bike), plus the model's probabilities, in one pass;
+- `SCORES`: the candidate "how much is this one of the known bikes" scores, each a pure
+  function of (features, probabilities, logits) and the reference features of the
+  training photos; higher means more likely known;
+- `calibrate`: the threshold that accepts a chosen share of held-out known photos;
+- `verdict`: the decision and its one plain sentence.
+
+Which score the app uses is decided by `bench/openset.py` (tables in bench/RESULTS.md):
+see `CHOSEN_SCORE` for the reason. Keras is imported lazily: only `Embedder` needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+NO_BICYCLE, NOT_MINE, BIKE = "no_bicycle", "not_mine", "bike"
+VERDICTS = (BIKE, NOT_MINE, NO_BICYCLE)
+FEATURES_LAYER = "features"  # bikelib.models.FEATURES, named here without importing Keras
+# Measured by bench/openset.py (bench/RESULTS.md): see the reason in the README's table.
+CHOSEN_SCORE = "nearest"
+
+
+def normalise(features: np.ndarray) -> np.ndarray:
+    features = np.asarray(features, dtype=np.float32)
+    return features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What one pass over photos gives every score: features (normalised), logits, probs."""
+
+    features: np.ndarray  # (n, d), unit length
+    logits: np.ndarray  # (n, classes)
+    probabilities: np.ndarray  # (n, classes)
+
+
+class Embedder:
+    """Runs a trained classifier for its features, logits and probabilities at once."""
+
+    def __init__(self, model, *, flip: bool = True) -> None:
+        import keras
+
+        self.flip = flip
+        head = model.get_layer("probabilities")
+        self._kernel, self._bias = (np.asarray(w) for w in head.get_weights())
+        self._model = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+
+    def _features(self, images: np.ndarray) -> np.ndarray:
+        if len(images) <= 32:  # a direct call: no per-call dataset set-up (small batches)
+            return np.asarray(self._model(images, training=False))
+        return np.asarray(self._model.predict(images, batch_size=32, verbose=0))
+
+    def __call__(self, images: np.ndarray) -> Outputs:
+        images = np.asarray(images, dtype=np.float32)
+        raw = self._features(images)
+        logits = raw @ self._kernel + self._bias  # the head, without its softmax
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        features = normalise(raw)
+        if self.flip:
+            features = normalise(features + normalise(self._features(images[:, :, ::-1])))
+        return Outputs(features, logits, probabilities)
+
+
+# -- candidate scores: (outputs, references, reference labels) -> (n,) --------------------
+
+Score = Callable[[Outputs, np.ndarray, np.ndarray], np.ndarray]
+
+
+def max_probability(out: Outputs, refs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return out.probabilities.max(axis=1)
+
+
+def max_logit(out: Outputs, refs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return out.logits.max(axis=1)
+
+
+def energy(out: Outputs, refs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    top = out.logits.max(axis=1, keepdims=True)
+    return (top + np.log(np.exp(out.logits - top).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def nearest_similarity(out: Outputs, refs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Cosine similarity to the most similar training photo."""
+    return (out.features @ refs.T).max(axis=1)
+
+
+def nearest_k_similarity(out: Outputs, refs: np.ndarray, labels: np.ndarray, k: int = 3):
+    """Mean cosine similarity to the k most similar training photos of the best bike."""
+    similarity = out.features @ refs.T
+    best = np.full(len(similarity), -1.0, dtype=np.float32)
+    for label in np.unique(labels):
+        own = np.sort(similarity[:, labels == label], axis=1)[:, ::-1][:, :k]
+        best = np.maximum(best, own.mean(axis=1))
+    return best
+
+
+def centroid_similarity(out: Outputs, refs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Cosine similarity to the nearest bike's mean training feature."""
+    centroids = normalise(np.stack([refs[labels == c].mean(axis=0) for c in np.unique(labels)]))
+    return (out.features @ centroids.T).max(axis=1)
+
+
+SCORES: dict[str, Score] = {
+    "max_probability": max_probability,
+    "max_logit": max_logit,
+    "energy": energy,
+    "nearest": nearest_similarity,
+    "nearest_3": nearest_k_similarity,
+    "centroid": centroid_similarity,
+}
+
+
+def auroc(known: Sequence[float], unknown: Sequence[float]) -> float:
+    """Probability that a known photo scores above an unknown one (ties count half)."""
+    known, unknown = np.asarray(known, float), np.asarray(unknown, float)
+    if not len(known) or not len(unknown):
+        return float("nan")
+    greater = (known[:, None] > unknown[None]).mean()
+    ties = (known[:, None] == unknown[None]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def calibrate(known: Sequence[float], accept: float = 0.95) -> float:
+    """The threshold that accepts (score >= threshold) a share `accept` of known photos.
+
+    Taken just below the score of the photo at that rank, so with 20 held-out photos and
+    95% the lowest one alone falls under it.
+    """
+    known = np.sort(np.asarray(known, dtype=float))
+    if not len(known):
+        raise ValueError("calibration needs at least one held-out known photo")
+    rejected = int(np.floor(len(known) * (1 - accept) + 1e-9))
+    if rejected == 0:
+        return float(known[0] - 1e-6)
+    return float((known[rejected - 1] + known[rejected]) / 2)
+
+
+def trade_off(threshold: float, known: Sequence[float], others: Sequence[float]) -> tuple:
+    """(share of known photos accepted, share of other bikes rejected) at `threshold`."""
+    known, others = np.asarray(known, float), np.asarray(others, float)
+    accepted = float((known >= threshold).mean()) if len(known) else float("nan")
+    rejected = float((others < threshold).mean()) if len(others) else float("nan")
+    return accepted, rejected
+
+
+# -- what a saved model keeps: reference features and the calibrated threshold ----------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The known bikes as the open-set score sees them, and where to draw the line.
+
+    `known_scores` are held-out photos of the known bikes (validation photos), scored
+    against the training photos; `other_scores` are other bikes (rendered strangers and
+    any "not mine" photos). Both are kept so the Classify page can show what moving the
+    threshold trades.
+    """
+
+    score: str
+    threshold: float
+    accept: float  # share of held-out known photos the threshold was set to accept
+    features: np.ndarray  # (n, d) unit-length features of the training photos
+    labels: np.ndarray  # (n,) their bike indices
+    known_scores: tuple[float, ...] = ()
+    other_scores: tuple[float, ...] = ()
+
+    def scores(self, out: Outputs, bike: int | None = None) -> np.ndarray:
+        """The score against all known bikes, or against one bike's photos only."""
+        if bike is None:
+            return SCORES[self.score](out, self.features, self.labels)
+        own = self.labels == bike
+        return SCORES[self.score](out, self.features[own], self.labels[own])
+
+    def describe(self) -> dict:
+        """The JSON-able part, for model.json (features go to their own .npz file)."""
+        accepted, rejected = trade_off(self.threshold, self.known_scores, self.other_scores)
+        return {
+            "score": self.score,
+            "threshold": self.threshold,
+            "accept": self.accept,
+            "known_scores": [round(s, 5) for s in self.known_scores],
+            "other_scores": [round(s, 5) for s in self.other_scores],
+            "known_accepted": accepted,
+            "others_rejected": rejected,
+        }
+
+
+def leave_one_out_scores(score: str, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each training photo scored against the others: held-out scores without a split."""
+    out = []
+    for i in range(len(features)):
+        rest = np.arange(len(features)) != i
+        one = Outputs(features[i : i + 1], np.zeros((1, 1)), np.zeros((1, 1)))
+        out.append(SCORES[score](one, features[rest], labels[rest])[0])
+    return np.asarray(out)
+
+
+def fit_reference(
+    embed: Embedder,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    held_out_images: np.ndarray | None = None,
+    others: np.ndarray | None = None,
+    *,
+    score: str | None = None,
+    accept: float = 0.95,
+) -> Reference:
+    """Reference features from the training photos, threshold from held-out known photos.
+
+    Without held-out photos, each training photo is scored against the others instead
+    (only meaningful for the feature-space scores, which the chosen one is).
+    """
+    score = score or CHOSEN_SCORE
+    features = embed(train_images).features
+    labels = np.asarray(train_labels)
+    if held_out_images is not None and len(held_out_images):
+        known = SCORES[score](embed(held_out_images), features, labels)
+    else:
+        known = leave_one_out_scores(score, features, labels)
+    other = (
+        SCORES[score](embed(others), features, labels) if others is not None and len(others) else []
+    )
+    return Reference(
+        score=score,
+        threshold=calibrate(known, accept),
+        accept=accept,
+        features=features,
+        labels=labels,
+        known_scores=tuple(float(s) for s in known),
+        other_scores=tuple(float(s) for s in other),
+    )
+
+
+# -- the verdict ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer the UI leads with: which of three, the score behind it, one sentence."""
+
+    verdict: str  # BIKE, NOT_MINE or NO_BICYCLE
+    score: float  # higher: more likely one of the known bikes
+    threshold: float
+    sentence: str
+
+    @property
+    def known(self) -> bool:
+        return self.verdict == BIKE
+
+
+def decide(
+    label: str, score: float, threshold: float, bicycle: float | None, gate_threshold: float
+) -> Verdict:
+    """No bicycle (the gate says so), else one of the known bikes or not, by threshold."""
+    if bicycle is not None and bicycle < gate_threshold:
+        return Verdict(
+            NO_BICYCLE,
+            score,
+            threshold,
+            f"No bicycle found in this photo (bicycle likelihood {bicycle:.0%}).",
+        )
+    if score >= threshold:
+        return Verdict(
+            BIKE,
+            score,
+            threshold,
+            f"Looks like {label}: it matches that bike's photos (match {score:.2f}, "
+            f"threshold {threshold:.2f}).",
+        )
+    return Verdict(
+        NOT_MINE,
+        score,
+        threshold,
+        f"A bicycle, but not one of yours: the closest is {label}, and it matches too "
+        f"weakly (match {score:.2f}, threshold {threshold:.2f}).",
+    )
+
+
+# -- other people's bikes, rendered: negatives that need no upload ---------------------------
+
+STRANGER_SEEDS = range(900_000, 900_040)  # never the seeds the benchmarks test on
+_STRANGER_VERSION = 1  # bump when the renderer's output changes
+
+
+def rendered_strangers(size: int, seeds: range = STRANGER_SEEDS) -> np.ndarray:
+    """Photos of random other bikes (`bikelib.render.random_bike`), (n, size, size, 3).
+
+    Cached on disk as one array: rendering costs about 0.1 s a photo, once per machine.
+    """
+    import hashlib
+    import os
+    import tempfile
+
+    from .images import default_cache_dir, to_array
+
+    key = hashlib.sha256(f"{seeds.start}:{seeds.stop}:{size}:{_STRANGER_VERSION}".encode())
+    entry = default_cache_dir() / "strangers" / f"{key.hexdigest()[:24]}.npy"
+    try:
+        cached = np.load(entry, allow_pickle=False)
+        if cached.shape == (len(seeds), size, size, 3):
+            return cached
+    except (OSError, ValueError):
+        pass
+    from . import render
+
+    photos = np.stack(
+        [to_array(render.render_photo(render.random_bike(s), s, (192, 144)), size) for s in seeds]
+    )
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as f:
+            np.save(f, photos, allow_pickle=False)
+        os.replace(f.name, entry)
+    except OSError:
+        pass  # a read-only disk costs time, not correctness
+    return photos

@@ -1,0 +1,80 @@
+"""Open-set scores, calibration and verdicts: the numbers behind "is this my bike?"."""
+
+import numpy as np
+import pytest
+
+from bikelib import openset
+from bikelib.openset import Outputs
+
+
+def outputs(features, logits=None):
+    features = openset.normalise(np.asarray(features, dtype=np.float32))
+    logits = np.zeros((len(features), 2)) if logits is None else np.asarray(logits, float)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return Outputs(features, logits, shifted / shifted.sum(axis=1, keepdims=True))
+
+
+REFS = openset.normalise(np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.9, 0.1]]))
+LABELS = np.array([0, 0, 1, 1])
+
+
+def test_auroc_counts_pairs_and_ties():
+    assert openset.auroc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert openset.auroc([0.1], [0.9]) == 0.0
+    assert openset.auroc([0.5, 0.9], [0.5, 0.1]) == pytest.approx(0.875)  # one tie of four
+
+
+def test_calibrate_accepts_the_asked_share():
+    known = np.linspace(0.5, 0.99, 20)
+    threshold = openset.calibrate(known, accept=0.95)
+    assert (known >= threshold).mean() == 0.95
+    assert (known >= openset.calibrate(known, accept=1.0)).all()
+    assert (known >= openset.calibrate(known, accept=0.8)).mean() == 0.8
+
+
+def test_trade_off_reports_both_sides():
+    assert openset.trade_off(0.5, [0.4, 0.6, 0.7, 0.8], [0.1, 0.6]) == (0.75, 0.5)
+
+
+def test_nearest_and_centroid_scores_prefer_photos_like_the_references():
+    near, far = outputs([[1, 0.05, 0]]), outputs([[0, 0, 1]])
+    for name in ("nearest", "nearest_3", "centroid"):
+        score = openset.SCORES[name]
+        assert score(near, REFS, LABELS)[0] > 0.9 > score(far, REFS, LABELS)[0]
+
+
+def test_energy_and_max_logit_follow_the_logits():
+    confident, flat = outputs([[1, 0, 0]], [[8.0, 0.0]]), outputs([[1, 0, 0]], [[1.0, 1.0]])
+    for name in ("max_logit", "energy", "max_probability"):
+        score = openset.SCORES[name]
+        assert score(confident, REFS, LABELS)[0] > score(flat, REFS, LABELS)[0]
+
+
+def test_reference_scores_one_bike_alone():
+    reference = openset.Reference("nearest", 0.8, 0.95, REFS, LABELS)
+    like_bike_1 = outputs([[0, 1, 0]])
+    assert reference.scores(like_bike_1)[0] == pytest.approx(1.0)
+    assert reference.scores(like_bike_1, bike=0)[0] < 0.2
+
+
+def test_leave_one_out_never_matches_a_photo_with_itself():
+    scores = openset.leave_one_out_scores("nearest", REFS, LABELS)
+    assert (scores < 0.999).all() and (scores > 0.9).all()
+
+
+@pytest.mark.parametrize(
+    ("score", "bicycle", "verdict"),
+    [
+        (0.9, 0.8, openset.BIKE),
+        (0.5, 0.8, openset.NOT_MINE),
+        (0.9, 0.02, openset.NO_BICYCLE),
+        (0.9, None, openset.BIKE),  # no gate: never "no bicycle"
+    ],
+)
+def test_decide_gives_the_verdict_and_a_sentence(score, bicycle, verdict):
+    decided = openset.decide("bike3", score, 0.7, bicycle, 0.1)
+    assert decided.verdict == verdict
+    assert decided.known == (verdict == openset.BIKE)
+    assert decided.sentence.endswith(".")
+    if verdict != openset.NO_BICYCLE:
+        assert "bike3" in decided.sentence
