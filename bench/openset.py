@@ -1,0 +1,197 @@
+"""Is this listing MY bike? Every candidate score and training, side by side.
+
+Protocols (the issue's):
+  real      umea-bikes leave-one-bike-out, 5 folds: train on four bikes (original
+            train split); known = their validation photos, unknown = all 20 photos of
+            the fifth. Same campus, same day, same light: the hard case.
+  rendered  train on the demo bikes (data/demo-bikes); known = each demo bike rendered
+            at new places (not its usual spot), unknown = random other bikes rendered
+            at the same places (same seeds): a stranger's photo somewhere else.
+
+Trainings: `ce` (the default recipe), `oe` (plus rendered random bikes as outlier
+exposure, trained towards the uniform distribution). Scores: see bikelib.openset.SCORES.
+For each (training, score): AUROC mean and worst fold; at the threshold calibrated on
+held-out known photos (95% accepted), the share of known test photos accepted and of
+unknown photos rejected; closed-set accuracy of the training.
+
+    python bench/openset.py [--protocols real,rendered] [--trainings ce,oe] [--seeds 1]
+Raw numbers go to bench/openset-results.json before the table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+from common import ROOT, machine, require_shared_bikes, table
+
+from bikelib import Dataset, TrainConfig, load_split, open_dataset
+from bikelib.openset import SCORES, Embedder, auroc, calibrate, trade_off
+
+CONFIG_OVERRIDES: dict = {}
+NEGATIVE_SEEDS = range(10_000, 10_100)  # random bikes for outlier exposure (never tested)
+LISTING_SEEDS = range(50_000, 50_010)  # places of the rendered listings, per bike
+
+
+def rendered_negatives(size: int, seeds=NEGATIVE_SEEDS) -> np.ndarray:
+    from bikelib import render
+    from bikelib.images import to_array
+
+    return np.stack(
+        [to_array(render.render_photo(render.random_bike(s), s, (192, 144)), size) for s in seeds]
+    )
+
+
+def rendered_listings(size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each demo bike at new places, and random other bikes at the same places."""
+    from bikelib import render
+    from bikelib.images import to_array
+
+    known = {
+        bike.name: np.stack(
+            [
+                to_array(render.render_photo(bike, s, (320, 240), place="new"), size)
+                for s in LISTING_SEEDS
+            ]
+        )
+        for bike in render.DEMO_BIKES
+    }
+    others = np.stack(
+        [
+            to_array(render.render_photo(render.random_bike(s), s, (320, 240), place="new"), size)
+            for s in range(60_000, 60_000 + 5 * len(LISTING_SEEDS))
+        ]
+    )
+    return known, others
+
+
+def subset(dataset: Dataset, keep: list[str]) -> Dataset:
+    index = {name: i for i, name in enumerate(keep)}
+    old = dataset.classes
+
+    def pick(samples):
+        return tuple(
+            replace(s, label=index[old[s.label]]) for s in samples if old[s.label] in index
+        )
+
+    return replace(
+        dataset, classes=tuple(keep), train=pick(dataset.train), validation=pick(dataset.validation)
+    )
+
+
+def evaluate(result, dataset, known_test, unknown_test, size) -> dict:
+    """Every score for one trained model: AUROC, and the calibrated trade-off."""
+    embed = Embedder(result.model)
+    train = load_split(dataset.train, size)
+    refs = embed(train.images).features
+    held_out = embed(load_split(dataset.validation, size).images)
+    known, unknown = embed(known_test), embed(unknown_test)
+    row = {}
+    for name, score in SCORES.items():
+        k, u = score(known, refs, train.labels), score(unknown, refs, train.labels)
+        threshold = calibrate(score(held_out, refs, train.labels))
+        accepted, rejected = trade_off(threshold, k, u)
+        row[name] = {"auroc": auroc(k, u), "accepted": accepted, "rejected": rejected}
+    row["accuracy"] = result.evaluation.accuracy if result.evaluation else None
+    return row
+
+
+def run(protocol: str, training: str, seed: int) -> list[dict]:
+    import keras
+
+    from bikelib import train
+
+    config = TrainConfig(seed=seed, restore_best=False, **CONFIG_OVERRIDES)
+    size = config.image_size
+    count = {"ce": 0, "oe": 100, "oe40": 40}[training]
+    negatives = rendered_negatives(size, NEGATIVE_SEEDS[:count]) if count else None
+    folds = []
+    if protocol == "real":
+        full = open_dataset(require_shared_bikes())
+        for held in full.classes:
+            keep = [c for c in full.classes if c != held]
+            dataset = subset(full, keep)
+            known = load_split(dataset.validation, size).images
+            unknown = load_split(subset(full, [held]).samples, size).images
+            started = time.perf_counter()
+            result = train(dataset, config, negatives=negatives)
+            row = evaluate(result, dataset, known, unknown, size)
+            folds.append({"fold": held, "seconds": time.perf_counter() - started, **row})
+            print(
+                f"  {protocol} {training} seed {seed} without {held}: "
+                f"nearest {row['nearest']['auroc']:.3f} max_probability "
+                f"{row['max_probability']['auroc']:.3f}",
+                flush=True,
+            )
+            keras.backend.clear_session()
+    else:
+        dataset = open_dataset(ROOT / "data" / "demo-bikes")
+        listings, others = rendered_listings(size)
+        known = np.concatenate([listings[name] for name in dataset.classes])
+        started = time.perf_counter()
+        result = train(dataset, config, negatives=negatives)
+        row = evaluate(result, dataset, known, others, size)
+        folds.append({"fold": "demo", "seconds": time.perf_counter() - started, **row})
+        keras.backend.clear_session()
+    return folds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocols", default="real,rendered")
+    parser.add_argument("--trainings", default="ce,oe")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "openset-results.json"))
+    args = parser.parse_args()
+    results = {}
+    for protocol in args.protocols.split(","):
+        for training in args.trainings.split(","):
+            for seed in range(args.seeds):
+                results[f"{protocol}/{training}/{seed}"] = run(protocol, training, seed)
+                with open(args.out, "w") as f:
+                    json.dump(results, f, indent=1)
+    print(f"\nOpen-set scores, {machine()}\n")
+    for protocol in args.protocols.split(","):
+        rows = []
+        for training in args.trainings.split(","):
+            folds = [
+                f for k, v in results.items() if k.startswith(f"{protocol}/{training}/") for f in v
+            ]
+            for name in SCORES:
+                aurocs = [f[name]["auroc"] for f in folds]
+                rows.append(
+                    [
+                        training,
+                        name,
+                        f"{np.mean(aurocs):.3f}",
+                        f"{min(aurocs):.3f}",
+                        f"{np.mean([f[name]['accepted'] for f in folds]):.0%}",
+                        f"{np.mean([f[name]['rejected'] for f in folds]):.0%}",
+                        f"{np.mean([f['accuracy'] for f in folds]):.0%}",
+                        f"{np.mean([f['seconds'] for f in folds]):.0f}",
+                    ]
+                )
+        print(f"### {protocol}\n")
+        print(
+            table(
+                [
+                    "training",
+                    "score",
+                    "AUROC mean",
+                    "worst",
+                    "known accepted",
+                    "others rejected",
+                    "closed-set acc",
+                    "s/fold",
+                ],
+                rows,
+            )
+        )
+        print()
+
+
+if __name__ == "__main__":
+    main()
