@@ -39,6 +39,8 @@ MAX_IMAGE_PIXELS = 80_000_000
 # The warning is turned into an error (see `_refuse_bomb_warnings`), so such an image is
 # refused with the same sentence instead of a warning leaking into the logs.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+DAMAGED = "the image data is damaged or cut short"
+_PILLOW_WORDING = {"Truncated File Read": "image file is truncated"}  # as for other formats
 _BOMB_FILTER = ("error", None, Image.DecompressionBombWarning, None, 0)
 # Bump when decoding changes, so cached arrays from an older decoder are not reused.
 _DECODER_VERSION = 1
@@ -163,12 +165,11 @@ def _opened(source: ImageSource, name: str) -> Iterator[Image.Image]:
         raise _error(name, "not an image Pillow can read") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise _too_large(name) from error
-    except OSError as error:
-        if error.strerror:  # the file system's reason (permission denied, I/O error)
-            raise _error(name, error.strerror) from error
-        raise _error(name, "the image data is damaged or cut short") from error
+    except OSError as error:  # the file system's reason, or Pillow's for damaged data
+        reason = error.strerror or str(error) or DAMAGED
+        raise _error(name, _PILLOW_WORDING.get(reason, reason)) from error
     except Exception as error:  # any other decoder failure on hostile bytes
-        raise _error(name, "the image data is damaged or cut short") from error
+        raise _error(name, DAMAGED) from error
 
 
 def image_size(source: ImageSource) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from bikelib import BikeLibError, DecodeCache, ImageReadError, decode, open_image
 from bikelib.errors import ImageTooLargeError
-from bikelib.images import MAX_IMAGE_PIXELS, file_sha256, image_size, to_rgb
+from bikelib.images import DAMAGED, MAX_IMAGE_PIXELS, file_sha256, image_size, to_rgb
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:
@@ -163,15 +163,14 @@ def palette_with_alpha() -> bytes:
 RED = Image.new("RGB", (64, 48), (200, 30, 30))
 JPEG, PNG = encoded(RED, "JPEG"), encoded(RED, "PNG")
 TOO_LARGE = "the image has more than 80 million pixels, too many to decode safely; shrink it first"
-DAMAGED = "the image data is damaged or cut short"
 UNREADABLE = "not an image Pillow can read"
 
 BAD_IMAGES = {
     "zero-byte file": (b"", "photo.jpg: the file is empty (0 bytes)"),
     "text named .jpg": (b"hello, this is not a photo\n", f"photo.jpg: {UNREADABLE}"),
-    "truncated JPEG": (JPEG[: len(JPEG) // 2], f"photo.jpg: {DAMAGED}"),
+    "truncated JPEG": (JPEG[: len(JPEG) // 2], "photo.jpg: image file is truncated"),
     "JPEG cut inside its header": (JPEG[:20], f"photo.jpg: {UNREADABLE}"),
-    "truncated PNG": (PNG[: len(PNG) // 2], f"photo.jpg: {DAMAGED}"),
+    "truncated PNG": (PNG[: len(PNG) // 2], "photo.jpg: image file is truncated"),
     "TIFF named .jpg (not a photo format)": (encoded(RED, "TIFF"), f"photo.jpg: {UNREADABLE}"),
     # 100 MP declared by a 60-byte file: refused from the header, nothing decoded.
     "decompression bomb, 100 MP": (raw_png(10_000, 10_000, 8, 2, b"\0"), f"photo.jpg: {TOO_LARGE}"),
@@ -247,5 +246,17 @@ def test_cache_digest_is_the_sha256_of_the_file_on_a_miss_and_a_hit(tmp_path):
     assert np.array_equal(first, again)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(JPEG[:300])
-    with pytest.raises(ImageReadError, match=rf"broken\.jpg: {DAMAGED}$"):
+    with pytest.raises(ImageReadError, match=r"broken\.jpg: image file is truncated$"):
         cache.load_with_digest(broken, 8)
+
+
+def test_any_other_decoder_exception_becomes_the_damaged_sentence(monkeypatch):
+    from PIL import ImageFile
+
+    def crash(self):  # what fuzzing finds in decoders now and then: not an OSError
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", crash)
+    with pytest.raises(ImageReadError) as raised:
+        decode(upload(PNG, "photo.png"), 16)
+    assert str(raised.value) == f"photo.png: {DAMAGED}"
