@@ -228,10 +228,28 @@ def _check_members(zip_path: Path, archive: zipfile.ZipFile, limits: ZipLimits) 
     return members
 
 
+def _unreadable(zip_name: str, member: _Member, error: BaseException) -> ArchiveError:
+    if isinstance(error, NotImplementedError):  # Deflate64, AES, ...: zipfile cannot unpack
+        return ArchiveError(
+            f"{zip_name} uses a compression method this app cannot unpack "
+            f"({member.path}); zip the photos again with the standard method"
+        )
+    # BadZipFile (bad CRC, bad header), zlib.error, EOFError, a seek before the start...
+    return ArchiveError(f"{zip_name} is damaged: {member.path} cannot be unpacked")
+
+
+def _unwritable(zip_name: str, member: _Member, error: OSError) -> DatasetError:
+    return DatasetError(f"Cannot unpack {zip_name}: {error.strerror or error} ({member.path})")
+
+
 def _unpack(
     zip_path: Path, archive: zipfile.ZipFile, members: list[_Member], staging: Path, limit: int
 ) -> None:
-    """Write the checked entries under `staging`, counting the bytes actually written."""
+    """Write the checked entries under `staging`, counting the bytes actually written.
+
+    A failure reading the zip is the zip's fault (ArchiveError); one writing the disk
+    (full, a file where a folder must be) is said as the system says it.
+    """
     written = 0
     for member in members:
         destination = staging / member.path
@@ -240,34 +258,32 @@ def _unpack(
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
             destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member.info) as source, open(destination, "wb") as target:
-                while chunk := source.read(1 << 20):
+            target = open(destination, "wb")  # noqa: SIM115 - closed by the `with` below
+        except OSError as error:
+            raise _unwritable(zip_path.name, member, error) from error
+        with target:
+            try:
+                source = archive.open(member.info)
+            except Exception as error:  # every reason here means "damaged"
+                raise _unreadable(zip_path.name, member, error) from error
+            with source:
+                while True:
+                    try:
+                        chunk = source.read(1 << 20)
+                    except Exception as error:  # likewise
+                        raise _unreadable(zip_path.name, member, error) from error
+                    if not chunk:
+                        break
                     written += len(chunk)
-                    if written > limit:  # the directory understated the sizes
+                    if written > limit:  # the zip's directory understated the sizes
                         raise ArchiveError(
                             f"{zip_path.name} would unpack to more than {_megabytes(limit)}, "
                             "the most a dataset zip may hold"
                         )
-                    target.write(chunk)
-        except ArchiveError:
-            raise
-        except NotImplementedError as error:  # Deflate64, AES, ... : zipfile cannot unpack
-            raise ArchiveError(
-                f"{zip_path.name} uses a compression method this app cannot unpack "
-                f"({member.path}); zip the photos again with the standard method"
-            ) from error
-        except OSError as error:
-            if not error.strerror:
-                raise ArchiveError(
-                    f"{zip_path.name} is damaged: {member.path} cannot be unpacked"
-                ) from error
-            raise DatasetError(
-                f"Cannot unpack {zip_path.name}: {error.strerror} ({member.path})"
-            ) from error
-        except Exception as error:  # zlib.error, EOFError, ...: damaged compressed data
-            raise ArchiveError(
-                f"{zip_path.name} is damaged: {member.path} cannot be unpacked"
-            ) from error
+                    try:
+                        target.write(chunk)
+                    except OSError as error:
+                        raise _unwritable(zip_path.name, member, error) from error
 
 
 def extract_zip(
