@@ -3,12 +3,14 @@
 This is the contract other tools script against. Results go to stdout (`--json` for
 machines), progress to stderr. Exit codes: 0 success, 1 some images could not be
 read (the rest still processed), 2 nothing could be done (bad usage, unreadable data,
-missing or broken model), always with one `error: ...` line and never a traceback.
+missing or broken model, a file that cannot be written or read), always with one
+`error: ...` line and never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -266,6 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """An OSError as one line: the path(s) it is about, then the system's reason."""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is None:
+        return reason
+    where = os.fsdecode(error.filename)
+    if error.filename2 is not None:
+        where += f" -> {os.fsdecode(error.filename2)}"
+    return f"{where}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_tensorflow()
     args = build_parser().parse_args(argv)
@@ -277,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as error:  # an unwritable --out, a full disk, a file gone meanwhile
+        if isinstance(error, BrokenPipeError):  # stdout closed early (`| head`): no more
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return EXIT_ERROR
     if args.command in ("train", "crossval"):
         print(f"done in {time.perf_counter() - started:.0f}s", file=sys.stderr)

@@ -29,3 +29,11 @@ class ModelLoadError(BikeLibError, ValueError):
 
 class ModelNotFoundError(ModelLoadError, FileNotFoundError):
     """A saved model directory does not exist."""
+
+
+class ArchiveError(DatasetError):
+    """A dataset zip is refused: damaged, encrypted, unsafe, or over a size limit."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than bikelib decodes (a decompression-bomb guard)."""

@@ -16,15 +16,32 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError
+from .errors import ImageReadError, ImageTooLargeError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".heic", ".heif"})
+# The Pillow decoders a photo may go through, whatever its name says. Leaving out the
+# others (EPS runs Ghostscript, TIFF and PSD have had many decoder bugs) shrinks what a
+# hostile upload can reach. HEIF is added when pillow-heif is installed.
+PHOTO_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "HEIF")
+# Images with more pixels than this are refused before decoding (a decompression bomb:
+# a few KB of PNG can declare 100,000 x 100,000 pixels, 30 GB once decoded). 80 MP is
+# above every common camera; a 200 MP phone photo must be shrunk first.
+MAX_IMAGE_PIXELS = 80_000_000
+# Pillow's own guard, set to the same limit: it warns above it and raises above twice it.
+# The warning is turned into an error (see `_refuse_bomb_warnings`), so such an image is
+# refused with the same sentence instead of a warning leaking into the logs.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+DAMAGED = "the image data is damaged or cut short"
+_PILLOW_WORDING = {"Truncated File Read": "image file is truncated"}  # as for other formats
+_BOMB_FILTER = ("error", None, Image.DecompressionBombWarning, None, 0)
 # Bump when decoding changes, so cached arrays from an older decoder are not reused.
 _DECODER_VERSION = 2
 _heif_registered = False
@@ -70,31 +87,116 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _photo_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(f for f in PHOTO_FORMATS if f in Image.OPEN)
+
+
+def _error(name: str, reason: str, kind: type[ImageReadError] = ImageReadError) -> ImageReadError:
+    """`name: reason` as the message; `.reason` alone for lists that show the name apart."""
+    error = kind(f"{name}: {reason}")
+    error.reason = reason
+    return error
+
+
+def _check_pixels(image: Image.Image, name: str) -> None:
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _too_large(name)
+
+
+def _too_large(name: str) -> ImageReadError:
+    return _error(
+        name,
+        f"the image has more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels, "
+        "too many to decode safely; shrink it first",
+        ImageTooLargeError,
+    )
+
+
+def _is_empty(source: ImageSource) -> bool:
+    if isinstance(source, bytes):
+        return not source
+    if isinstance(source, (str, os.PathLike)):
+        with contextlib.suppress(OSError):
+            return os.path.getsize(source) == 0
+        return False
+    try:
+        position = source.tell()
+        source.seek(0, os.SEEK_END)
+        empty = source.tell() == 0
+        source.seek(position)
+        return empty
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
+def _refuse_bomb_warnings() -> None:
+    """Make Pillow's DecompressionBombWarning an exception, caught like every failure.
+
+    Checked on every open, not once at import: a `warnings.catch_warnings()` block (pytest
+    runs each test in one) puts back the filters it found when it ends. Adding the filter
+    only when missing keeps this cheap, and no per-call `catch_warnings` (not thread-safe
+    before Python 3.14) is needed. Our own size check below holds even without it.
+    """
+    if _BOMB_FILTER not in warnings.filters:
+        warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+@contextlib.contextmanager
+def _opened(source: ImageSource, name: str) -> Iterator[Image.Image]:
+    """The image with only its header read, size checked; every failure an ImageReadError."""
+    _register_heif()
+    _refuse_bomb_warnings()
+    if _is_empty(source):
+        raise _error(name, "the file is empty (0 bytes)")
+    try:
+        stream = io.BytesIO(source) if isinstance(source, bytes) else source
+        with Image.open(stream, formats=_photo_formats()) as image:
+            _check_pixels(image, name)  # from the header, before any pixel is decoded
+            yield image
+    except ImageReadError:
+        raise
+    except FileNotFoundError as error:
+        raise _error(name, "file not found") from error
+    except IsADirectoryError as error:
+        raise _error(name, "a folder, not a photo") from error
+    except UnidentifiedImageError as error:
+        raise _error(name, "not an image Pillow can read") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise _too_large(name) from error
+    except OSError as error:  # the file system's reason, or Pillow's for damaged data
+        reason = error.strerror or str(error) or DAMAGED
+        raise _error(name, _PILLOW_WORDING.get(reason, reason)) from error
+    except Exception as error:  # any other decoder failure on hostile bytes
+        raise _error(name, DAMAGED) from error
+
+
+def image_size(source: ImageSource) -> tuple[int, int]:
+    """Width and height from the file's header, nothing decoded; ImageReadError if unusable."""
+    with _opened(source, _source_name(source)) as image:
+        return image.size
+
+
 def open_image(source: ImageSource, *, draft_size: int | None = None) -> Image.Image:
     """Open a photo as an upright RGB image.
 
     `draft_size` lets JPEG decoding shrink by a power of two while keeping both sides
     at least that large, which is what a model of that input size needs anyway.
-    Raises ImageReadError with the reason when the file is not a readable image.
+    Raises ImageReadError with the reason, as one sentence, when the file is not a
+    readable photo: missing, empty, not an image, damaged, or too large
+    (ImageTooLargeError, beyond MAX_IMAGE_PIXELS). Nothing else escapes.
     """
-    if isinstance(source, Image.Image):
-        return to_rgb(ImageOps.exif_transpose(source))
-    _register_heif()
     name = _source_name(source)
-    try:
-        stream = io.BytesIO(source) if isinstance(source, bytes) else source
-        with Image.open(stream) as image:
-            image.seek(0)  # GIF and other animations: the first frame
-            if draft_size and image.format == "JPEG":
-                image.draft("RGB", (draft_size, draft_size))
-            image.load()
-            return to_rgb(ImageOps.exif_transpose(image))
-    except FileNotFoundError as error:
-        raise ImageReadError(f"{name}: file not found") from error
-    except UnidentifiedImageError as error:
-        raise ImageReadError(f"{name}: not an image Pillow can read") from error
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageReadError(f"{name}: {error}") from error
+    if isinstance(source, Image.Image):
+        _check_pixels(source, name)
+        return to_rgb(ImageOps.exif_transpose(source))
+    with _opened(source, name) as image:
+        image.seek(0)  # GIF and other animations: the first frame
+        if draft_size and image.format == "JPEG":
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+        return to_rgb(ImageOps.exif_transpose(image))
 
 
 def to_array(image: Image.Image, size: int) -> np.ndarray:
@@ -142,25 +244,37 @@ class DecodeCache:
         return self.load_with_digest(path, size)[0]
 
     def load_with_digest(self, path: str | os.PathLike, size: int) -> tuple[np.ndarray, str]:
-        """The array and the SHA-256 of the file's bytes (read once, for both uses)."""
+        """The array and the SHA-256 of the file's bytes.
+
+        The file is opened once: hashed in chunks (a cache hit reads nothing more and
+        holds no whole file in memory), then decoded from the same handle on a miss.
+        """
         try:
-            content = Path(path).read_bytes()
+            with open(path, "rb") as file:
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
+                entry = self.directory / f"{digest[:32]}-{size}-v{_DECODER_VERSION}.npy"
+                cached = self._cached(entry, size)
+                if cached is not None:
+                    return cached, digest
+                file.seek(0)
+                array = decode(file, size)
+        except FileNotFoundError as error:
+            raise _error(os.fspath(path), "file not found") from error
         except OSError as error:
-            raise ImageReadError(f"{os.fspath(path)}: {error.strerror or error}") from error
-        digest = hashlib.sha256(content).hexdigest()
-        entry = self.directory / f"{digest[:32]}-{size}-v{_DECODER_VERSION}.npy"
-        try:
-            array = np.load(entry, allow_pickle=False)
-            if array.shape == (size, size, 3) and array.dtype == np.uint8:
-                mark_used(entry)
-                return array, digest
-        except (OSError, ValueError):
-            pass  # missing or damaged entry: decode again below
-        stream = io.BytesIO(content)
-        stream.name = os.fspath(path)
-        array = decode(stream, size)
+            raise _error(os.fspath(path), error.strerror or str(error)) from error
         self._store(entry, array)
         return array, digest
+
+    @staticmethod
+    def _cached(entry: Path, size: int) -> np.ndarray | None:
+        try:
+            array = np.load(entry, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None  # missing or damaged entry: decode again
+        if array.shape == (size, size, 3) and array.dtype == np.uint8:
+            mark_used(entry)
+            return array
+        return None
 
     def _store(self, entry: Path, array: np.ndarray) -> None:
         try:
@@ -170,6 +284,12 @@ class DecodeCache:
             os.replace(f.name, entry)
         except OSError:
             pass  # a read-only or full disk only costs speed, never correctness
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in chunks (never the whole file in memory)."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def mark_used(path: Path) -> None:

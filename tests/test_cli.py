@@ -1,6 +1,8 @@
 """The command-line contract: outputs, JSON shapes and exit codes (0, 1, 2)."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 
@@ -88,3 +90,61 @@ def test_module_entry_point_and_usage_errors():
     )
     assert run.returncode == 2
     assert "invalid choice: 'frobnicate'" in run.stderr and "Traceback" not in run.stderr
+
+
+def out_under_a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    return tmp_path / "notes.txt" / "models" / "bikes", "Not a directory"
+
+
+def out_in_a_read_only_folder(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders anyway")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    return locked / "bikes", "Permission denied"
+
+
+@pytest.mark.parametrize("where", [out_under_a_file, out_in_a_read_only_folder])
+def test_unwritable_out_is_one_error_line_and_exit_2(
+    where, tiny_dataset, tmp_path, monkeypatch, capsys
+):
+    # Training is replaced (seconds of TensorFlow to reach the point of failure); the
+    # dataset is read and the model saved by the real code, which meets the real OSError.
+    monkeypatch.setattr("bikelib.training.train", lambda *args, **kwargs: object())
+    out, reason = where(tmp_path)
+    assert main(["train", str(tiny_dataset), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    *progress, line = err.strip().splitlines()  # "training ... on 15 photos", then the error
+    assert not [p for p in progress if p.startswith("error")]
+    assert line.startswith("error: ") and line.endswith(f": {reason}")
+    assert str(tmp_path) in line  # the path it could not write
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/srv/models/bikes/model.keras"),
+            "error: /srv/models/bikes/model.keras: No space left on device",
+        ),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "photos/a.jpg"),
+            "error: photos/a.jpg: No such file or directory",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/srv/a", None, "/srv/b"),
+            "error: /srv/a -> /srv/b: Permission denied",
+        ),
+        (OSError("the disk went away"), "error: the disk went away"),
+    ],
+)
+def test_any_os_error_is_one_error_line_and_exit_2(error, line, monkeypatch, capsys):
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr("bikelib.cli.cmd_predict", fail)  # read when main builds the parser
+    assert main(["predict", "model", "a.jpg"]) == 2
+    assert capsys.readouterr().err == line + "\n"

@@ -1,11 +1,24 @@
 """Datasets: layouts, zips, junk, unreadable files, stratified split, k-fold, summary."""
 
+import io
+import re
+import stat
 import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import write_dataset
+from PIL import Image
 
 from bikelib import DatasetError, kfold, load_split, open_dataset, summarize
+from bikelib.dataset import (
+    MAX_ZIP_FILES,
+    MAX_ZIP_RATIO,
+    MAX_ZIP_TOTAL_BYTES,
+    ZipLimits,
+    extract_zip,
+)
+from bikelib.errors import ArchiveError
 
 
 def test_class_folders_are_split_stratified_and_seeded(tiny_dataset):
@@ -59,7 +72,7 @@ def test_unreadable_and_foreign_files_are_skipped_with_reasons(tiny_dataset):
     dataset = open_dataset(tiny_dataset)
     reasons = {s.path.name: s.reason for s in dataset.skipped}
     assert set(reasons) == {"broken.jpg", "notes.txt"}
-    assert "not a readable image" in reasons["broken.jpg"]
+    assert reasons["broken.jpg"] == "not an image Pillow can read"
     assert "not a supported image type" in reasons["notes.txt"]
     assert len(dataset.samples) == 18
 
@@ -123,3 +136,205 @@ def test_fingerprint_is_stable_and_follows_photo_content(tiny_dataset):
     assert fingerprint_of(tiny_dataset) == first
     synthetic_photo((0, 0, 0), seed=99).save(tiny_dataset / "red-bike" / "photo1.png")
     assert fingerprint_of(tiny_dataset) != first
+
+
+# --- Hostile and odd zips: each is unpacked, or refused with one sentence ----------------
+
+
+def png_bytes(colour=(200, 40, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+GOOD = ["bikes/red/a.png", "bikes/red/b.png", "bikes/blue/a.png", "bikes/blue/b.png"]
+
+
+def make_zip(path: Path, entries, *, patch=None, method=zipfile.ZIP_DEFLATED) -> Path:
+    """A zip of `entries` (a name gets a small PNG; a (name or ZipInfo, bytes) pair is
+    written as given), then `patch` applied to its bytes."""
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for entry in entries:
+            if isinstance(entry, tuple):
+                archive.writestr(*entry)
+            else:
+                archive.writestr(entry, png_bytes())
+    if patch:
+        path.write_bytes(patch(path.read_bytes()))
+    return path
+
+
+def patch_headers(local_offset: int, central_offset: int, value: bytes):
+    """Overwrite one field in every local and central header (as a hand-made zip could)."""
+
+    def patch(data: bytes) -> bytes:
+        out = bytearray(data)
+        for signature, offset in ((b"PK\x03\x04", local_offset), (b"PK\x01\x02", central_offset)):
+            at = out.find(signature)
+            while at >= 0:
+                out[at + offset : at + offset + len(value)] = value
+                at = out.find(signature, at + 4)
+        return bytes(out)
+
+    return patch
+
+
+def flip_stored_byte(data: bytes) -> bytes:
+    out = bytearray(data)
+    out[out.find(png_bytes()) + 40] ^= 0xFF  # inside the first photo's pixel data
+    return bytes(out)
+
+
+def symlink_entry() -> tuple[zipfile.ZipInfo, bytes]:
+    link = zipfile.ZipInfo("bikes/red/link.png")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return link, b"/etc/passwd"
+
+
+BAD_ZIPS = {
+    "not a zip at all": (lambda p: p.write_bytes(b"not a zip"), "is not a valid zip file"),
+    "a PNG named .zip": (lambda p: p.write_bytes(png_bytes()), "is not a valid zip file"),
+    "truncated zip": (
+        lambda p: p.write_bytes(make_zip(p, GOOD).read_bytes()[:300]),
+        "is not a valid zip file",
+    ),
+    "damaged data (bad CRC)": (
+        lambda p: make_zip(p, GOOD, patch=flip_stored_byte, method=zipfile.ZIP_STORED),
+        "is damaged: bikes/red/a.png cannot be unpacked",
+    ),
+    "password-protected": (
+        # bit 0 of the flags: encrypted (Python's zipfile cannot write real encryption)
+        lambda p: make_zip(p, GOOD, patch=patch_headers(6, 8, b"\x01")),
+        "is password-protected; zip the photos again without a password",
+    ),
+    "unsupported compression (Deflate64)": (
+        lambda p: make_zip(p, GOOD, patch=patch_headers(8, 10, b"\x09\x00")),
+        "uses a compression method this app cannot unpack (bikes/red/a.png); "
+        "zip the photos again with the standard method",
+    ),
+    "entry with ../": (
+        lambda p: make_zip(p, [*GOOD, "../outside.png"]),
+        "contains an unsafe path that points outside its folder: ../outside.png",
+    ),
+    "entry with an absolute path": (
+        lambda p: make_zip(p, [*GOOD, "/etc/cron.d/evil"]),
+        "contains an unsafe path that points outside its folder: /etc/cron.d/evil",
+    ),
+    "entry with Windows ..\\": (
+        lambda p: make_zip(p, [*GOOD, "..\\..\\evil.png"]),
+        "contains an unsafe path that points outside its folder: ..\\..\\evil.png",
+    ),
+    "entry with a drive letter": (
+        lambda p: make_zip(p, [*GOOD, "C:\\evil.png"]),
+        "contains an unsafe path that points outside its folder: C:\\evil.png",
+    ),
+    "symbolic link entry": (
+        lambda p: make_zip(p, [*GOOD, symlink_entry()]),
+        "contains a symbolic link (bikes/red/link.png); zip the photos themselves",
+    ),
+    "zip bomb (ratio over 100)": (
+        lambda p: make_zip(p, [*GOOD, ("bikes/red/zeros.png", bytes(5_000_000))]),
+        "looks like a zip bomb: bikes/red/zeros.png would grow 1,026 times when unpacked "
+        "(photos do not compress more than 100 times)",
+    ),
+    "declares over 500 MB unpacked": (
+        # the uncompressed-size field says 600 MB: refused before a byte is written
+        lambda p: make_zip(
+            p, GOOD, patch=patch_headers(22, 24, (600_000_000).to_bytes(4, "little"))
+        ),
+        "would unpack to more than 500 MB, the most a dataset zip may hold",
+    ),
+    "over 5,000 files": (
+        lambda p: make_zip(p, [(f"bikes/red/{i}.txt", b"") for i in range(5_001)]),
+        "holds more than 5,000 files and folders, the most a dataset zip may hold",
+    ),
+    "a file where a folder must be": (
+        lambda p: make_zip(p, [*GOOD, ("bikes/red/a.png/b.png", b"x")]),
+        "Cannot unpack bikes.zip: File exists (bikes/red/a.png/b.png)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ZIPS, ids=list(BAD_ZIPS))
+def test_bad_zip_is_one_sentence_and_leaves_nothing_behind(case, tmp_path):
+    make, message = BAD_ZIPS[case]
+    archive = tmp_path / "bikes.zip"
+    make(archive)
+    cache = tmp_path / "cache"
+    with pytest.raises(DatasetError) as raised:
+        extract_zip(archive, cache)
+    expected = message if message.startswith("Cannot") else f"bikes.zip {message}"
+    assert str(raised.value) == expected
+    assert not cache.exists() or not any(cache.iterdir())  # no half-unpacked folder
+    with pytest.raises(DatasetError, match=re.escape(expected)):
+        open_dataset(archive)  # the same sentence through the public entry point
+
+
+def test_zip_limits_are_parameters_and_hold_for_an_already_unpacked_zip(tmp_path):
+    archive = make_zip(tmp_path / "bikes.zip", GOOD)
+    cache = tmp_path / "cache"
+    unpacked = extract_zip(archive, cache)
+    assert extract_zip(archive, cache) == unpacked  # identical uploads share one folder
+    with pytest.raises(ArchiveError, match="holds more than 3 files and folders"):
+        extract_zip(archive, cache, limits=ZipLimits(max_files=3))
+    with pytest.raises(ArchiveError, match="would unpack to more than 200 bytes"):
+        extract_zip(archive, cache, limits=ZipLimits(max_total_bytes=200))
+    bomb = make_zip(tmp_path / "b.zip", [*GOOD, ("bikes/red/z.png", bytes(2_000_000))])
+    assert extract_zip(bomb, cache, limits=ZipLimits(max_ratio=10_000)).is_dir()
+    with pytest.raises(ArchiveError, match="looks like a zip bomb"):
+        open_dataset(bomb, zip_limits=ZipLimits(max_ratio=50))
+    assert (
+        (ZipLimits().max_total_bytes, ZipLimits().max_files, ZipLimits().max_ratio)
+        == (
+            MAX_ZIP_TOTAL_BYTES,
+            MAX_ZIP_FILES,
+            MAX_ZIP_RATIO,
+        )
+        == (500_000_000, 5_000, 100)
+    )
+
+
+def test_unwritable_unpack_folder_is_one_sentence(tmp_path):
+    archive = make_zip(tmp_path / "bikes.zip", GOOD)
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    with pytest.raises(DatasetError, match=r"^Cannot unpack bikes\.zip: the folder for unpacked"):
+        extract_zip(archive, tmp_path / "cache" / "zips")
+
+
+def rename(old: bytes, new: bytes):
+    return lambda data: data.replace(old, new)
+
+
+GOOD_ZIPS = {
+    "nested top folders": ([f"outer/inner/{name}" for name in GOOD], ("blue", "red")),
+    "nested given split": (
+        [f"a/b/{part}/{name[6:]}" for part in ("train", "validation") for name in GOOD],
+        ("blue", "red"),
+    ),
+    "no top folder, mac junk": (
+        [n[6:] for n in GOOD] + [("__MACOSX/red/._a.png", b"j"), ("red/.DS_Store", b"j")],
+        ("blue", "red"),
+    ),
+    "Windows backslashes": ([n.replace("/", "\\") for n in GOOD], ("blue", "red")),
+    # Names as bytes that are not UTF-8 (cp437 0x82 is é) or UTF-8 without the flag.
+    "cp437 name": ([n.replace("red", "cafX") for n in GOOD], ("blue", "café")),
+    "UTF-8 name without the flag": (
+        [n.replace("red", "MuXller") for n in GOOD],
+        ("Müller", "blue"),
+    ),
+}
+GOOD_PATCHES = {
+    "cp437 name": rename(b"cafX", b"caf\x82"),
+    "UTF-8 name without the flag": rename(b"uX", "ü".encode()),
+}
+
+
+@pytest.mark.parametrize("case", GOOD_ZIPS, ids=list(GOOD_ZIPS))
+def test_odd_but_safe_zips_work(case, tmp_path):
+    entries, classes = GOOD_ZIPS[case]
+    archive = make_zip(tmp_path / "bikes.zip", entries, patch=GOOD_PATCHES.get(case))
+    dataset = open_dataset(archive, val_fraction=0.5)
+    assert dataset.classes == classes
+    assert dataset.given_split == ("split" in case)
+    assert len(dataset.samples) == (8 if dataset.given_split else 4) and dataset.skipped == ()
+    assert not list(dataset.root.rglob("__MACOSX")) and not list(dataset.root.rglob(".DS_Store"))

@@ -1,13 +1,18 @@
 """Decoding: formats, modes, EXIF orientation, draft decoding, the disk cache."""
 
+import hashlib
 import io
+import struct
+import warnings
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from bikelib import DecodeCache, ImageReadError, decode, open_image
-from bikelib.images import to_rgb
+from bikelib import BikeLibError, DecodeCache, ImageReadError, decode, open_image
+from bikelib.errors import ImageTooLargeError
+from bikelib.images import DAMAGED, MAX_IMAGE_PIXELS, file_sha256, image_size, to_rgb
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:
@@ -114,3 +119,144 @@ def test_prune_cache_removes_only_entries_unused_for_long(tmp_path):
     assert [p.name for p in (tmp_path / "cache" / "arrays").iterdir()] == [recent.name]
     cache.load(photo, 16)  # a cache hit marks the entry used again
     assert time.time() - recent.stat().st_mtime < 60
+
+
+# --- Hostile and odd files: each decodes, or fails with one sentence --------------------
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def raw_png(width: int, height: int, depth: int, colour_type: int, rows: bytes) -> bytes:
+    """A PNG written by hand: its header may declare any size, whatever the data holds."""
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(rows))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def upload(data: bytes, name: str) -> io.BytesIO:
+    """Bytes as a browser upload arrives: a stream with the file's name."""
+    stream = io.BytesIO(data)
+    stream.name = name
+    return stream
+
+
+def animated(fmt: str) -> bytes:
+    frames = [Image.new("RGB", (10, 10), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+def palette_with_alpha() -> bytes:
+    image = Image.new("P", (8, 8), 0)
+    image.putpalette([255, 0, 0, 0, 255, 0])
+    image.info["transparency"] = 0  # index 0 (red) fully transparent
+    return encoded(image, "PNG")
+
+
+RED = Image.new("RGB", (64, 48), (200, 30, 30))
+JPEG, PNG = encoded(RED, "JPEG"), encoded(RED, "PNG")
+TOO_LARGE = "the image has more than 80 million pixels, too many to decode safely; shrink it first"
+UNREADABLE = "not an image Pillow can read"
+
+BAD_IMAGES = {
+    "zero-byte file": (b"", "photo.jpg: the file is empty (0 bytes)"),
+    "text named .jpg": (b"hello, this is not a photo\n", f"photo.jpg: {UNREADABLE}"),
+    "truncated JPEG": (JPEG[: len(JPEG) // 2], "photo.jpg: image file is truncated"),
+    "JPEG cut inside its header": (JPEG[:20], f"photo.jpg: {UNREADABLE}"),
+    "truncated PNG": (PNG[: len(PNG) // 2], "photo.jpg: image file is truncated"),
+    "TIFF named .jpg (not a photo format)": (encoded(RED, "TIFF"), f"photo.jpg: {UNREADABLE}"),
+    # 100 MP declared by a 60-byte file: refused from the header, nothing decoded.
+    "decompression bomb, 100 MP": (raw_png(10_000, 10_000, 8, 2, b"\0"), f"photo.jpg: {TOO_LARGE}"),
+    # 90 MP: between our limit and Pillow's own hard limit, where Pillow only warns.
+    "decompression bomb, 90 MP": (raw_png(9_000, 10_000, 8, 2, b"\0"), f"photo.jpg: {TOO_LARGE}"),
+    "decompression bomb, 1 GP": (raw_png(40_000, 25_000, 1, 0, b"\0"), f"photo.jpg: {TOO_LARGE}"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_IMAGES, ids=list(BAD_IMAGES))
+def test_bad_image_is_one_sentence_and_no_warning(case):
+    data, message = BAD_IMAGES[case]
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ImageReadError) as raised:
+        decode(upload(data, "photo.jpg"), 16)
+    assert str(raised.value) == message
+    assert isinstance(raised.value, BikeLibError)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_too_large_image_has_its_own_error_class_and_is_refused_from_the_header():
+    bomb = raw_png(10_000, 10_000, 8, 2, b"\0")
+    with pytest.raises(ImageTooLargeError):
+        image_size(bomb)
+    with pytest.raises(ImageTooLargeError):  # an already opened image too
+        open_image(Image.new("1", (10_000, 9_000)))
+    assert MAX_IMAGE_PIXELS == Image.MAX_IMAGE_PIXELS == 80_000_000
+
+
+RGB16 = b"".join(b"\0" + b"\xff\xff\0\0\0\0" * 4 for _ in range(4))  # 4x4 red, 16 bits/channel
+ODD_IMAGES = {
+    "1x1 pixel": (encoded(Image.new("RGB", (1, 1), (255, 0, 0)), "PNG"), (255, 0, 0)),
+    "20000x10 panorama PNG": (encoded(Image.new("RGB", (20_000, 10), (255, 0, 0)), "PNG"), None),
+    "20000x10 panorama JPEG": (encoded(Image.new("RGB", (20_000, 10), (255, 0, 0)), "JPEG"), None),
+    "10x20000 tall JPEG": (encoded(Image.new("RGB", (10, 20_000), (255, 0, 0)), "JPEG"), None),
+    "16-bit grey PNG": (encoded(Image.new("I;16", (8, 8), 65535), "PNG"), (255, 255, 255)),
+    "16-bit RGB PNG": (raw_png(4, 4, 16, 2, RGB16), (255, 0, 0)),
+    "CMYK JPEG": (encoded(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "JPEG"), None),
+    "palette PNG with transparency": (palette_with_alpha(), (255, 255, 255)),
+    "animated GIF": (animated("GIF"), None),
+    "animated WebP": (animated("WEBP"), None),
+}
+
+
+@pytest.mark.parametrize("case", ODD_IMAGES, ids=list(ODD_IMAGES))
+def test_odd_but_valid_images_decode(case):
+    data, exact = ODD_IMAGES[case]
+    array = decode(upload(data, "photo"), 16)
+    assert array.shape == (16, 16, 3) and array.dtype == np.uint8
+    if exact:  # the colour survives exactly: white for transparency, 16 bits scaled
+        assert tuple(array[8, 8]) == exact
+    else:  # red: the first frame, CMYK converted, the long side squashed
+        assert array[..., 0].mean() > 200 and array[..., 2].mean() < 40
+
+
+def test_files_on_disk_name_themselves_in_errors(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"empty\.jpg: the file is empty \(0 bytes\)$"):
+        decode(empty, 16)
+    with pytest.raises(ImageReadError, match=r": a folder, not a photo$|: Is a directory$"):
+        decode(tmp_path, 16)
+    with pytest.raises(ImageReadError, match=r"missing\.jpg: file not found$"):
+        DecodeCache(tmp_path / "cache").load(tmp_path / "missing.jpg", 8)
+
+
+def test_cache_digest_is_the_sha256_of_the_file_on_a_miss_and_a_hit(tmp_path):
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(JPEG)
+    cache = DecodeCache(tmp_path / "cache")
+    first, digest = cache.load_with_digest(photo, 8)
+    again, digest_again = cache.load_with_digest(photo, 8)  # from the cache this time
+    assert digest == digest_again == hashlib.sha256(JPEG).hexdigest() == file_sha256(photo)
+    assert np.array_equal(first, again)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(JPEG[:300])
+    with pytest.raises(ImageReadError, match=r"broken\.jpg: image file is truncated$"):
+        cache.load_with_digest(broken, 8)
+
+
+def test_any_other_decoder_exception_becomes_the_damaged_sentence(monkeypatch):
+    from PIL import ImageFile
+
+    def crash(self):  # what fuzzing finds in decoders now and then: not an OSError
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", crash)
+    with pytest.raises(ImageReadError) as raised:
+        decode(upload(PNG, "photo.png"), 16)
+    assert str(raised.value) == f"photo.png: {DAMAGED}"
