@@ -138,7 +138,11 @@ def test_saving_over_a_model_replaces_it_whole(trained, tmp_path):
     save_model(result, target)
     (target / "stale.txt").write_text("from the old model")
     save_model(result, target)
-    assert sorted(p.name for p in target.iterdir()) == ["model.json", "model.keras", "reference.npz"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "model.json",
+        "model.keras",
+        "reference.npz",
+    ]
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no staging folders left
 
 
