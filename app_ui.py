@@ -6,12 +6,34 @@ not in bikelib (which never imports Streamlit). No TensorFlow here either.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import streamlit as st
 
 import bikelib
 from bikelib import charts, quality
+
+
+@contextlib.contextmanager
+def sentence_on_error(*, stop: bool = True) -> Iterator[None]:
+    """Turn a library error or an OS error into one red sentence (and stop the page).
+
+    Every page wraps its calls into bikelib in this, so no visitor ever sees a traceback
+    for a bad photo, a damaged zip or a full disk; anything else is a bug and shows as one.
+    """
+    try:
+        yield
+    except bikelib.BikeLibError as error:
+        st.error(str(error), icon=":material/error:")
+        if stop:
+            st.stop()
+    except OSError as error:  # the server's own files: say why, never which server path
+        reason = error.strerror or type(error).__name__
+        st.error(f"The server could not read or write a file: {reason}.", icon=":material/error:")
+        if stop:
+            st.stop()
 
 
 @st.cache_data(max_entries=4000, show_spinner=False)

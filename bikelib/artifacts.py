@@ -325,9 +325,9 @@ def _load_gate():
         return None
 
 
-def load_model(directory: str | os.PathLike) -> Classifier:
-    """Load a saved model directory for prediction."""
-    return Classifier(directory)
+def load_model(directory: str | os.PathLike, *, gate: bool = True) -> Classifier:
+    """Load a saved model directory for prediction (`gate`: also the bicycle gate)."""
+    return Classifier(directory, gate=gate)
 
 
 def list_models(*roots: str | os.PathLike) -> list[dict]:
