@@ -4,9 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+bash scripts/venv.sh requirements-dev.txt
 
 # The browser test drives Debian's chromium (Playwright cannot download its own here).
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
