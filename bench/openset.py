@@ -144,6 +144,30 @@ def run_pretrained(protocol: str) -> list[dict]:
     return folds
 
 
+def demo_bikes_at_many_places(folder, per_bike_train: int = 16, per_bike_val: int = 4):
+    """The demo bikes photographed at a new place every time (not their usual spot).
+
+    What an owner gets who follows the advice "photograph your bike in several places":
+    the model cannot learn the bike's usual background as a shortcut.
+    """
+    from pathlib import Path
+
+    from bikelib import render
+
+    for bike in render.DEMO_BIKES:
+        for split, count, base in (
+            ("train", per_bike_train, 70_000),
+            ("validation", per_bike_val, 80_000),
+        ):
+            out = Path(folder) / split / bike.name
+            out.mkdir(parents=True, exist_ok=True)
+            for n in range(count):
+                seed = base + 100 * render.DEMO_BIKES.index(bike) + n
+                photo = render.render_photo(bike, seed, (320, 240), place="new")
+                render.save_jpeg(photo, out / f"{bike.name}-{n:02d}.jpg")
+    return open_dataset(folder)
+
+
 def subset(dataset: Dataset, keep: list[str]) -> Dataset:
     index = {name: i for i, name in enumerate(keep)}
     old = dataset.classes
@@ -184,7 +208,9 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
     size = config.image_size
     if training == "pretrained":
         return run_pretrained(protocol)
-    count = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100}[training]
+    count = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100, "ce-places": 0, "oe-places": 100}[
+        training
+    ]
     negatives = rendered_negatives(size, NEGATIVE_SEEDS[:count]) if count else None
     if training == "oe-spot":  # strangers parked at the demo bikes' own usual spots
         negatives = strangers_at_usual_spots(size)
@@ -208,7 +234,12 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             )
             keras.backend.clear_session()
     else:
-        dataset = open_dataset(ROOT / "data" / "demo-bikes")
+        if training.endswith("-places"):
+            import tempfile
+
+            dataset = demo_bikes_at_many_places(tempfile.mkdtemp(prefix="places-"))
+        else:
+            dataset = open_dataset(ROOT / "data" / "demo-bikes")
         listings, others = rendered_listings(size)
         known = np.concatenate([listings[name] for name in dataset.classes])
         started = time.perf_counter()

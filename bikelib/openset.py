@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -290,39 +291,55 @@ def decide(
 
 # -- other people's bikes, rendered: negatives that need no upload ---------------------------
 
-STRANGER_SEEDS = range(900_000, 900_040)  # never the seeds the benchmarks test on
-_STRANGER_VERSION = 1  # bump when the renderer's output changes
+# Two disjoint sets of random other bikes (`bikelib.render.random_bike`): "training" ones
+# are trained to match none of the known bikes (outlier exposure), "calibration" ones are
+# never trained on and show what a threshold rejects. Never the seeds benchmarks test on.
+STRANGER_SEEDS = {"training": range(900_000, 900_100), "calibration": range(910_000, 910_040)}
+STRANGER_PHOTO_SIZE = (192, 144)
+# Shipped as JPEGs (python -m bikelib.render --strangers data/strangers), so a training
+# decodes them in a second instead of rendering them for ten.
+STRANGERS_DIR = Path(__file__).resolve().parent.parent / "data" / "strangers"
 
 
-def rendered_strangers(size: int, seeds: range = STRANGER_SEEDS) -> np.ndarray:
-    """Photos of random other bikes (`bikelib.render.random_bike`), (n, size, size, 3).
+def stranger_paths(kind: str, folder: Path | None = None) -> list[Path]:
+    """Where each rendered stranger of `kind` ("training" or "calibration") is kept."""
+    folder = STRANGERS_DIR if folder is None else folder
+    return [folder / kind / f"stranger-{seed}.jpg" for seed in STRANGER_SEEDS[kind]]
 
-    Cached on disk as one array: rendering costs about 0.1 s a photo, once per machine.
-    """
-    import hashlib
-    import os
-    import tempfile
 
-    from .images import default_cache_dir, to_array
-
-    key = hashlib.sha256(f"{seeds.start}:{seeds.stop}:{size}:{_STRANGER_VERSION}".encode())
-    entry = default_cache_dir() / "strangers" / f"{key.hexdigest()[:24]}.npy"
-    try:
-        cached = np.load(entry, allow_pickle=False)
-        if cached.shape == (len(seeds), size, size, 3):
-            return cached
-    except (OSError, ValueError):
-        pass
+def write_strangers(folder: str | Path) -> list[Path]:
+    """Render both sets of strangers as JPEGs under `folder` (the shipped data/strangers)."""
     from . import render
 
-    photos = np.stack(
-        [to_array(render.render_photo(render.random_bike(s), s, (192, 144)), size) for s in seeds]
-    )
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as f:
-            np.save(f, photos, allow_pickle=False)
-        os.replace(f.name, entry)
-    except OSError:
-        pass  # a read-only disk costs time, not correctness
-    return photos
+    written = []
+    for kind, seeds in STRANGER_SEEDS.items():
+        for seed, path in zip(seeds, stranger_paths(kind, Path(folder)), strict=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            photo = render.render_photo(render.random_bike(seed), seed, STRANGER_PHOTO_SIZE)
+            render.save_jpeg(photo, path)
+            written.append(path)
+    return written
+
+
+def strangers(kind: str, size: int, count: int | None = None, cache=None) -> np.ndarray:
+    """The first `count` rendered strangers of `kind`, (n, size, size, 3) uint8.
+
+    Read from the shipped JPEGs through the decode cache; rendered on the fly (0.1 s a
+    photo) only where the data folder is missing, as in a bare `pip install`.
+    """
+    from .images import DecodeCache, ImageReadError, to_array
+
+    seeds = STRANGER_SEEDS[kind][:count]
+    if not len(seeds):
+        return np.zeros((0, size, size, 3), np.uint8)
+    cache = cache or DecodeCache()
+    photos = []
+    for seed, path in zip(seeds, stranger_paths(kind), strict=False):
+        try:
+            photos.append(cache.load(path, size))
+        except (ImageReadError, OSError):
+            from . import render
+
+            photo = render.render_photo(render.random_bike(seed), seed, STRANGER_PHOTO_SIZE)
+            photos.append(to_array(photo, size))
+    return np.stack(photos)

@@ -22,7 +22,7 @@ from .errors import DatasetError
 from .evaluation import Evaluation, evaluate_arrays
 from .images import DecodeCache
 from .models import make_model
-from .openset import Embedder, Reference, fit_reference
+from .openset import Embedder, Reference, fit_reference, strangers
 
 
 @dataclass(frozen=True)
@@ -162,12 +162,18 @@ def train(
     """Train a model on `dataset` and evaluate it on the validation photos.
 
     `negatives`: photos of other bikes (uint8, image size), trained towards the uniform
-    distribution over the known bikes (outlier exposure). Raises DatasetError when there
-    are too few readable training photos. `others`: photos of other bikes never trained
-    on, scored at the end so the saved model can show what its threshold trades.
+    distribution over the known bikes (outlier exposure); by default the first
+    `config.strangers` rendered strangers. `others`: photos of other bikes never trained
+    on, scored at the end so the saved model can show what its threshold trades; by
+    default the rendered calibration strangers. Raises DatasetError when there are too
+    few readable training photos.
     """
     config = config or TrainConfig()
     keras.utils.set_random_seed(config.seed)
+    if negatives is None and config.strangers:
+        negatives = strangers("training", config.image_size, config.strangers, cache)
+    if others is None:
+        others = strangers("calibration", config.image_size, cache=cache)
     train_split = load_split(dataset.train, config.image_size, cache=cache)
     val_split = load_split(dataset.validation, config.image_size, cache=cache)
     present = set(train_split.labels.tolist())

@@ -43,7 +43,7 @@ def test_train_reports_progress_and_history(trained):
     epochs = [r for r in reports if r.kind == "epoch"]
     batches = [r for r in reports if r.kind == "batch"]
     assert [r.epoch for r in epochs] == [1, 2, 3]
-    assert len(batches) == 3 * 2  # 12 training photos in batches of 8
+    assert len(batches) == 3 * 14  # 12 training photos and 100 strangers, batches of 8
     assert epochs[-1].fraction == 1.0 and epochs[-1].seconds_left == 0
     assert "val_accuracy" in epochs[0].logs
     assert result.classes == dataset.classes and not result.stopped
@@ -63,7 +63,7 @@ def test_stop_request_ends_training_after_the_current_batch(tiny_dataset):
     batches = []
     result = train(
         dataset,
-        TrainConfig(**{**FAST, "epochs": 50}),
+        TrainConfig(**{**FAST, "epochs": 50, "strangers": 0}),  # 2 batches an epoch
         on_progress=lambda p: batches.append(p) if p.kind == "batch" else None,
         should_stop=lambda: len(batches) >= 3,
     )
@@ -95,6 +95,43 @@ def test_bad_settings_are_config_errors():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="architecture"):
         TrainConfig(arch="resnet")
+    with pytest.raises(ConfigError, match="strangers"):
+        TrainConfig(strangers=-1)
+
+
+def test_the_seed_cnn_refuses_photos_too_small_for_its_four_convolutions():
+    from bikelib.config import SEED_MIN_IMAGE_SIZE
+
+    make_model("seed", 2, SEED_MIN_IMAGE_SIZE)  # the smallest size that builds
+    with pytest.raises(ValueError):  # Keras itself: the last pooling gets nothing
+        make_model("seed", 2, SEED_MIN_IMAGE_SIZE - 1)
+    with pytest.raises(ConfigError, match=f"at least {SEED_MIN_IMAGE_SIZE} pixels"):
+        TrainConfig(arch="seed", image_size=SEED_MIN_IMAGE_SIZE - 1)
+
+
+def test_rendered_strangers_are_trained_against_and_calibrate_the_threshold(trained):
+    from bikelib.openset import STRANGER_SEEDS
+
+    _, result, _ = trained
+    assert result.config.strangers == 100  # the default recipe: outlier exposure on
+    # Calibration strangers are never trained on, and every one of them is scored.
+    assert len(result.reference.other_scores) == len(STRANGER_SEEDS["calibration"])
+    described = result.reference.describe()
+    assert described["others_rejected"] == np.mean(
+        np.asarray(result.reference.other_scores) < result.reference.threshold
+    )
+
+
+def test_strangers_are_the_shipped_photos_or_rendered_alike(tmp_path, monkeypatch):
+    """data/strangers holds what the renderer draws; without it they are rendered."""
+    from bikelib import openset
+
+    assert all(p.exists() for k in ("training", "calibration") for p in openset.stranger_paths(k))
+    shipped = openset.strangers("training", 48, 2).astype(int)
+    monkeypatch.setattr(openset, "STRANGERS_DIR", tmp_path / "missing")
+    rendered = openset.strangers("training", 48, 2).astype(int)
+    assert np.abs(shipped - rendered).mean() < 4  # only the JPEG round trip differs
+    assert np.abs(rendered[0] - rendered[1]).mean() > 10  # two different bikes
 
 
 def test_score_counts_confusions_and_mistakes():

@@ -201,10 +201,10 @@ def test_a_failed_run_says_why_in_one_sentence(tiny_dataset, tmp_path):
 def test_the_train_form_maps_to_a_config_with_default_strengths():
     recipe = TrainConfig.recommended("seed")
     config = ws.config_from_form(
-        recipe, flip=False, switched_on=["zoom", "rotation"], seed="7", epochs=3, image_size=64
+        recipe, flip=False, switched_on=["zoom", "rotation"], seed="7", epochs=3, image_size=96
     )
     defaults = ws.Augmentation()
-    assert (config.arch, config.epochs, config.image_size, config.seed) == ("seed", 3, 64, 7)
+    assert (config.arch, config.epochs, config.image_size, config.seed) == ("seed", 3, 96, 7)
     assert config.learning_rate == recipe.learning_rate  # not on the form: the recipe's
     assert config.augmentation == ws.Augmentation(
         flip=False,

@@ -1,5 +1,5 @@
-"""The command line, `python -m bikelib.render`: render the demo set again, or draw
-the contact sheet of a data set folder.
+"""The command line, `python -m bikelib.render`: render the demo set again, the
+strangers (other people's bikes), or draw the contact sheet of a data set folder.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "directory", help="data set folder to write (or to read, with --contact-sheet)"
     )
     parser.add_argument("--contact-sheet", metavar="PNG", help="draw a contact sheet of DIRECTORY")
+    parser.add_argument(
+        "--strangers",
+        action="store_true",
+        help="write the random other bikes that training and calibration use (data/strangers)",
+    )
     parser.add_argument("--train", type=int, default=16, help="training photos per bike")
     parser.add_argument("--validation", type=int, default=4, help="validation photos per bike")
     parser.add_argument("--seed", type=int, default=DEFAULT_DATASET_SEED)
@@ -36,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
     started = time.perf_counter()
+    if args.strangers:
+        from ..openset import write_strangers  # the strangers' seeds and layout live there
+
+        paths = write_strangers(args.directory)
+        print(f"wrote {len(paths)} photos to {args.directory}")
+        return 0
 
     def report(done: int, total: int) -> None:
         if done % 10 == 0 or done == total:
