@@ -204,7 +204,8 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
 
     from bikelib import train
 
-    config = TrainConfig(seed=seed, restore_best=False, **CONFIG_OVERRIDES)
+    # Negatives are passed explicitly below (none for "ce"): the config's own strangers off.
+    config = TrainConfig(seed=seed, restore_best=False, strangers=0, **CONFIG_OVERRIDES)
     size = config.image_size
     if training == "pretrained":
         return run_pretrained(protocol)

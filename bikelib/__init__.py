@@ -42,6 +42,7 @@ _LAZY = {
     "list_models": "artifacts",
     "read_meta": "artifacts",
     "export_zip": "artifacts",
+    "import_zip": "portable",
 }
 
 

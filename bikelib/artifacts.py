@@ -188,7 +188,10 @@ class Classifier:
         self.classes: list[str] = list(self.meta["classes"])
         self.image_size: int = int(self.meta["image_size"])
         try:
-            self.model = keras.saving.load_model(self.directory / MODEL_FILE, compile=False)
+            # safe_mode: a model file never runs code (Keras refuses Lambda layers).
+            self.model = keras.saving.load_model(
+                self.directory / MODEL_FILE, compile=False, safe_mode=True
+            )
         except Exception as error:  # any load failure means a broken or foreign file
             raise ModelLoadError(
                 f"{self.directory / MODEL_FILE} could not be loaded: {error}"

@@ -62,6 +62,7 @@ def _config_from_args(args):
         "image_size": args.image_size,
         "val_fraction": args.val_split,
         "seed": args.seed,
+        "strangers": args.strangers,
     }
     return TrainConfig.recommended(
         args.arch, **{k: v for k, v in overrides.items() if v is not None}
@@ -223,6 +224,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--val-split", type=float, help="validation fraction if DATA has no split")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--strangers",
+        type=int,
+        help="rendered other bikes trained to match none of yours (default 100; 0: off)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
