@@ -215,6 +215,14 @@ def cmd_scan(args) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from .portable import export_tflite
+
+    path = export_tflite(args.model, args.out or args.model)
+    print(f"wrote {path} and {path.name}.json (class names, image size)")
+    return EXIT_OK
+
+
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     # No `choices=` from the model registry: that would import TensorFlow for `--help`.
     parser.add_argument("--arch", default="default", help="default (recommended) or seed (2018)")
@@ -271,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true", help="one JSON list, best match first")
     scan.add_argument("--csv", help="also write the ranking to this CSV file")
     scan.set_defaults(run=cmd_scan)
+
+    export = commands.add_parser("export", help="write a model for phones (TensorFlow Lite)")
+    export.add_argument("model")
+    export.add_argument("--format", choices=["tflite"], default="tflite")
+    export.add_argument("--out", help="folder to write to (default: the model's own folder)")
+    export.set_defaults(run=cmd_export)
     return parser
 
 

@@ -116,3 +116,27 @@ def test_not_a_zip_and_unsafe_paths_are_refused(saved, tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(ModelLoadError, match="exists already"):
         import_zip(export_zip(saved), tmp_path / "taken")
+
+
+def test_the_tflite_export_gives_the_keras_probabilities(saved, tmp_path):
+    """python -m bikelib export: the phone model answers as the app does, photo for photo."""
+    import tensorflow as tf
+
+    from bikelib import cli
+    from bikelib.images import decode
+
+    assert cli.main(["export", str(saved), "--format", "tflite", "--out", str(tmp_path)]) == 0
+    about = json.loads((tmp_path / "model.tflite.json").read_text())
+    classifier = load_model(saved, gate=False)
+    assert about["classes"] == list(classifier.classes)
+    photos = sorted((saved.parent / "data").rglob("*.png"))[:6]
+    pixels = np.stack([decode(p, about["image_size"]) for p in photos]).astype(np.float32)
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "model.tflite"))
+    given = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(given, pixels.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(given, pixels)
+    interpreter.invoke()
+    phone = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    app = np.stack([list(classifier.predict(p).probabilities.values()) for p in photos])
+    assert np.abs(phone - app).max() < 1e-4
