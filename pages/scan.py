@@ -71,22 +71,23 @@ st.download_button(
 )
 best = [r for r in rows if not r.error][:TOP]
 show_why = st.toggle("Show why (heatmap)", help="Where in each photo the model saw your bike")
-for start in range(0, len(best), 3):
-    for column, row in zip(st.columns(3), best[start : start + 3], strict=False):
-        with column.container(border=True):
-            photo = result["cards"].get(row.file)
-            pictures = st.columns(2) if show_why and photo else [st]
-            if photo:
-                pictures[0].image(photo, caption=row.file)
-            if show_why and photo:
-                if row.file not in result["why"]:
-                    with app_ui.sentence_on_error(stop=False):
-                        index = classifier.classes.index(bike)
-                        result["why"][row.file] = classifier.explain(io.BytesIO(photo), bike=index)
-                if row.file in result["why"]:
-                    pictures[1].image(result["why"][row.file], caption="Why")
-            colour, icon, _ = app_ui.VERDICT_LOOKS[row.verdict]
-            st.markdown(f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}")
+for rank, (column, row) in enumerate(zip(st.columns(3) * 2, best, strict=False), start=1):
+    with column.container(border=True):
+        photo = result["cards"].get(row.file)
+        pictures = st.columns(2) if show_why and photo else [st]
+        if photo:
+            pictures[0].image(photo)
+        if show_why and photo and row.file not in result["why"]:
+            with app_ui.sentence_on_error(stop=False):
+                index = classifier.classes.index(bike)
+                result["why"][row.file] = classifier.explain(io.BytesIO(photo), bike=index)
+        if show_why and row.file in result["why"]:
+            pictures[1].image(result["why"][row.file])
+        colour, icon, _ = app_ui.VERDICT_LOOKS[row.verdict]
+        st.markdown(
+            f"**#{rank}** {row.file.rsplit('/', 1)[-1]}  \n"
+            f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}"
+        )
 
 st.dataframe(
     scan.table_rows(rows, result["thumbs"]),
@@ -94,6 +95,7 @@ st.dataframe(
     row_height=64,
     column_config={
         "rank": st.column_config.NumberColumn(width="small"),
+        "file": st.column_config.TextColumn(width="medium"),
         "photo": st.column_config.ImageColumn(width="small"),
         "score": st.column_config.NumberColumn("match", format="%.3f"),
         "bicycle": st.column_config.ProgressColumn("bicycle", format="percent", max_value=1),
@@ -101,5 +103,6 @@ st.dataframe(
 )
 unreadable = [{"file": r.file, "why": r.error} for r in rows if r.error]
 if unreadable:
-    st.warning(f"{len(unreadable)} files could not be read (left out of the ranking):")
+    files_word = "file" if len(unreadable) == 1 else "files"
+    st.warning(f"{len(unreadable)} {files_word} could not be read (left out of the ranking):")
     st.dataframe(unreadable, hide_index=True)

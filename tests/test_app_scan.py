@@ -99,13 +99,15 @@ def test_upload_scan_ranked_table_unreadable_listed_and_csv(app_env, shipped_mod
     unreadable = at.dataframe[1].value
     assert list(unreadable["file"]) == ["listing.zip/ads/broken.jpg"]
     assert "not an image Pillow can read" in unreadable["why"][0]
-    assert at.warning[0].value.startswith("1 files could not be read")
+    assert at.warning[0].value.startswith("1 file could not be read")
     download = at.get("download_button")[0]
     assert download.proto.label == "Download the ranking (CSV)"
     assert len(calls) == 1
 
     cards = len(at.image)
     assert cards == 5  # the best matches, up to 6, with their photo
+    card_lines = [m.value for m in at.markdown if m.value.startswith("**#")]
+    assert card_lines[0].startswith(f"**#1** {table['file'][0].rsplit('/', 1)[-1]}  \n:")
     next(t for t in at.toggle if t.label == "Show why (heatmap)").set_value(True).run()
     assert not at.exception and not at.error
     assert len(at.image) == 2 * cards
