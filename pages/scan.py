@@ -71,8 +71,9 @@ st.download_button(
 )
 best = [r for r in rows if not r.error][:TOP]
 show_why = st.toggle("Show why (heatmap)", help="Where in each photo the model saw your bike")
-for rank, (column, row) in enumerate(zip(st.columns(3) * 2, best, strict=False), start=1):
-    with column.container(border=True):
+cells = [c for _ in range(0, len(best), 3) for c in st.columns(3)]  # a row of 3 at a time:
+for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # phones stack
+    with cell.container(border=True):  # them row by row, so rank order holds there too
         photo = result["cards"].get(row.file)
         pictures = st.columns(2) if show_why and photo else [st]
         if photo:

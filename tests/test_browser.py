@@ -240,6 +240,11 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     idle(page)
     screenshot(page, output / "8-scan.png")
     screenshot(page, output / "8-scan-phone.png", PHONE)
+    page.set_viewport_size({"width": PHONE, "height": 900})  # cards stack: still rank order
+    page.wait_for_timeout(1000)
+    tops = [markdown.filter(has_text=f"#{r} ").first.bounding_box()["y"] for r in (1, 2, 3, 4)]
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+    assert tops == sorted(tops)
     shown = cards.count()
     page.get_by_text("Show why (heatmap)").click()
     page.wait_for_function(
