@@ -14,6 +14,7 @@ navigation = st.navigation(
         st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/classify.py", title="Classify", icon=":material/image_search:"),
+        st.Page("pages/scan.py", title="Scan listings", icon=":material/travel_explore:"),
     ]
 )
 navigation.run()

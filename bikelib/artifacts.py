@@ -299,6 +299,35 @@ class Classifier:
             for p, s, b in zip(probabilities, scores, bicycles, strict=True)
         ]
 
+    def trade_off(self, threshold: float) -> tuple[float, float] | None:
+        """(share of validation photos accepted, share of other bikes rejected) at
+        `threshold`, from the scores kept at training time; None for a model without them."""
+        if self.reference is None or not self.reference.known_scores:
+            return None
+        reference = self.reference
+        return openset.trade_off(threshold, reference.known_scores, reference.other_scores)
+
+    def explain(self, source: ImageSource, *, bike: int | None = None, size: int = 360, alpha=0.45):
+        """Why: the photo (at most `size` pixels a side) with its Grad-CAM heatmap over it.
+
+        The map explains `bike` (a class index), or the closest bike when None; it is
+        computed on the photo exactly as the model sees it (squashed to the model's size)
+        and stretched back over the photo's own shape. Returns a PIL image.
+        """
+        from PIL import Image
+
+        from . import explain
+
+        image = open_image(source, draft_size=max(2 * self.image_size, size))
+        pixels = to_array(image, self.image_size)
+        heat = explain.explain(self.model, pixels, bike).heat
+        shown = image.copy()
+        shown.thumbnail((size, size), Image.Resampling.BILINEAR)
+        spread = Image.fromarray(heat.astype(np.float32)).resize(
+            shown.size, Image.Resampling.BILINEAR
+        )
+        return Image.fromarray(explain.overlay(np.asarray(shown), np.asarray(spread), alpha))
+
     def _prediction(self, probabilities, score: float, bicycle, bike: int | None) -> Prediction:
         best = int(np.argmax(probabilities))
         subject = self.classes[best if bike is None else bike]

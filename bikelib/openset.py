@@ -191,8 +191,10 @@ class Reference:
             "score": self.score,
             "threshold": self.threshold,
             "accept": self.accept,
-            "known_scores": [round(s, 5) for s in self.known_scores],
-            "other_scores": [round(s, 5) for s in self.other_scores],
+            # Full precision: rounded scores next to an exact threshold would move photos
+            # across it, and the trade-off the Classify page shows would be wrong.
+            "known_scores": [float(s) for s in self.known_scores],
+            "other_scores": [float(s) for s in self.other_scores],
             "known_accepted": accepted,
             "others_rejected": rejected,
         }

@@ -9,6 +9,7 @@ small row per photo. Unreadable photos become rows with an error, never a stop.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
@@ -44,30 +45,91 @@ def _is_photo(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_SUFFIXES and not base.startswith(("._", "."))
 
 
+MAX_MEMBER_BYTES = 100_000_000  # a zip member larger than this is refused unread (a bomb)
+ZIP_SUFFIX = ".zip"
+
+
+def _zip_members(label: str, archive: zipfile.ZipFile) -> Iterator[tuple[str, object]]:
+    """(label/member, bytes or ImageReadError) for each photo in an open zip, one at a time."""
+    for info in archive.infolist():
+        if info.is_dir() or not _is_photo(info.filename):
+            continue
+        name = f"{label}/{info.filename}"
+        if info.file_size > MAX_MEMBER_BYTES:
+            reason = f"larger than {MAX_MEMBER_BYTES // 1_000_000} MB once unpacked"
+            yield name, ImageReadError(f"{name}: {reason}")
+            continue
+        try:
+            data = archive.read(info)
+        except (OSError, RuntimeError, zipfile.BadZipFile, ValueError, EOFError) as error:
+            yield name, ImageReadError(f"{name}: {error}")
+            continue
+        yield name, data
+
+
 def listing_photos(sources: Iterable[str | os.PathLike]) -> Iterator[tuple[str, object]]:
-    """(name, path or bytes) for every photo in the given files, folders and zips."""
-    for source in map(Path, sources):
+    """(name, path, bytes or error) for every photo in the given files, folders and zips.
+
+    Every source is checked before the first photo is read, so a mistyped path is one
+    clear error (DatasetError) instead of a scan that stops half-way.
+    """
+    sources = [Path(s) for s in sources]
+    for source in sources:
+        if not source.exists():
+            raise DatasetError(f"{source}: no such file or folder")
+    return _walk(sources)
+
+
+def _walk(sources: list[Path]) -> Iterator[tuple[str, object]]:
+    for source in sources:
         if source.is_dir():
             for path in sorted(source.rglob("*")):
                 if path.is_file() and _is_photo(path.name):
                     yield str(path), path
-        elif source.suffix.lower() == ".zip":
+        elif source.suffix.lower() == ZIP_SUFFIX:
             try:
                 archive = zipfile.ZipFile(source)
             except (OSError, zipfile.BadZipFile) as error:
                 raise DatasetError(f"{source} is not a readable zip file") from error
             with archive:
-                for info in archive.infolist():
-                    if info.is_dir() or not _is_photo(info.filename):
-                        continue
-                    try:
-                        data = archive.read(info)
-                    except (OSError, RuntimeError, zipfile.BadZipFile, ValueError) as error:
-                        yield f"{source.name}/{info.filename}", ImageReadError(str(error))
-                        continue
-                    yield f"{source.name}/{info.filename}", data
+                yield from _zip_members(source.name, archive)
         else:
             yield str(source), source
+
+
+def listing_uploads(files: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, object]]:
+    """The same for uploaded files, (name, content): photos, and zips of photos.
+
+    Unlike a path given on the command line, a damaged zip among uploads is one
+    unreadable entry, not a stop: the visitor still gets the rest of the ranking.
+    """
+    for name, data in files:
+        if not name.lower().endswith(ZIP_SUFFIX):
+            yield name, data
+            continue
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except (OSError, zipfile.BadZipFile) as error:
+            yield name, ImageReadError(f"{name}: not a readable zip file ({error})")
+            continue
+        with archive:
+            yield from _zip_members(name, archive)
+
+
+def count_uploads(files: Iterable[tuple[str, bytes]]) -> int:
+    """How many entries `listing_uploads` will give, from zip directories alone (no unpacking)."""
+    count = 0
+    for name, data in files:
+        if not name.lower().endswith(ZIP_SUFFIX):
+            count += 1
+            continue
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                members = archive.infolist()
+            count += sum(1 for i in members if not i.is_dir() and _is_photo(i.filename))
+        except (OSError, zipfile.BadZipFile):
+            count += 1
+    return count
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
@@ -137,3 +199,59 @@ def to_csv(rows: list[ScanRow]) -> str:
         score = "" if row.error else f"{row.score:.4f}"
         writer.writerow([rank, row.file, score, row.verdict, row.closest, bicycle, row.error])
     return buffer.getvalue()
+
+
+# -- what the Scan page shows -------------------------------------------------------------
+
+WORDS = {
+    openset.BIKE: "may be your bike",
+    openset.NOT_MINE: "another bike",
+    openset.NO_BICYCLE: "no bicycle",
+}
+
+
+def lead(rows: list[ScanRow], bike: str) -> str:
+    """One line for the top of the results: how many photos may show the bike."""
+    readable = [r for r in rows if not r.error]
+    found = sum(r.verdict == openset.BIKE for r in readable)
+    line = f"{found} of {len(readable)} photos may be your bike {bike}."
+    if len(readable) < len(rows):
+        line += f" {len(rows) - len(readable)} could not be read."
+    return line
+
+
+def thumbnails(
+    photos: Iterable[tuple[str, object]], names: Iterable[str], size: int = 96
+) -> dict[str, bytes]:
+    """JPEG thumbnails of the named photos (one more pass over the listing, streamed)."""
+    from .quality import thumbnail
+
+    wanted, found = set(names), {}
+    for name, source in photos:
+        if name in wanted and not isinstance(source, BikeLibError):
+            try:
+                found[name] = thumbnail(source, size, square=False)
+            except ImageReadError:
+                continue
+    return found
+
+
+def table_rows(rows: list[ScanRow], thumbs: dict[str, bytes]) -> list[dict]:
+    """The ranking as table rows: rank, inline thumbnail, file, verdict in words, score."""
+    table = []
+    for rank, row in enumerate((r for r in rows if not r.error), start=1):
+        thumb = thumbs.get(row.file)
+        table.append(
+            {
+                "rank": rank,
+                "photo": f"data:image/jpeg;base64,{base64.b64encode(thumb).decode()}"
+                if thumb
+                else None,
+                "file": row.file,
+                "verdict": WORDS.get(row.verdict, row.verdict),
+                "score": row.score,
+                "closest": row.closest,
+                "bicycle": row.bicycle,
+            }
+        )
+    return table

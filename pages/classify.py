@@ -1,15 +1,16 @@
-"""Classify: which of the known bikes is in a photo? Upload one or many, or take one.
+"""Classify: is a photo one of my bikes, which one, and why? Upload one or many, or take one.
 
-Loaded models are cached for the whole process by path and modification time (one copy
-however many visitors use it) and only ever used for prediction.
+Each photo leads with its verdict (one of your bikes, not one of yours, no bicycle). The
+match threshold starts at the model's calibrated value and can be moved per session;
+the verdicts follow it. The model picker and the threshold live in app_ui (Scan shares them).
 """
 
 import io
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+import app_ui
 import bikelib
 from bikelib import charts, quality
 from bikelib import workspace as ws
@@ -17,34 +18,10 @@ from bikelib import workspace as ws
 CARDS = 12  # photos shown one by one; the table lists all of them
 workspace = ws.Workspace.for_session(st.session_state)
 
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def load(path: str, mtime: float) -> bikelib.Classifier:
-    """A saved model ready to predict, shared read-only by every session."""
-    return bikelib.load_model(path)
-
-
 st.title(":material/image_search: Classify")
-models = workspace.saved_models()
-if not models:
-    st.info("There is no model yet: train a model first.")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
-paths = [m["path"] for m in models]
-chosen = ws.chosen_model(models, st.session_state.get("model_path"))
-path = st.selectbox(
-    "Model (newest first)",
-    paths,
-    index=paths.index(chosen["path"]),
-    format_func=lambda p: ws.model_summary(ws.chosen_model(models, p)),
-)
-st.session_state["model_path"] = path
-try:
-    classifier = load(path, (Path(path) / "model.keras").stat().st_mtime)
-except (bikelib.BikeLibError, OSError) as error:
-    st.error(str(error))
-    st.stop()
+path, classifier = app_ui.pick_model(workspace)
 st.caption(f"Knows {len(classifier.classes)} bikes: {', '.join(classifier.classes)}.")
+threshold = app_ui.threshold_slider(classifier, path)
 
 photos = st.file_uploader("Photos", quality.PHOTO_TYPES, accept_multiple_files=True)
 if st.toggle("Use the camera (a phone works too)"):
@@ -53,6 +30,7 @@ if st.toggle("Use the camera (a phone works too)"):
 if not photos:
     st.info("Upload a photo of a bike, or take one, to see which bike it is.")
     st.stop()
+show_why = st.toggle("Show why (heatmap)", help="Where in the photo the model found its answer")
 
 # Copies, not the uploads themselves: decoding must not move the uploads' read positions.
 copies = []
@@ -65,16 +43,26 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
     if isinstance(prediction, bikelib.BikeLibError):
         st.error(str(prediction))
         continue
+    if threshold is not None:
+        prediction = prediction.decided(threshold, classifier.gate_threshold)
     rows.append(quality.prediction_row(photo.name, photo.getvalue(), prediction))
-    if number < CARDS:
-        with st.container(border=True):
-            left, right = st.columns([1, 2])
-            left.image(quality.thumbnail(photo.getvalue(), 360, square=False), caption=photo.name)
+    rows[-1]["verdict"] = app_ui.VERDICT_LOOKS[prediction.verdict][2]
+    if number >= CARDS:
+        continue
+    with st.container(border=True):
+        columns = st.columns([1, 1, 2] if show_why else [1, 2])
+        left, right = columns[0], columns[-1]
+        left.image(quality.thumbnail(photo.getvalue(), 360, square=False), caption=photo.name)
+        if show_why:
+            with app_ui.sentence_on_error(stop=False):
+                why = classifier.explain(io.BytesIO(photo.getvalue()))
+                columns[1].image(why, caption=f"Why: where it saw {prediction.label}")
+        if threshold is None:
             right.markdown(f"### {prediction.label}  \n{prediction.confidence:.0%} sure")
-            if prediction.confidence < 0.5:
-                right.caption("Not sure: it may be none of the bikes this model knows.")
-            chart = charts.probability_bars(prediction.probabilities, prediction.label)
-            right.altair_chart(chart, width="stretch", height=40 * len(classifier.classes) + 60)
+        else:
+            app_ui.verdict(right, prediction)
+        chart = charts.probability_bars(prediction.probabilities, prediction.label)
+        right.altair_chart(chart, width="stretch", height=40 * len(classifier.classes) + 60)
 
 if len(rows) > 1:
     st.subheader(f"All {len(rows)} photos")

@@ -1,4 +1,5 @@
-"""AppTest: the Classify page with a real (tiny) model: one photo, many, the camera."""
+"""AppTest: the Classify page with a real (tiny) model: one photo, many, the camera; the
+verdict headings, the threshold slider and the heatmap."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from conftest import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
 from streamlit.testing.v1 import AppTest
 
-from bikelib import TrainConfig, load_model, open_dataset, save_model, train
+from bikelib import TrainConfig, load_model, open_dataset, openset, save_model, train
 
 APP = str(ROOT / "streamlit_app.py")
 
@@ -19,7 +20,8 @@ def shipped_model(tmp_path_factory):
     """A small real model, standing where the demo model is shipped."""
     root = tmp_path_factory.mktemp("classify")
     dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
-    result = train(dataset, TrainConfig(epochs=6, image_size=32, batch_size=8))
+    others = openset.rendered_strangers(32, range(900_000, 900_006))  # for the trade-off
+    result = train(dataset, TrainConfig(epochs=6, image_size=32, batch_size=8), others=others)
     return save_model(result, root / "demo-model", name="demo model")
 
 
@@ -44,16 +46,32 @@ def photo(bike: str, seed: int, fmt: str = "PNG") -> bytes:
     return buffer.getvalue()
 
 
+# A rendered bike the bicycle gate sees as one (0.93): its verdict depends on the threshold.
+# The synthetic colour pictures are "no bicycle", whatever the threshold.
+BICYCLE = ROOT / "data" / "demo-bikes" / "validation" / "black-mountain" / "black-mountain-01.jpg"
+WORDS = {"bike": None, "not_mine": "Not one of yours", "no_bicycle": "No bicycle"}
+
+
 def answers(at) -> list[str]:
-    """The predicted bike of each photo card ("### <bike>" headings)."""
+    """The heading of each photo card ("### <bike>" or "### <what it is instead>")."""
     headings = [m.value for m in at.markdown if m.value.startswith("### ")]
     return [h.split("  \n")[0].removeprefix("### ") for h in headings]
 
 
-def expected(model_dir, *photos: bytes) -> list[str]:
-    """What the library itself predicts: the page must show exactly that."""
+def expected(model_dir, *photos, threshold: float | None = None) -> list[str]:
+    """What the library itself says (at `threshold`): the page must show exactly that."""
     classifier = load_model(model_dir)
-    return [classifier.predict(p).label for p in photos]
+    titles = []
+    for p in photos:
+        prediction = classifier.predict(p)
+        if threshold is not None:
+            prediction = prediction.decided(threshold, classifier.gate_threshold)
+        titles.append(WORDS[prediction.verdict] or prediction.label)
+    return titles
+
+
+def toggle(at, label: str):
+    return next(t for t in at.toggle if t.label == label)
 
 
 def test_without_any_model_it_asks_to_train_one_first(app_env, monkeypatch):
@@ -96,8 +114,10 @@ def test_many_photos_get_a_sortable_table_and_a_bad_one_an_error(app_env, shippe
     assert at.error[0].value == "broken.jpg: not an image Pillow can read"
     table = at.dataframe[0].value
     assert list(table["file"]) == ["blue.jpg", "green.png"]
-    assert list(table["bike"]) == answers(at)
-    assert table[["blue-bike", "green-bike", "red-bike"]].idxmax(axis=1).tolist() == answers(at)
+    assert list(table["verdict"]) == ["no bicycle", "no bicycle"]
+    assert table[["blue-bike", "green-bike", "red-bike"]].idxmax(axis=1).tolist() == list(
+        table["bike"]
+    )
     assert table["photo"][0].startswith("data:image/jpeg;base64,")
     assert table[["blue-bike", "green-bike", "red-bike"]].sum(axis=1).round(4).tolist() == [1, 1]
 
@@ -121,3 +141,75 @@ def test_sessions_do_not_see_each_others_models(app_env, shipped_model, monkeypa
     assert mine.selectbox[0].value == str(models / "my-model")
     theirs.run()
     assert theirs.info[0].value == "There is no model yet: train a model first."
+
+
+def test_cards_lead_with_the_verdict_and_show_the_threshold_trade_off(app_env, shipped_model):
+    at = classify_page()
+    classifier = load_model(shipped_model)
+    slider = at.slider[0]
+    assert slider.label == "Match threshold" and slider.value == round(classifier.threshold, 3)
+    accepted, rejected = openset.trade_off(
+        classifier.threshold,
+        classifier.reference.known_scores,
+        classifier.reference.other_scores,
+    )
+    assert len(classifier.reference.other_scores) == 6
+    trade = next(c.value for c in at.caption if c.value.startswith("At this threshold"))
+    assert trade.startswith(
+        f"At this threshold: {accepted:.0%} of your validation photos accepted, "
+        f"{rejected:.0%} of other bikes rejected."
+    )
+    red = photo("red-bike", 900)
+    at.file_uploader[0].set_value(
+        [("bike.jpg", BICYCLE.read_bytes(), "image/jpeg"), ("red.png", red, "image/png")]
+    ).run()
+    assert not at.exception and not at.error
+    assert answers(at) == expected(shipped_model, BICYCLE, red)
+    assert answers(at)[1] == "No bicycle"
+    badges = [m.value for m in at.markdown if "-badge[" in m.value]
+    assert badges[1].startswith(":gray-badge[:material/hide_image: no bicycle] match ")
+    sentences = [c.value for c in at.caption]
+    assert classifier.predict(red).sentence in sentences
+
+
+def test_the_slider_moves_the_verdict(app_env, shipped_model):
+    at = classify_page()
+    at.file_uploader[0].set_value(("bike.jpg", BICYCLE.read_bytes(), "image/jpeg")).run()
+    label = load_model(shipped_model).predict(BICYCLE).label
+    at.slider[0].set_value(1.0).run()
+    assert answers(at) == ["Not one of yours"] == expected(shipped_model, BICYCLE, threshold=1.0)
+    assert any(m.value.startswith(":orange-badge[") for m in at.markdown)
+    lowest = at.slider[0].min
+    at.slider[0].set_value(lowest).run()
+    assert answers(at) == [label] == expected(shipped_model, BICYCLE, threshold=lowest)
+    assert any(m.value.startswith(":green-badge[") for m in at.markdown)
+    assert next(c.value for c in at.caption if c.value.startswith("At this threshold")).startswith(
+        "At this threshold: 100% of your validation photos accepted, 0% of other bikes rejected"
+    )
+
+
+def test_show_why_puts_a_heatmap_beside_the_photo(app_env, shipped_model):
+    at = classify_page()
+    at.file_uploader[0].set_value(("bike.jpg", BICYCLE.read_bytes(), "image/jpeg")).run()
+    assert len(at.image) == 1
+    toggle(at, "Show why (heatmap)").set_value(True).run()
+    assert not at.exception and not at.error
+    assert len(at.image) == 2
+    assert at.image[1].captions[0].startswith("Why: where it saw ")
+
+
+def test_a_model_without_a_calibrated_threshold_shows_the_old_answer(
+    app_env, shipped_model, monkeypatch
+):
+    old = app_env / "old-model"  # as models saved before verdicts existed
+    shutil.copytree(shipped_model, old)
+    (old / "reference.npz").unlink()
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(old))
+    at = classify_page()
+    assert not at.slider
+    assert any("saved before verdicts were calibrated" in c.value for c in at.caption)
+    red = photo("red-bike", 900)
+    at.file_uploader[0].set_value(("red.png", red, "image/png")).run()
+    heading = next(m.value for m in at.markdown if m.value.startswith("### "))
+    assert heading.endswith("% sure")
+    assert heading.split("  \n")[0] == f"### {load_model(old).predict(red).label}"

@@ -1,18 +1,22 @@
 """End to end in a real browser: the app served on 127.0.0.1, driven in headless Chromium.
 
 Opens every page, looks at the demo photos, trains 2 epochs, classifies an uploaded
-photo, and saves a screenshot of each step under $BIKE_TEST_OUTPUT/screenshots
-(default: test-output/screenshots) for a person to look at.
+photo, scans a zip of listing photos (ranking, CSV download, heatmaps), and saves a
+screenshot of each step under $BIKE_TEST_OUTPUT/screenshots (default:
+test-output/screenshots) for a person to look at, at desktop and phone widths.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,7 @@ CHROMIUM_ARGS = [
 ]
 DEMO_BIKES = ROOT / "data" / "demo-bikes"
 WIDTH = 1400
+PHONE = 390
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +121,12 @@ def page(sync_api, app_url):
             browser.close()
 
 
-def screenshot(page, path: Path) -> None:
+def screenshot(page, path: Path, width: int = WIDTH) -> None:
     """The whole page: Streamlit scrolls inside its main block, so grow the viewport."""
+    page.set_viewport_size({"width": width, "height": 900})
+    page.wait_for_timeout(500)  # a narrower page is taller: measure after the new layout
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": WIDTH, "height": min(max(height, 900), 6000)})
+    page.set_viewport_size({"width": width, "height": min(max(height, 900), 6000)})
     page.wait_for_timeout(1500)  # let charts and images lay out at the new size
     page.wait_for_function("Array.from(document.images).every(image => image.complete)")
     page.screenshot(path=str(path))
@@ -180,10 +187,70 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output)
     go_to(page, "Classify")
     sample = next((demo_photos / "validation").rglob("*.*"))
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(sample))
-    verdict = page.get_by_text("% sure")
-    verdict.wait_for()
+    page.get_by_text("threshold", exact=False).last.wait_for()
     bikes = [p.name for p in (demo_photos / "train").iterdir() if p.is_dir()]
     heading = page.locator('[data-testid="stMarkdownContainer"] h3').first.inner_text()
-    assert heading.strip() in bikes
+    assert heading.strip() in [*bikes, "Not one of yours", "No bicycle"]
+    assert page.get_by_text("At this threshold:").is_visible()
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
     screenshot(page, output / "6-classify.png")
+    page.get_by_text("Show why (heatmap)").click()
+    page.get_by_text("Why: where it saw").wait_for()
+    screenshot(page, output / "7-classify-why.png")
+    screenshot(page, output / "7-classify-why-phone.png", PHONE)
+
+
+def idle(page) -> None:
+    """Wait until the script run is over (its status widget gone), not just begun."""
+    page.wait_for_timeout(500)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+
+def listing_zip(demo_photos: Path, folder: Path) -> Path:
+    """A zip as a user saves listing photos: a few demo photos and one file that is not."""
+    archive = folder / "listings.zip"
+    photos = sorted((demo_photos / "validation").rglob("*.jpg"))[::3][:6]
+    with zipfile.ZipFile(archive, "w") as z:
+        for photo in photos:
+            z.write(photo, f"listings/{photo.parent.name}-{photo.name}")
+        z.writestr("listings/not-a-photo.jpg", b"this is text, not a JPEG")
+    return archive
+
+
+def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
+    go_to(page, "Scan listings")
+    archive = listing_zip(demo_photos, tmp_path)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(archive))
+    page.get_by_role("button", name="Scan").click()
+    lead = page.get_by_text("photos may be your bike")
+    lead.wait_for(timeout=180_000)
+    assert "1 could not be read" in lead.inner_text()
+    page.get_by_text("not-a-photo.jpg").first.wait_for(state="attached")  # in the grid
+    assert page.locator('[data-testid="stDataFrame"]').count() == 2  # ranking, unreadable
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download the ranking (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
+    assert len(rows) == 7 and rows[-1]["file"].endswith("not-a-photo.jpg") and rows[-1]["error"]
+    markdown = page.locator('[data-testid="stMarkdownContainer"]')
+    first_card = markdown.filter(has_text="#1 ").first.inner_text()
+    assert first_card.startswith(f"#1 {rows[0]['file'].rsplit('/', 1)[-1]}")  # cards and CSV agree
+    cards = page.locator('[data-testid="stImage"]')
+    scores = [float(r["score"]) for r in rows[:-1] if r["verdict"] != "no_bicycle"]
+    assert scores == sorted(scores, reverse=True)
+    idle(page)
+    screenshot(page, output / "8-scan.png")
+    screenshot(page, output / "8-scan-phone.png", PHONE)
+    page.set_viewport_size({"width": PHONE, "height": 900})  # cards stack: still rank order
+    page.wait_for_timeout(1000)
+    tops = [markdown.filter(has_text=f"#{r} ").first.bounding_box()["y"] for r in (1, 2, 3, 4)]
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+    assert tops == sorted(tops)
+    shown = cards.count()
+    page.get_by_text("Show why (heatmap)").click()
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-testid=\"stImage\"]').length >= {2 * shown}",
+        timeout=120_000,
+    )
+    idle(page)
+    screenshot(page, output / "9-scan-why.png")
+    screenshot(page, output / "9-scan-why-phone.png", PHONE)

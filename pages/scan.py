@@ -1,0 +1,109 @@
+"""Scan: which of many listing photos may show my bike? Best match first, and why.
+
+Upload listing photos and zips of them, pick the bike to look for, scan: a ranked table
+(with a CSV download), the photos that could not be read, and the best matches as
+cards with their heatmap. A scan's result is kept in the session, keyed by model, bike
+and uploads, so moving a toggle never scans again.
+"""
+
+import io
+
+import streamlit as st
+
+import app_ui
+from bikelib import quality, scan
+from bikelib import workspace as ws
+
+TOP = 6  # best matches shown as cards
+TABLE_THUMBNAILS = 500  # rows with a thumbnail; beyond them the table lists names only
+workspace = ws.Workspace.for_session(st.session_state)
+
+
+def run(classifier, bike: str, uploads: list[tuple[str, bytes]]) -> dict:
+    """Scan with a progress bar; thumbnails for the table and photos for the cards."""
+    total = max(scan.count_uploads(uploads), 1)
+    bar = st.progress(0.0, text=f"Scanning {total} photos…")
+
+    def progress(done: int) -> None:
+        bar.progress(min(done / total, 1.0), text=f"Scanned {done} of {total} photos…")
+
+    rows = scan.scan(classifier, bike, scan.listing_uploads(uploads), on_progress=progress)
+    bar.empty()
+    readable = [r.file for r in rows if not r.error]
+    thumbs = scan.thumbnails(scan.listing_uploads(uploads), readable[:TABLE_THUMBNAILS])
+    cards = scan.thumbnails(scan.listing_uploads(uploads), readable[:TOP], size=480)
+    return {"rows": rows, "thumbs": thumbs, "cards": cards, "why": {}}
+
+
+st.title(":material/travel_explore: Scan listings")
+path, classifier = app_ui.pick_model(workspace)
+bike = st.selectbox("My bike: the one to look for", classifier.classes)
+files = st.file_uploader(
+    "Listing photos, or zips of them",
+    [*quality.PHOTO_TYPES, "zip"],
+    accept_multiple_files=True,
+    help="Save the photos of the listings you want to check; a zip may hold thousands.",
+)
+if not files:
+    st.info(
+        f"Upload listing photos (or zips of them) to rank them by how much each looks like {bike}."
+    )
+    st.stop()
+key = (path, classifier.directory.stat().st_mtime, bike, tuple(f.file_id for f in files))
+clicked = st.button("Scan", type="primary", icon=":material/travel_explore:")
+result = st.session_state.get("scan")
+if clicked and (result is None or result["key"] != key):
+    with app_ui.sentence_on_error():
+        result = {"key": key, **run(classifier, bike, [(f.name, f.getvalue()) for f in files])}
+    st.session_state["scan"] = result
+if result is None or result["key"] != key:
+    st.stop()
+
+rows = result["rows"]
+st.subheader(scan.lead(rows, bike))
+st.download_button(
+    "Download the ranking (CSV)",
+    data=scan.to_csv(rows),
+    file_name=f"scan-{bike}.csv",
+    mime="text/csv",
+    on_click="ignore",
+    icon=":material/download:",
+)
+best = [r for r in rows if not r.error][:TOP]
+show_why = st.toggle("Show why (heatmap)", help="Where in each photo the model saw your bike")
+cells = [c for _ in range(0, len(best), 3) for c in st.columns(3)]  # a row of 3 at a time:
+for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # phones stack
+    with cell.container(border=True):  # them row by row, so rank order holds there too
+        photo = result["cards"].get(row.file)
+        pictures = st.columns(2) if show_why and photo else [st]
+        if photo:
+            pictures[0].image(photo)
+        if show_why and photo and row.file not in result["why"]:
+            with app_ui.sentence_on_error(stop=False):
+                index = classifier.classes.index(bike)
+                result["why"][row.file] = classifier.explain(io.BytesIO(photo), bike=index)
+        if show_why and row.file in result["why"]:
+            pictures[1].image(result["why"][row.file])
+        colour, icon, _ = app_ui.VERDICT_LOOKS[row.verdict]
+        st.markdown(
+            f"**#{rank}** {row.file.rsplit('/', 1)[-1]}  \n"
+            f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}"
+        )
+
+st.dataframe(
+    scan.table_rows(rows, result["thumbs"]),
+    hide_index=True,
+    row_height=64,
+    column_config={
+        "rank": st.column_config.NumberColumn(width="small"),
+        "file": st.column_config.TextColumn(width="medium"),
+        "photo": st.column_config.ImageColumn(width="small"),
+        "score": st.column_config.NumberColumn("match", format="%.3f"),
+        "bicycle": st.column_config.ProgressColumn("bicycle", format="percent", max_value=1),
+    },
+)
+unreadable = [{"file": r.file, "why": r.error} for r in rows if r.error]
+if unreadable:
+    files_word = "file" if len(unreadable) == 1 else "files"
+    st.warning(f"{len(unreadable)} {files_word} could not be read (left out of the ranking):")
+    st.dataframe(unreadable, hide_index=True)

@@ -1,0 +1,115 @@
+"""AppTest: the Scan page with a real (tiny) model: upload photos and a zip, rank, download."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from conftest import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
+from streamlit.testing.v1 import AppTest
+
+from bikelib import TrainConfig, load_model, open_dataset, openset, save_model, train
+from bikelib import scan as scanning
+
+APP = str(ROOT / "streamlit_app.py")
+BICYCLE = ROOT / "data" / "demo-bikes" / "validation" / "black-mountain" / "black-mountain-01.jpg"
+
+
+@pytest.fixture(scope="module")
+def shipped_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scan-page")
+    dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
+    others = openset.rendered_strangers(32, range(900_000, 900_006))
+    result = train(dataset, TrainConfig(epochs=6, image_size=32, batch_size=8), others=others)
+    return save_model(result, root / "demo-model", name="demo model")
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch, shipped_model):
+    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(tmp_path / "sessions"))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(shipped_model))
+    return tmp_path
+
+
+def scan_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/scan.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def png(bike: str, seed: int) -> bytes:
+    buffer = io.BytesIO()
+    synthetic_photo(CLASS_COLOURS[bike], seed).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def uploads() -> list[tuple[str, bytes, str]]:
+    with io.BytesIO() as buffer:
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("ads/red-ad.png", png("red-bike", 801))
+            archive.writestr("ads/blue-ad.png", png("blue-bike", 802))
+            archive.writestr("ads/broken.jpg", b"not a photo")
+        listing = buffer.getvalue()
+    return [
+        ("red.png", png("red-bike", 800), "image/png"),
+        ("green.png", png("green-bike", 803), "image/png"),
+        ("bike.jpg", BICYCLE.read_bytes(), "image/jpeg"),
+        ("listing.zip", listing, "application/zip"),
+    ]
+
+
+def test_without_any_model_it_asks_to_train_one_first(app_env, monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(app_env / "none"))
+    at = scan_page()
+    assert at.info[0].value == "There is no model yet: train a model first."
+    assert not at.file_uploader
+
+
+def test_upload_scan_ranked_table_unreadable_listed_and_csv(app_env, shipped_model, monkeypatch):
+    calls = []
+    real_scan = scanning.scan
+    monkeypatch.setattr(scanning, "scan", lambda *a, **k: calls.append(1) or real_scan(*a, **k))
+    at = scan_page()
+    assert at.selectbox[1].label == "My bike: the one to look for"
+    at.selectbox[1].set_value("red-bike").run()
+    assert at.info[0].value.startswith("Upload listing photos")
+    at.file_uploader[0].set_value(uploads()).run()
+    assert not at.dataframe and not calls  # nothing scanned before the button
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+
+    library = real_scan(
+        load_model(shipped_model),
+        "red-bike",
+        scanning.listing_uploads([(name, data) for name, data, _ in uploads()]),
+    )
+    table = at.dataframe[0].value
+    assert list(table["file"]) == [r.file for r in library if not r.error]
+    assert list(table["rank"]) == [1, 2, 3, 4, 5]
+    assert table["file"][0] in ("red.png", "listing.zip/ads/red-ad.png", "bike.jpg")
+    assert table["photo"][0].startswith("data:image/jpeg;base64,")
+    assert set(table["verdict"]) <= set(scanning.WORDS.values())
+    found = sum(r.verdict == "bike" for r in library)
+    assert at.subheader[0].value == (
+        f"{found} of 5 photos may be your bike red-bike. 1 could not be read."
+    )
+    unreadable = at.dataframe[1].value
+    assert list(unreadable["file"]) == ["listing.zip/ads/broken.jpg"]
+    assert "not an image Pillow can read" in unreadable["why"][0]
+    assert at.warning[0].value.startswith("1 file could not be read")
+    download = at.get("download_button")[0]
+    assert download.proto.label == "Download the ranking (CSV)"
+    assert len(calls) == 1
+
+    cards = len(at.image)
+    assert cards == 5  # the best matches, up to 6, with their photo
+    card_lines = [m.value for m in at.markdown if m.value.startswith("**#")]
+    assert card_lines[0].startswith(f"**#1** {table['file'][0].rsplit('/', 1)[-1]}  \n:")
+    next(t for t in at.toggle if t.label == "Show why (heatmap)").set_value(True).run()
+    assert not at.exception and not at.error
+    assert len(at.image) == 2 * cards
+    assert len(calls) == 1  # a rerun shows the kept result: no second scan
+    assert at.dataframe[0].value["file"].tolist() == table["file"].tolist()

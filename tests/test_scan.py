@@ -1,0 +1,222 @@
+"""bikelib.scan and `python -m bikelib scan`: rank listing photos against one bike.
+
+A small real model (3 colour-coded bikes, 32 px) is trained once; its scores decide the
+expected ranking, so these tests fail when ranking, batching or reading goes wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import CLASS_COLOURS, synthetic_photo, write_dataset
+from PIL import Image
+
+from bikelib import DatasetError, TrainConfig, load_model, open_dataset, openset, save_model, train
+from bikelib import scan as scanning
+from bikelib.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scan")
+    dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
+    others = openset.rendered_strangers(32, range(900_000, 900_006))
+    result = train(dataset, TrainConfig(epochs=6, image_size=32, batch_size=8), others=others)
+    return save_model(result, root / "model")
+
+
+@pytest.fixture(scope="module")
+def classifier(model_dir):
+    return load_model(model_dir, gate=False)  # the gate has its own tests; here: ranking
+
+
+def png(bike: str, seed: int) -> bytes:
+    buffer = io.BytesIO()
+    synthetic_photo(CLASS_COLOURS[bike], seed).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def listing(tmp_path_factory):
+    """A folder of listing photos: 3 red (the stolen bike), 6 others, 1 broken 'photo'."""
+    folder = tmp_path_factory.mktemp("listing")
+    for i in range(3):
+        (folder / f"red{i}.png").write_bytes(png("red-bike", 500 + i))
+    for i in range(3):
+        (folder / f"blue{i}.png").write_bytes(png("blue-bike", 600 + i))
+        (folder / f"green{i}.png").write_bytes(png("green-bike", 700 + i))
+    (folder / "broken.jpg").write_bytes(b"not a photo at all")
+    (folder / "notes.txt").write_text("not a photo, and not named like one: skipped")
+    return folder
+
+
+def test_ranking_puts_the_chosen_bike_first_best_score_first(classifier, listing):
+    rows = scanning.scan(classifier, "red-bike", scanning.listing_photos([listing]))
+    readable = [r for r in rows if not r.error]
+    assert len(readable) == 9
+    assert [r.score for r in readable] == sorted((r.score for r in readable), reverse=True)
+    assert {r.file.rsplit("/", 1)[1] for r in readable[:3]} == {"red0.png", "red1.png", "red2.png"}
+    # the scores are the library's own, against the red bike's photos only
+    red = classifier.classes.index("red-bike")
+    (alone,) = classifier.predict_decoded(
+        [(classifier.decode(listing / "red0.png"), None)], bike=red
+    )
+    first = next(r for r in rows if r.file.endswith("red0.png"))
+    assert math.isclose(first.score, alone.score, rel_tol=1e-4)
+    assert first.verdict == alone.verdict and first.closest == alone.label
+
+
+def test_unreadable_photos_are_listed_last_not_fatal(classifier, listing):
+    rows = scanning.scan(classifier, "red-bike", scanning.listing_photos([listing]))
+    assert rows[-1].file.endswith("broken.jpg")
+    assert rows[-1].error.endswith("broken.jpg: not an image Pillow can read")
+    assert rows[-1].verdict == ""
+    assert not any(r.file.endswith("notes.txt") for r in rows)
+
+
+def test_zip_members_are_read_one_by_one(classifier, tmp_path, monkeypatch):
+    archive = tmp_path / "listing.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("ads/red.png", png("red-bike", 510))
+        z.writestr("ads/blue.png", png("blue-bike", 610))
+        z.writestr("ads/broken.jpg", b"garbage")
+        z.writestr("ads/readme.txt", "skipped")
+        z.writestr("__MACOSX/ads/._red.png", b"resource fork")
+        z.writestr("ads/huge.png", png("green-bike", 710))
+    monkeypatch.setattr(scanning, "MAX_MEMBER_BYTES", len(png("green-bike", 710)) - 1)
+    photos = list(scanning.listing_photos([archive]))
+    assert [name for name, _ in photos] == [
+        "listing.zip/ads/red.png",
+        "listing.zip/ads/blue.png",
+        "listing.zip/ads/broken.jpg",
+        "listing.zip/ads/huge.png",
+    ]
+    assert photos[0][1] == png("red-bike", 510)
+    assert isinstance(photos[3][1], scanning.ImageReadError)
+    rows = scanning.scan(classifier, "red-bike", iter(photos))
+    assert [r.file for r in rows[:2]] == ["listing.zip/ads/red.png", "listing.zip/ads/blue.png"]
+    errors = {r.file: r.error for r in rows if r.error}
+    assert errors["listing.zip/ads/huge.png"].endswith("MB once unpacked")
+    assert "not an image Pillow can read" in errors["listing.zip/ads/broken.jpg"]
+
+
+def test_uploads_read_photos_and_zips_and_a_damaged_zip_is_one_entry():
+    with io.BytesIO() as buffer:
+        with zipfile.ZipFile(buffer, "w") as z:
+            z.writestr("a.png", png("red-bike", 1))
+            z.writestr("b.jpg", b"x")
+        good_zip = buffer.getvalue()
+    files = [("one.png", png("blue-bike", 2)), ("ads.zip", good_zip), ("bad.zip", b"PK no")]
+    photos = list(scanning.listing_uploads(files))
+    assert [name for name, _ in photos] == ["one.png", "ads.zip/a.png", "ads.zip/b.jpg", "bad.zip"]
+    assert isinstance(photos[-1][1], scanning.ImageReadError)
+    assert str(photos[-1][1]).startswith("bad.zip: not a readable zip file")
+    assert scanning.count_uploads(files) == len(photos)
+
+
+def test_batches_give_the_same_ranking_as_one_batch(classifier, listing):
+    seen = []
+    one = scanning.scan(classifier, "blue-bike", scanning.listing_photos([listing]))
+    small = scanning.scan(
+        classifier,
+        "blue-bike",
+        scanning.listing_photos([listing]),
+        batch_size=3,
+        on_progress=seen.append,
+    )
+    assert [r.file for r in small] == [r.file for r in one]
+    assert np.allclose([r.score for r in small[:-1]], [r.score for r in one[:-1]], atol=1e-5)
+    assert seen == [3, 6, 9, 10]  # photos done after each batch, unreadable ones included
+
+
+def test_a_bike_the_model_does_not_know_is_a_clear_error(classifier, listing):
+    with pytest.raises(DatasetError, match="does not know a bike called 'pink-bike'"):
+        scanning.scan(classifier, "pink-bike", scanning.listing_photos([listing]))
+
+
+def test_a_missing_source_fails_before_anything_is_read(listing):
+    with pytest.raises(DatasetError, match=r"nowhere\.zip: no such file or folder"):
+        scanning.listing_photos([listing, listing / "nowhere.zip"])
+
+
+def test_csv_has_a_header_and_one_row_per_photo_in_rank_order(classifier, listing):
+    rows = scanning.scan(classifier, "red-bike", scanning.listing_photos([listing]))
+    table = list(csv.reader(io.StringIO(scanning.to_csv(rows))))
+    assert table[0] == ["rank", "file", "score", "verdict", "closest", "bicycle", "error"]
+    assert [t[1] for t in table[1:]] == [r.file for r in rows]
+    assert table[1][0] == "1" and float(table[1][2]) == pytest.approx(rows[0].score, abs=1e-4)
+    assert table[-1][2] == "" and table[-1][6] == rows[-1].error
+
+
+def test_page_helpers_lead_line_and_table(classifier, listing):
+    rows = scanning.scan(classifier, "red-bike", scanning.listing_photos([listing]))
+    found = sum(r.verdict == "bike" for r in rows)
+    lead = scanning.lead(rows, "red-bike")
+    assert lead == f"{found} of 9 photos may be your bike red-bike. 1 could not be read."
+    thumbs = scanning.thumbnails(scanning.listing_photos([listing]), [r.file for r in rows[:2]])
+    assert set(thumbs) == {rows[0].file, rows[1].file}
+    table = scanning.table_rows(rows, thumbs)
+    assert [t["file"] for t in table] == [r.file for r in rows if not r.error]
+    assert table[0]["photo"].startswith("data:image/jpeg;base64,") and table[2]["photo"] is None
+    assert table[0]["verdict"] == scanning.WORDS[rows[0].verdict]
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_cli_json_lists_best_first_and_writes_the_csv(model_dir, listing, tmp_path, capsys):
+    out = tmp_path / "ranking.csv"
+    code = main(
+        ["scan", str(model_dir), str(listing), "--bike", "red-bike", "--json", "--csv", str(out)]
+    )
+    assert code == 1  # one photo could not be read
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert {"file", "score", "verdict", "closest", "bicycle", "error"} <= set(rows[0])
+    assert rows[0]["file"].rsplit("/", 1)[1].startswith("red")
+    scores = [r["score"] for r in rows if not r["error"]]
+    # with the gate, "no bicycle" photos go after the bicycles: within each, best first
+    for verdicts in ({"bike", "not_mine"}, {"no_bicycle"}):
+        part = [r["score"] for r in rows if r["verdict"] in verdicts]
+        assert part == sorted(part, reverse=True)
+    assert len(scores) == 9
+    assert "error: " in captured.err and "broken.jpg: not an image Pillow can read" in captured.err
+    written = list(csv.reader(out.open()))
+    assert written[1][1] == rows[0]["file"] and len(written) == 11
+
+
+def test_cli_bad_source_is_one_error_line(model_dir, tmp_path, capsys):
+    (tmp_path / "fake.zip").write_bytes(b"not a zip")
+    for source, message in (
+        (tmp_path / "nowhere", "nowhere: no such file or folder"),
+        (tmp_path / "fake.zip", "fake.zip is not a readable zip file"),
+    ):
+        assert main(["scan", str(model_dir), str(source), "--bike", "red-bike"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and err[0].endswith(message)
+
+
+# -- what the pages ask of a loaded model ---------------------------------------------------
+
+
+def test_trade_off_and_heatmap_overlay(classifier, listing):
+    """The trade-off read back from a saved model matches the threshold it was fit to
+    (model.json once rounded the scores, so a 95% threshold accepted 67%)."""
+    known = classifier.reference.known_scores
+    accepted, rejected = classifier.trade_off(classifier.threshold)
+    assert accepted >= classifier.reference.accept - 1e-9
+    others = classifier.reference.other_scores
+    assert rejected == sum(s < classifier.threshold for s in others) / len(others)
+    assert classifier.trade_off(min(known) - 1)[0] == 1.0
+    assert classifier.trade_off(max(known) + 1)[0] == 0.0
+    photo = Image.new("RGB", (200, 100), (200, 40, 40))
+    photo.save(listing.parent / "wide.png")
+    shown = classifier.explain(listing.parent / "wide.png", size=120)
+    assert shown.size == (120, 60) and shown.mode == "RGB"
+    assert np.asarray(shown).std() > 0  # the heat is visible, not a flat copy
