@@ -20,8 +20,9 @@ def shipped_model(tmp_path_factory):
     """A small real model, standing where the demo model is shipped."""
     root = tmp_path_factory.mktemp("classify")
     dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
-    others = openset.rendered_strangers(32, range(900_000, 900_006))  # for the trade-off
-    result = train(dataset, TrainConfig(epochs=6, image_size=32, batch_size=8), others=others)
+    others = openset.strangers("calibration", 32, 6)  # for the trade-off
+    config = TrainConfig(epochs=6, image_size=32, batch_size=8, strangers=0)
+    result = train(dataset, config, others=others)
     return save_model(result, root / "demo-model", name="demo model")
 
 

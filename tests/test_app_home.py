@@ -24,7 +24,7 @@ def test_home_explains_the_app_and_links_the_three_steps(app_env):
 
 def test_home_shows_the_shipped_model_and_the_selected_dataset(app_env, monkeypatch):
     dataset = open_dataset(write_dataset(app_env / "data"), val_fraction=0.34)
-    result = train(dataset, TrainConfig(epochs=1, image_size=32, batch_size=8))
+    result = train(dataset, TrainConfig(epochs=1, image_size=32, batch_size=8, strangers=0))
     shipped = save_model(result, app_env / "demo-model", name="demo model")
     monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(shipped))
     at = AppTest.from_file(APP, default_timeout=60)

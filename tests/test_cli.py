@@ -10,7 +10,7 @@ import pytest
 
 from bikelib.cli import main
 
-FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8"]
+FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8", "--strangers", "0"]
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ from bikelib.cli import main
 def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("scan")
     dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
-    others = openset.rendered_strangers(32, range(900_000, 900_006))
-    result = train(dataset, TrainConfig(epochs=6, image_size=32, batch_size=8), others=others)
+    others = openset.strangers("calibration", 32, 6)
+    config = TrainConfig(epochs=6, image_size=32, batch_size=8, strangers=0)
+    result = train(dataset, config, others=others)
     return save_model(result, root / "model")
 
 

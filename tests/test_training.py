@@ -43,7 +43,7 @@ def test_train_reports_progress_and_history(trained):
     epochs = [r for r in reports if r.kind == "epoch"]
     batches = [r for r in reports if r.kind == "batch"]
     assert [r.epoch for r in epochs] == [1, 2, 3]
-    assert len(batches) == 3 * 14  # 12 training photos and 100 strangers, batches of 8
+    assert len(batches) == 3 * 2  # 12 training photos in batches of 8
     assert epochs[-1].fraction == 1.0 and epochs[-1].seconds_left == 0
     assert "val_accuracy" in epochs[0].logs
     assert result.classes == dataset.classes and not result.stopped
@@ -63,7 +63,7 @@ def test_stop_request_ends_training_after_the_current_batch(tiny_dataset):
     batches = []
     result = train(
         dataset,
-        TrainConfig(**{**FAST, "epochs": 50, "strangers": 0}),  # 2 batches an epoch
+        TrainConfig(**{**FAST, "epochs": 50}),
         on_progress=lambda p: batches.append(p) if p.kind == "batch" else None,
         should_stop=lambda: len(batches) >= 3,
     )
@@ -74,7 +74,7 @@ def test_stop_request_ends_training_after_the_current_batch(tiny_dataset):
 
 def test_same_seed_same_result(tiny_dataset):
     dataset = open_dataset(tiny_dataset)
-    config = TrainConfig(**{**FAST, "epochs": 2})
+    config = TrainConfig(**{**FAST, "epochs": 2, "strangers": 0})
     first, second = train(dataset, config), train(dataset, config)
     assert first.history["loss"] == pytest.approx(second.history["loss"], rel=1e-5)
 
@@ -109,17 +109,24 @@ def test_the_seed_cnn_refuses_photos_too_small_for_its_four_convolutions():
         TrainConfig(arch="seed", image_size=SEED_MIN_IMAGE_SIZE - 1)
 
 
-def test_rendered_strangers_are_trained_against_and_calibrate_the_threshold(trained):
+def test_rendered_strangers_calibrate_the_threshold(trained):
     from bikelib.openset import STRANGER_SEEDS
 
     _, result, _ = trained
-    assert result.config.strangers == 100  # the default recipe: outlier exposure on
     # Calibration strangers are never trained on, and every one of them is scored.
     assert len(result.reference.other_scores) == len(STRANGER_SEEDS["calibration"])
     described = result.reference.describe()
     assert described["others_rejected"] == np.mean(
         np.asarray(result.reference.other_scores) < result.reference.threshold
     )
+
+
+def test_strangers_join_the_training_batches_when_asked(tiny_dataset):
+    dataset = open_dataset(tiny_dataset)
+    batches = []
+    config = TrainConfig(**{**FAST, "epochs": 1, "strangers": 20})
+    train(dataset, config, on_progress=lambda p: batches.append(p) if p.kind == "batch" else None)
+    assert len(batches) == -(-(len(dataset.train) + 20) // 8)
 
 
 def test_strangers_are_the_shipped_photos_or_rendered_alike(tmp_path, monkeypatch):
@@ -204,7 +211,7 @@ def test_broken_model_directories_say_what_is_wrong(trained, tmp_path):
 
 def test_crossval_validates_each_photo_once(tiny_dataset):
     dataset = open_dataset(tiny_dataset)
-    result = crossval(dataset, TrainConfig(**{**FAST, "epochs": 1}), folds=2)
+    result = crossval(dataset, TrainConfig(**{**FAST, "epochs": 1, "strangers": 0}), folds=2)
     assert len(result.fold_accuracies) == 2
     assert result.evaluation.n == 18
     assert 0.0 <= result.accuracy <= 1.0

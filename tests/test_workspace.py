@@ -13,7 +13,7 @@ from bikelib import DatasetError, TrainConfig, load_model, open_dataset, read_me
 from bikelib import workspace as ws
 from bikelib.workspace import TrainingJob, Workspace
 
-FAST = {"image_size": 32, "batch_size": 8}
+FAST = {"image_size": 32, "batch_size": 8, "strangers": 0}
 
 
 @pytest.fixture(autouse=True)
