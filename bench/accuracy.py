@@ -62,17 +62,23 @@ def config_for(recipe: str, seed: int):
                 zoom=0.2, flip=True, rotation=0, translation=0, brightness=0, contrast=0
             ),
         )
-    return TrainConfig.recommended(recipe, seed=seed, restore_best=False)
+    return TrainConfig.recommended(recipe, seed=seed, restore_best=False, **OVERRIDES)
+
+
+OVERRIDES: dict = {}  # --strangers N: the default recipe with outlier exposure
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--strangers", type=int, help="rendered strangers trained against")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--only", default=",".join(RECIPES))
     parser.add_argument("--data", help="dataset folder (default: the shared real photos)")
     parser.add_argument("--json", help="also write the raw numbers to this file")
     args = parser.parse_args()
+    if args.strangers is not None:
+        OVERRIDES["strangers"] = args.strangers
     import keras
 
     from bikelib import crossval, train
