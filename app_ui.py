@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 import bikelib
-from bikelib import charts, quality
+from bikelib import charts, images
 
 
 @contextlib.contextmanager
@@ -39,7 +39,7 @@ def sentence_on_error(*, stop: bool = True) -> Iterator[None]:
 @st.cache_data(max_entries=4000, show_spinner=False)
 def _thumbnail(path: str, mtime: float, size: int) -> bytes | None:
     try:
-        return quality.thumbnail(path, size)
+        return images.thumbnail(path, size)
     except bikelib.BikeLibError:
         return None
 

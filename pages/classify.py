@@ -10,12 +10,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+import app_state
 import bikelib
-from bikelib import charts, quality
-from bikelib import workspace as ws
+from bikelib import charts, images
+from bikelib.sessions import Workspace
 
 CARDS = 12  # photos shown one by one; the table lists all of them
-workspace = ws.Workspace.for_session(st.session_state)
+workspace = Workspace.for_session(st.session_state)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -31,12 +32,12 @@ if not models:
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 paths = [m["path"] for m in models]
-chosen = ws.chosen_model(models, st.session_state.get("model_path"))
+chosen = app_state.chosen_model(models, st.session_state.get("model_path"))
 path = st.selectbox(
     "Model (newest first)",
     paths,
     index=paths.index(chosen["path"]),
-    format_func=lambda p: ws.model_summary(ws.chosen_model(models, p)),
+    format_func=lambda p: app_state.model_summary(app_state.chosen_model(models, p)),
 )
 st.session_state["model_path"] = path
 try:
@@ -46,7 +47,7 @@ except (bikelib.BikeLibError, OSError) as error:
     st.stop()
 st.caption(f"Knows {len(classifier.classes)} bikes: {', '.join(classifier.classes)}.")
 
-photos = st.file_uploader("Photos", quality.PHOTO_TYPES, accept_multiple_files=True)
+photos = st.file_uploader("Photos", images.PHOTO_TYPES, accept_multiple_files=True)
 if st.toggle("Use the camera (a phone works too)"):
     shot = st.camera_input("Take a photo of a bike")
     photos = [*photos, *([shot] if shot else [])]
@@ -65,11 +66,11 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
     if isinstance(prediction, bikelib.BikeLibError):
         st.error(str(prediction))
         continue
-    rows.append(quality.prediction_row(photo.name, photo.getvalue(), prediction))
+    rows.append(app_state.prediction_row(photo.name, photo.getvalue(), prediction))
     if number < CARDS:
         with st.container(border=True):
             left, right = st.columns([1, 2])
-            left.image(quality.thumbnail(photo.getvalue(), 360, square=False), caption=photo.name)
+            left.image(images.thumbnail(photo.getvalue(), 360, square=False), caption=photo.name)
             right.markdown(f"### {prediction.label}  \n{prediction.confidence:.0%} sure")
             if prediction.confidence < 0.5:
                 right.caption("Not sure: it may be none of the bikes this model knows.")

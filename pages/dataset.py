@@ -10,10 +10,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+import app_state
 import app_ui
 import bikelib
-from bikelib import charts, quality
-from bikelib.workspace import Workspace, server_folders_allowed, source_stamp
+from bikelib import charts, images, quality
+from bikelib.sessions import Workspace, source_stamp
+from bikelib.settings import settings
 
 PER_PAGE = 20
 workspace = Workspace.for_session(st.session_state)
@@ -38,7 +40,7 @@ def use(source) -> None:
 st.title(":material/photo_library: Dataset")
 current = st.session_state.get("dataset_source") or workspace.default_source()
 choices = {"demo": "Demo bikes", "zip": "Upload a .zip", "photos": "Add photos here"}
-if server_folders_allowed():
+if settings().server_folders:
     choices["folder"] = "Folder on this computer"
 kind = workspace.source_kind(current)
 how = st.segmented_control(
@@ -68,7 +70,7 @@ elif how == "photos":
     bike = st.text_input("Bike name", key="bike_name", placeholder="e.g. red-commuter")
     camera = st.toggle("Use the camera (a phone works too)")
     with st.form("add", clear_on_submit=True):
-        files = st.file_uploader("Photos of this bike", list(quality.PHOTO_TYPES), True)
+        files = st.file_uploader("Photos of this bike", list(images.PHOTO_TYPES), True)
         shot = st.camera_input("Take a photo") if camera else None
         if st.form_submit_button("Add to this bike", type="primary"):
             try:
@@ -112,7 +114,7 @@ photos, statistics, warnings, augmentation = st.tabs(
 if photos.open:
     with photos:
         shown = st.selectbox("Bike", ["All bikes", *dataset.classes])
-        chosen = quality.gallery(dataset, None if shown == "All bikes" else shown)
+        chosen = app_state.gallery(dataset, None if shown == "All bikes" else shown)
         pages = max(1, -(-len(chosen) // PER_PAGE))
         page = st.pagination(pages, key=f"page-{shown}") if pages > 1 else 1
         window = chosen[(page - 1) * PER_PAGE : page * PER_PAGE]
@@ -124,7 +126,7 @@ if photos.open:
 if statistics.open:
     with statistics:
         st.altair_chart(charts.photos_per_class(summary["per_class"]), width="stretch")
-        st.markdown(f"**Split**: {quality.split_note(dataset)}.")
+        st.markdown(f"**Split**: {app_state.split_note(dataset)}.")
         left, right = st.columns(2)
         left.markdown("**Photos per bike and split**")
         left.dataframe(pd.DataFrame(summary["per_class"]), hide_index=True)
@@ -151,7 +153,7 @@ if augmentation.open:
             config = st.session_state.get("train_config")
             settings = config.augmentation if config else bikelib.Augmentation()
             with st.spinner("Augmenting…"):
-                versions = quality.augment_preview(names[name], settings, n=7, seed=len(name))
+                versions = images.augment_preview(names[name], settings, n=7, seed=len(name))
             st.image([bikelib.decode(names[name], 192), *versions], width=160)
-            used = quality.augmentation_names(settings)
+            used = app_state.augmentation_names(settings)
             st.caption(f"The original, then seven versions as training sees them: {used}")

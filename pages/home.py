@@ -7,7 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from bikelib.workspace import Workspace, chosen_model
+import app_state
+from bikelib.sessions import Workspace
 
 workspace = Workspace.for_session(st.session_state)
 
@@ -32,7 +33,7 @@ st.subheader("This session")
 source = st.session_state.get("dataset_source") or workspace.default_source()
 models = workspace.saved_models()
 selected = st.session_state.get("model_path")
-model = chosen_model(models, selected)
+model = app_state.chosen_model(models, selected)
 
 shipped = sum(m["shipped"] for m in models)
 if model:

@@ -8,12 +8,13 @@ never interrupt it. Nothing here loads TensorFlow: only the child process does.
 import pandas as pd
 import streamlit as st
 
+import app_state
 import app_ui
 import bikelib
-from bikelib import charts
-from bikelib import workspace as ws
+from bikelib import charts, jobs
+from bikelib.sessions import Workspace, source_stamp
 
-workspace = ws.Workspace.for_session(st.session_state)
+workspace = Workspace.for_session(st.session_state)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -23,12 +24,12 @@ def given_split(source: str, stamp: str) -> bool:
 
 
 @st.fragment(run_every=1.0)
-def live(job: ws.TrainingJob) -> None:
+def live(job: jobs.TrainingJob) -> None:
     """Progress bar, time left and live curves of the running job, redrawn every second."""
     status = job.status()
     if status.finished:
         st.rerun()  # the whole page shows the results now
-    if status.state == ws.QUEUED:
+    if status.state == jobs.QUEUED:
         st.info(
             "Waiting for another training on this server to finish…",
             icon=":material/hourglass_top:",
@@ -56,11 +57,11 @@ if not source:
     st.stop()
 st.caption(f"Dataset: {workspace.describe_source(source)}")
 try:
-    given = given_split(str(source), ws.source_stamp(source))
+    given = given_split(str(source), source_stamp(source))
 except bikelib.BikeLibError as error:
     st.error(str(error))
     st.stop()
-job: ws.TrainingJob | None = st.session_state.get("job")
+job: jobs.TrainingJob | None = st.session_state.get("job")
 running = job is not None and job.status().active
 
 labels = bikelib.ARCHITECTURE_LABELS
@@ -76,11 +77,11 @@ with st.form(f"settings-{arch}"):
         ("learning_rate", "Learning rate", {"format_func": lambda rate: f"{rate:g}"}),
         ("image_size", "Image size (pixels)", {}),
     ]:
-        options = ws.form_choices(recipe, name)
+        options = app_state.form_choices(recipe, name)
         form[name] = left.select_slider(label, options, getattr(recipe, name), **extra)
     right.markdown("**Augmentation** (training photos only)")
     flip = right.checkbox("Horizontal flips", recipe.augmentation.flip)
-    switches = ws.augmentation_switches(recipe)
+    switches = app_state.augmentation_switches(recipe)
     ticked = [name for name, label, on in switches if right.checkbox(label, on)]
     form["val_fraction"] = right.slider(
         "Validation fraction",
@@ -95,11 +96,13 @@ with st.form(f"settings-{arch}"):
         right.caption("This data has train/ and validation/ folders: they decide the split.")
     seed = right.number_input("Seed", 0, 2**31 - 1, recipe.seed, help="Same seed, same model")
     start = st.form_submit_button("Start training", type="primary", disabled=running)
-st.caption(f"Also from the recipe: {ws.recipe_extras(recipe)}")
+st.caption(f"Also from the recipe: {app_state.recipe_extras(recipe)}")
 
 if start and not running:
     try:
-        config = ws.config_from_form(recipe, flip=flip, switched_on=ticked, seed=seed, **form)
+        config = app_state.config_from_form(
+            recipe, flip=flip, switched_on=ticked, seed=seed, **form
+        )
         dataset = bikelib.open_dataset(source, val_fraction=config.val_fraction, seed=config.seed)
     except bikelib.BikeLibError as error:
         st.error(str(error))
@@ -108,7 +111,7 @@ if start and not running:
         train_config=config, split={"val_fraction": config.val_fraction, "seed": config.seed}
     )
     workspace.prune_models()
-    st.session_state["job"] = ws.TrainingJob.start(dataset, config, workspace.new_model_dir(arch))
+    st.session_state["job"] = jobs.TrainingJob.start(dataset, config, workspace.new_model_dir(arch))
     st.rerun()  # redraw the form with its button disabled while this run lasts
 
 if job is not None and job.status().active:
@@ -129,17 +132,17 @@ models = workspace.saved_models()
 if models:
     st.header("Results")
     paths = [m["path"] for m in models]
-    picked = ws.chosen_model(models, st.session_state.get("model_path"))
+    picked = app_state.chosen_model(models, st.session_state.get("model_path"))
     path = st.selectbox(
         "Model",
         paths,
         paths.index(picked["path"]),
-        format_func=lambda p: ws.model_name(ws.chosen_model(models, p)),
+        format_func=lambda p: app_state.model_name(app_state.chosen_model(models, p)),
     )
-    app_ui.model_results(ws.chosen_model(models, path))
+    app_ui.model_results(app_state.chosen_model(models, path))
     st.header("Past runs")
     st.dataframe(
-        pd.DataFrame(ws.past_runs(models)),
+        pd.DataFrame(app_state.past_runs(models)),
         hide_index=True,
         column_config={
             "val accuracy": st.column_config.NumberColumn(format="percent"),
@@ -153,6 +156,6 @@ if models:
         default="val_accuracy",
         required=True,
     )
-    overlay = charts.runs_overlay(ws.curve_rows(models), metric)
+    overlay = charts.runs_overlay(app_state.curve_rows(models), metric)
     if overlay is not None:
         st.altair_chart(overlay, width="stretch")

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bikelib.settings import settings
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BIKES = ROOT.parent / "shared" / "datasets" / "umea-bikes"
 
@@ -27,6 +29,28 @@ def private_cache(tmp_path_factory):
         os.environ.pop("BIKELIB_CACHE_DIR", None)
     else:
         os.environ["BIKELIB_CACHE_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch):
+    """Settings read anew in every test and after every `monkeypatch.setenv`/`delenv`.
+
+    The app reads its environment once per process (`bikelib.settings.settings()`); a
+    test changes it, so each change clears that cache and the next read sees it.
+    """
+
+    def clearing(method):
+        def wrapper(self, *args, **kwargs):
+            method(self, *args, **kwargs)
+            settings.cache_clear()
+
+        return wrapper
+
+    for name in ("setenv", "delenv"):
+        monkeypatch.setattr(pytest.MonkeyPatch, name, clearing(getattr(pytest.MonkeyPatch, name)))
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
 
 
 # Easily told apart by colour, so a few epochs learn them: tests check plumbing, not skill.

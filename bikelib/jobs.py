@@ -1,0 +1,272 @@
+"""Training in the background: one run per `TrainingJob`, in a child process.
+
+A `TrainingJob` runs `bikelib.train` in a child process (`python -m bikelib.jobs`,
+the `_child_main` below) watched by a background thread, so page reruns, other widgets
+and page switches do not interrupt it. A process-wide slot limit
+(`Settings.max_trainings`, 1) keeps a small shared box from running several trainings
+at once (each would only get slower and use more memory); the others wait, queued.
+Progress comes back as JSON lines and is kept in a `JobStatus` snapshot any thread can
+read. Plain Python: TensorFlow is imported only in the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import BikeLibError
+from .settings import APP_ROOT, settings
+
+log = logging.getLogger(__name__)
+
+_slots_lock = threading.Lock()
+_slots: threading.BoundedSemaphore | None = None
+
+
+def _training_slots() -> threading.BoundedSemaphore:
+    """Process-wide limit on simultaneous trainings (`Settings.max_trainings`)."""
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = threading.BoundedSemaphore(settings().max_trainings)
+        return _slots
+
+
+QUEUED, PREPARING, TRAINING, SAVING = "queued", "preparing", "training", "saving"
+DONE, STOPPED, FAILED = "done", "stopped", "failed"
+_ACTIVE = (QUEUED, PREPARING, TRAINING, SAVING)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A consistent snapshot of a training job, safe to read from any thread."""
+
+    state: str = QUEUED
+    epoch: int = 0  # 1-based epoch in progress (0 before the first batch)
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    fraction: float = 0.0
+    elapsed: float = 0.0  # seconds of training so far (after the photos are decoded)
+    seconds_left: float | None = None
+    history: tuple[dict, ...] = ()  # one row per finished epoch: epoch, loss, accuracy, val_*
+    error: str | None = None
+    model_dir: Path | None = None  # set once the model is saved
+    metrics: dict = field(default_factory=dict)
+    stop_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.state in _ACTIVE
+
+    @property
+    def finished(self) -> bool:
+        return not self.active
+
+    @property
+    def label(self) -> str:
+        """The progress bar's caption: which epoch, and the time left once it is known."""
+        if self.fraction >= 1 or self.state == SAVING:
+            return f"Epoch {self.epoch} of {self.epochs} done; checking and saving the model…"
+        if self.seconds_left is not None:
+            return f"Epoch {self.epoch} of {self.epochs}, about {self.seconds_left:.0f} s left"
+        return f"Epoch {self.epoch} of {self.epochs}"
+
+
+def _child_main() -> None:
+    """`python -m bikelib.jobs`: one training run for a TrainingJob, in its own process.
+
+    Reads (dataset, config, save_dir, name) as a pickle on stdin, then treats the end of
+    stdin as a stop request (the parent closes it to stop, and it also ends when the
+    parent is gone, so no training outlives the app). Reports JSON lines on stdout.
+    """
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything else printed (TF, warnings) goes to stderr, not the protocol
+    dataset, config, save_dir, name = pickle.load(sys.stdin.buffer)
+    stop = threading.Event()
+
+    def wait_for_stop() -> None:
+        sys.stdin.buffer.read()  # returns at end of input
+        stop.set()
+
+    threading.Thread(target=wait_for_stop, daemon=True).start()
+
+    def send(kind: str, payload: Any = None) -> None:
+        protocol.write(json.dumps([kind, payload]) + "\n")
+
+    from .artifacts import save_model
+    from .training import train
+
+    def report(progress) -> None:
+        fields = ("kind", "epoch", "epochs", "step", "steps", "elapsed", "logs")
+        payload = {key: getattr(progress, key) for key in fields}
+        send("progress", {**payload, "fraction": progress.fraction, "left": progress.seconds_left})
+
+    try:
+        result = train(dataset, config, on_progress=report, should_stop=stop.is_set)
+        send("saving")
+        save_model(result, save_dir, name=name)
+        metrics = {
+            **result.metrics,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "train_seconds": result.seconds,
+        }
+        send("finished", {"stopped": result.stopped, "metrics": metrics})
+    except BikeLibError as error:
+        send("failed", str(error))
+    except Exception as error:  # the parent shows one sentence; stderr keeps the trace
+        log.exception("training %s failed", Path(save_dir).name)
+        send("failed", f"Training failed: {type(error).__name__}: {error}")
+    protocol.flush()
+    sys.stderr.flush()
+    # Exit now: the stdin watcher is blocked in a read that would stall interpreter shutdown.
+    os._exit(0)
+
+
+class TrainingJob:
+    """One training run, supervised by a background thread: progress, stop, saved result.
+
+    The thread waits for a free training slot, then runs `bikelib.train` in a child
+    process (`python -m bikelib.jobs`) and relays its progress into a snapshot any
+    thread can read. The child saves the model (the best epoch so far when stopped) to
+    `save_dir` and exits.
+
+    Why a process and not just the thread: Streamlit calls `keras.backend.clear_session()`
+    after every script run (a fragment redrawing progress each second included), which
+    resets Keras' global state under a model being built or trained in another thread of
+    the same process. A child process is also the only way to hand a run's memory back
+    to the system on a small hosted instance, and it keeps the GIL free for the UI.
+    """
+
+    def __init__(self, dataset, config, save_dir: str | os.PathLike, *, name: str | None = None):
+        self.dataset = dataset
+        self.config = config
+        self.save_dir = Path(save_dir)
+        self.name = name or self.save_dir.name
+        self.created = time.time()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen | None = None
+        self._status = JobStatus(epochs=config.epochs)
+        self._thread = threading.Thread(
+            target=self._run, name=f"train-{self.save_dir.name}", daemon=True
+        )
+
+    @classmethod
+    def start(cls, dataset, config, save_dir: str | os.PathLike, **kwargs) -> TrainingJob:
+        """Create a job and start its thread."""
+        job = cls(dataset, config, save_dir, **kwargs)
+        job._thread.start()
+        return job
+
+    def stop(self) -> None:
+        """Ask the run to end after the current batch; it keeps the best model so far."""
+        with self._lock:
+            self._stop.set()
+            self._status = replace(self._status, stop_requested=True)
+            child = self._child
+        if child is not None:
+            with contextlib.suppress(OSError, ValueError):
+                child.stdin.close()  # the child's signal to stop
+
+    def status(self) -> JobStatus:
+        with self._lock:
+            return self._status
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        """Block until the job has finished (or `timeout` passed); returns the status."""
+        self._thread.join(timeout)
+        return self.status()
+
+    def _update(self, **changes) -> None:
+        with self._lock:
+            self._status = replace(self._status, **changes)
+
+    def _on_progress(self, progress: dict) -> None:
+        changes = {
+            "state": TRAINING,
+            "seconds_left": progress["left"],
+            **{k: progress[k] for k in ("epoch", "epochs", "step", "steps", "elapsed", "fraction")},
+        }
+        if progress["kind"] == "epoch":
+            row = {"epoch": progress["epoch"], **progress["logs"]}
+            changes["history"] = (*self.status().history, row)
+        self._update(**changes)
+
+    def _run(self) -> None:
+        slots = _training_slots()
+        while not slots.acquire(timeout=0.2):  # queued behind another session's training
+            if self._stop.is_set():
+                self._update(state=STOPPED)
+                return
+        try:
+            if self._stop.is_set():
+                self._update(state=STOPPED)
+                return
+            self._update(state=PREPARING)
+            self._supervise()
+        except Exception as error:  # a thread must report its failure, not die silently
+            log.exception("training job %s failed", self.save_dir.name)
+            self._update(state=FAILED, error=f"Training failed: {type(error).__name__}: {error}")
+        finally:
+            slots.release()
+
+    def _supervise(self) -> None:
+        """Start the child process and relay its messages until it has finished."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(APP_ROOT), env.get("PYTHONPATH")) if p)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bikelib.jobs"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        with contextlib.suppress(BrokenPipeError):  # a child that died at once is reported below
+            child.stdin.write(pickle.dumps((self.dataset, self.config, self.save_dir, self.name)))
+            child.stdin.flush()
+        with self._lock:
+            self._child = child  # from now on stop() closes stdin itself
+            stopped_meanwhile = self._stop.is_set()
+        if stopped_meanwhile:
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+        final = None
+        for line in child.stdout:
+            kind, payload = json.loads(line)
+            if kind == "progress":
+                self._on_progress(payload)
+            elif kind == "saving":
+                self._update(state=SAVING)
+            else:
+                final = (kind, payload)
+        child.wait()
+        if final is None:
+            self._update(
+                state=FAILED,
+                error=f"The training process ended unexpectedly (exit code {child.returncode}); "
+                "the machine may be out of memory",
+            )
+        elif final[0] == "failed":
+            self._update(state=FAILED, error=final[1])
+        else:
+            self._update(
+                state=STOPPED if final[1]["stopped"] else DONE,
+                model_dir=self.save_dir,
+                metrics=final[1]["metrics"],
+            )
+
+
+if __name__ == "__main__":
+    _child_main()
