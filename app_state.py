@@ -39,6 +39,15 @@ def model_name(meta: dict) -> str:
     return f"{name} (shipped)" if meta.get("shipped") else name
 
 
+def model_line(meta: dict | None) -> str:
+    """The Home page's words for the chosen model: bold name and accuracy, or "none yet"."""
+    if not meta:
+        return "none yet"
+    accuracy = meta.get("metrics", {}).get("val_accuracy")
+    name = meta.get("name", Path(meta["path"]).name)
+    return f"**{name}**" + (f", {accuracy:.0%} validation accuracy" if accuracy is not None else "")
+
+
 def model_summary(meta: dict) -> str:
     """One line to pick a model by: name, architecture, validation accuracy, shipped."""
     accuracy = meta.get("metrics", {}).get("val_accuracy", 0)

@@ -66,6 +66,9 @@ def test_model_labels_and_the_chosen_model():
     assert app_state.chosen_model(models, "/m/demo") is models[1]
     assert app_state.chosen_model(models, "/gone") is models[0]
     assert app_state.chosen_model([], None) is None
+    assert app_state.model_line(models[0]) == "**new**, 88% validation accuracy"
+    assert app_state.model_line(models[1]) == "**demo**"
+    assert app_state.model_line(None) == "none yet"
     runs = app_state.past_runs(models)
     assert [r["name"] for r in runs] == ["new", "demo (shipped)"]
     assert "shipped" not in runs[0]

@@ -97,3 +97,18 @@ def test_a_dataset_that_cannot_be_opened_is_one_sentence(app_env):
     at.switch_page("pages/train.py").run()
     assert not at.exception
     assert at.error[0].value == f"Dataset not found: {app_env / 'gone'}"
+
+
+def test_train_reuses_the_dataset_the_dataset_page_opened(app_env, monkeypatch):
+    import bikelib
+
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/dataset.py").run()
+
+    def opened_again(*args, **kwargs):
+        raise AssertionError("Train opened the dataset again")
+
+    monkeypatch.setattr(bikelib, "open_dataset", opened_again)
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and not at.error
+    assert widget(at.slider, "Validation fraction").disabled  # it knows the demo's own split
