@@ -11,7 +11,7 @@ from conftest import write_dataset
 from PIL import Image
 
 from bikelib import DatasetError, kfold, load_split, open_dataset, summarize
-from bikelib.dataset import (
+from bikelib.archives import (
     MAX_ZIP_FILES,
     MAX_ZIP_RATIO,
     MAX_ZIP_TOTAL_BYTES,
