@@ -279,13 +279,20 @@ class DecodeCache:
         return None
 
     def _store(self, entry: Path, array: np.ndarray) -> None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as f:
-                np.save(f, array, allow_pickle=False)
-            os.replace(f.name, entry)
-        except OSError:
-            pass  # a read-only or full disk only costs speed, never correctness
+        store_array(entry, array)
+
+
+def store_array(entry: Path, array: np.ndarray) -> None:
+    """Save `array` as the .npy file `entry` atomically (a temporary file renamed into
+    place, so a reader never sees half an array); a read-only or full disk only costs
+    speed, never correctness, so it is not an error."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(f.name, entry)
+    except OSError:
+        pass
 
 
 def file_sha256(path: str | os.PathLike) -> str:

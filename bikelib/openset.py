@@ -300,10 +300,8 @@ def rendered_strangers(size: int, seeds: range = STRANGER_SEEDS) -> np.ndarray:
     Cached on disk as one array: rendering costs about 0.1 s a photo, once per machine.
     """
     import hashlib
-    import os
-    import tempfile
 
-    from .images import default_cache_dir, to_array
+    from .images import default_cache_dir, store_array, to_array
 
     key = hashlib.sha256(f"{seeds.start}:{seeds.stop}:{size}:{_STRANGER_VERSION}".encode())
     entry = default_cache_dir() / "strangers" / f"{key.hexdigest()[:24]}.npy"
@@ -318,11 +316,5 @@ def rendered_strangers(size: int, seeds: range = STRANGER_SEEDS) -> np.ndarray:
     photos = np.stack(
         [to_array(render.render_photo(render.random_bike(s), s, (192, 144)), size) for s in seeds]
     )
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as f:
-            np.save(f, photos, allow_pickle=False)
-        os.replace(f.name, entry)
-    except OSError:
-        pass  # a read-only disk costs time, not correctness
+    store_array(entry, photos)
     return photos

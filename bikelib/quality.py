@@ -1,4 +1,4 @@
-"""What a careful teacher says about a dataset before training on it, and photos to show.
+"""What a careful teacher says about a dataset before training on it.
 
 `check()` looks for: too few photos per bike, bikes with many more photos than others,
 the same file twice (by content hash), nearly the same photo twice (by a 64-bit

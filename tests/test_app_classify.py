@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 
 import pytest
-from conftest import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
+from helpers import CLASS_COLOURS, ROOT, photo_bytes, write_dataset
 from streamlit.testing.v1 import AppTest
 
 from bikelib import TrainConfig, load_model, open_dataset, save_model, train
@@ -39,9 +38,7 @@ def classify_page() -> AppTest:
 
 
 def photo(bike: str, seed: int, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    synthetic_photo(CLASS_COLOURS[bike], seed).save(buffer, fmt)
-    return buffer.getvalue()
+    return photo_bytes(CLASS_COLOURS[bike], seed, fmt)
 
 
 def answers(at) -> list[str]:

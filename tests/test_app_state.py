@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from conftest import synthetic_photo, write_dataset
+from helpers import photo_bytes, write_dataset
 
 import app_state
 from bikelib import Augmentation, TrainConfig, open_dataset
@@ -90,9 +88,7 @@ def test_gallery_lists_training_then_validation_photos_with_captions(tmp_path):
 
 
 def test_prediction_row_and_augmentation_names():
-    buffer = io.BytesIO()
-    synthetic_photo((200, 40, 40), seed=1).save(buffer, "PNG")
-    photo = buffer.getvalue()
+    photo = photo_bytes((200, 40, 40), seed=1)
     prediction = Prediction("red", 0.75, {"red": 0.75, "blue": 0.25})
     row = app_state.prediction_row("a.png", photo, prediction)
     assert row["photo"].startswith("data:image/jpeg;base64,/9j/")  # a JPEG's first bytes

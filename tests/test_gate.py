@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from bikelib import BikeLibError, decode, pretrained
 from bikelib import gate as gate_module

@@ -119,13 +119,16 @@ def test_prune_cache_removes_only_entries_unused_for_long(tmp_path):
     cache = DecodeCache(tmp_path / "cache" / "arrays")
     cache.load(photo, 8)
     cache.load(photo, 16)
-    old, recent = sorted((tmp_path / "cache" / "arrays").glob("*.npy"))
+    arrays = tmp_path / "cache" / "arrays"
+    old, recent = next(arrays.glob("*-8-v*.npy")), next(arrays.glob("*-16-v*.npy"))
     long_ago = time.time() - 3 * 3600
     os.utime(old, (long_ago, long_ago))
     (tmp_path / "cache" / "zips" / "abc").mkdir(parents=True)
     os.utime(tmp_path / "cache" / "zips" / "abc", (long_ago, long_ago))
     assert prune_cache(3600, root=tmp_path / "cache") == 2
     assert [p.name for p in (tmp_path / "cache" / "arrays").iterdir()] == [recent.name]
+    half_an_hour_ago = time.time() - 1800
+    os.utime(recent, (half_an_hour_ago, half_an_hour_ago))
     cache.load(photo, 16)  # a cache hit marks the entry used again
     assert time.time() - recent.stat().st_mtime < 60
 

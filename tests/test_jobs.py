@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from conftest import write_dataset
+from helpers import write_dataset
 
 import app_state
 from bikelib import TrainConfig, jobs, load_model, open_dataset, read_meta

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import ROOT, synthetic_photo, write_dataset
+from helpers import ROOT, synthetic_photo, write_dataset
 from PIL import Image
 
 from bikelib import open_dataset, quality

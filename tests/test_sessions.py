@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import synthetic_photo, write_dataset
+from helpers import photo_bytes as png
+from helpers import synthetic_photo, write_dataset
 
 from bikelib import DatasetError, open_dataset, sessions
 from bikelib.sessions import Workspace
@@ -21,14 +22,6 @@ def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(tmp_path / "no-demo-data"))
     monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(tmp_path / "no-demo-model"))
     return root
-
-
-def png(colour=(200, 40, 40), seed=0) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    synthetic_photo(colour, seed).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_a_session_gets_one_id_and_its_own_folders(workdir):
