@@ -7,6 +7,13 @@ and page switches do not interrupt it. A process-wide slot limit
 at once (each would only get slower and use more memory); the others wait, queued.
 Progress comes back as JSON lines and is kept in a `JobStatus` snapshot any thread can
 read. Plain Python: TensorFlow is imported only in the child.
+
+A shared server must never wedge, so the supervisor holds a few rules: at most
+`Settings.max_queue` runs wait for a slot (one more is refused with `ServerBusyError`);
+a run longer than `Settings.training_minutes` is ended and says so; Stop asks the child
+to end after its batch and terminates it when it has not started saving a few seconds
+later; and whatever goes wrong in the supervising thread, the child is ended and the
+slot released.
 """
 
 from __future__ import annotations
@@ -24,13 +31,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import BikeLibError
+from .errors import BikeLibError, ServerBusyError
 from .settings import APP_ROOT, settings
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_S = 5.0  # after Stop, seconds the child has to reach saving before it is ended
+END_GRACE_S = 5.0  # after SIGTERM, seconds before SIGKILL
+BUSY = "The server is busy: try again in a few minutes."
+
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
+_waiting = 0  # jobs started but not yet holding a slot, process-wide
 
 
 def _training_slots() -> threading.BoundedSemaphore:
@@ -40,6 +52,35 @@ def _training_slots() -> threading.BoundedSemaphore:
         if _slots is None:
             _slots = threading.BoundedSemaphore(settings().max_trainings)
         return _slots
+
+
+def _join_queue() -> None:
+    """Count one more waiting run, or refuse it when `Settings.max_queue` already wait."""
+    global _waiting
+    with _slots_lock:
+        if _waiting >= settings().max_queue:
+            raise ServerBusyError(BUSY)
+        _waiting += 1
+
+
+def _leave_queue() -> None:
+    global _waiting
+    with _slots_lock:
+        _waiting -= 1
+
+
+def _end(child: subprocess.Popen) -> None:
+    """Terminate a child process, and kill it if it does not go within END_GRACE_S."""
+    if child.poll() is not None:
+        return
+    with contextlib.suppress(OSError):
+        child.terminate()
+    try:
+        child.wait(END_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            child.kill()
+        child.wait()
 
 
 QUEUED, PREPARING, TRAINING, SAVING = "queued", "preparing", "training", "saving"
@@ -149,6 +190,9 @@ class TrainingJob:
     to the system on a small hosted instance, and it keeps the GIL free for the UI.
     """
 
+    # The child's command line; tests put a misbehaving stand-in here.
+    command = (sys.executable, "-m", "bikelib.jobs")
+
     def __init__(self, dataset, config, save_dir: str | os.PathLike, *, name: str | None = None):
         self.dataset = dataset
         self.config = config
@@ -158,6 +202,9 @@ class TrainingJob:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._child: subprocess.Popen | None = None
+        self._stop_requested_at: float | None = None
+        self._ended_by: str | None = None  # "limit" or "stop" when the watchdog ended the child
+        self.limit_s = settings().training_minutes * 60
         self._status = JobStatus(epochs=config.epochs)
         self._thread = threading.Thread(
             target=self._run, name=f"train-{self.save_dir.name}", daemon=True
@@ -165,16 +212,23 @@ class TrainingJob:
 
     @classmethod
     def start(cls, dataset, config, save_dir: str | os.PathLike, **kwargs) -> TrainingJob:
-        """Create a job and start its thread."""
+        """Create a job and start its thread; ServerBusyError when the queue is full."""
         job = cls(dataset, config, save_dir, **kwargs)
+        _join_queue()
         job._thread.start()
         return job
 
     def stop(self) -> None:
-        """Ask the run to end after the current batch; it keeps the best model so far."""
+        """Ask the run to end after the current batch; it keeps the best model so far.
+
+        A child that has not started saving STOP_GRACE_S seconds later (still decoding
+        photos, say, or hung) is terminated, and the job ends stopped without a model.
+        """
         with self._lock:
             self._stop.set()
             self._status = replace(self._status, stop_requested=True)
+            if self._stop_requested_at is None:
+                self._stop_requested_at = time.monotonic()
             child = self._child
         if child is not None:
             with contextlib.suppress(OSError, ValueError):
@@ -206,10 +260,13 @@ class TrainingJob:
 
     def _run(self) -> None:
         slots = _training_slots()
-        while not slots.acquire(timeout=0.2):  # queued behind another session's training
-            if self._stop.is_set():
-                self._update(state=STOPPED)
-                return
+        try:
+            while not slots.acquire(timeout=0.2):  # queued behind another session's training
+                if self._stop.is_set():
+                    self._update(state=STOPPED)
+                    return
+        finally:
+            _leave_queue()
         try:
             if self._stop.is_set():
                 self._update(state=STOPPED)
@@ -228,11 +285,31 @@ class TrainingJob:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(APP_ROOT), env.get("PYTHONPATH")) if p)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         child = subprocess.Popen(
-            [sys.executable, "-m", "bikelib.jobs"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
+            list(self.command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
+        try:
+            self._relay(child)
+        finally:  # whatever went wrong here, no child outlives its job or keeps its slot
+            _end(child)
+
+    def _watch(self, child: subprocess.Popen, started: float) -> None:
+        """End the child past the run's wall-clock limit, or when a Stop went unheeded."""
+        while child.poll() is None:
+            now = time.monotonic()
+            with self._lock:
+                stop_at, state = self._stop_requested_at, self._status.state
+            if now - started > self.limit_s:
+                self._ended_by = "limit"
+            elif stop_at is not None and state != SAVING and now - stop_at > STOP_GRACE_S:
+                self._ended_by = "stop"
+            if self._ended_by:
+                _end(child)
+                return
+            time.sleep(0.1)
+
+    def _relay(self, child: subprocess.Popen) -> None:
+        """Feed the child its run, then relay its messages until it has finished."""
+        threading.Thread(target=self._watch, args=(child, time.monotonic()), daemon=True).start()
         with contextlib.suppress(BrokenPipeError):  # a child that died at once is reported below
             child.stdin.write(pickle.dumps((self.dataset, self.config, self.save_dir, self.name)))
             child.stdin.flush()
@@ -252,7 +329,16 @@ class TrainingJob:
             else:
                 final = (kind, payload)
         child.wait()
-        if final is None:
+        if final is None and self._ended_by == "limit":
+            minutes = self.limit_s / 60
+            self._update(
+                state=FAILED,
+                error=f"The training ran past this server's limit of {minutes:g} minutes a run "
+                "and was ended; try fewer epochs or a smaller image size",
+            )
+        elif final is None and self._ended_by == "stop":
+            self._update(state=STOPPED)  # ended before it could save anything
+        elif final is None:
             self._update(
                 state=FAILED,
                 error=f"The training process ended unexpectedly (exit code {child.returncode}); "

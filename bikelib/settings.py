@@ -10,6 +10,8 @@ what it expects, instead of being silently replaced by a default.
     BIKE_RECOGNITION_WORKDIR         per-session folders (~/.cache/bike-recognition/sessions)
     BIKE_RECOGNITION_SESSION_HOURS   idle hours before a session folder is removed (24)
     BIKE_RECOGNITION_MAX_TRAININGS   trainings running at once in one server (1)
+    BIKE_RECOGNITION_MAX_QUEUE       trainings waiting for a slot before more are refused (8)
+    BIKE_RECOGNITION_TRAINING_MINUTES  wall-clock limit of one training run (15)
     BIKE_RECOGNITION_MAX_MODELS      models kept per session, oldest removed first (20)
     BIKE_RECOGNITION_SERVER_FOLDERS  0 on a hosted instance: no reading server folders (1)
     BIKE_RECOGNITION_DEMO_DATA       the built-in photos (data/demo-bikes)
@@ -39,6 +41,8 @@ class Settings:
     workdir: Path = Path.home() / ".cache" / "bike-recognition" / "sessions"
     session_hours: float = 24.0
     max_trainings: int = 1
+    max_queue: int = 8
+    training_minutes: float = 15.0
     max_models: int = 20
     server_folders: bool = True
     demo_data: Path = APP_ROOT / "data" / "demo-bikes"
@@ -87,6 +91,10 @@ class Settings:
                 "BIKE_RECOGNITION_SESSION_HOURS", 24.0, float, "a number of hours above 0"
             ),
             max_trainings=number("BIKE_RECOGNITION_MAX_TRAININGS", 1, int, whole),
+            max_queue=number("BIKE_RECOGNITION_MAX_QUEUE", 8, int, whole),
+            training_minutes=number(
+                "BIKE_RECOGNITION_TRAINING_MINUTES", 15.0, float, "a number of minutes above 0"
+            ),
             max_models=number("BIKE_RECOGNITION_MAX_MODELS", 20, int, whole),
             server_folders=switch("BIKE_RECOGNITION_SERVER_FOLDERS", True),
             demo_data=path("BIKE_RECOGNITION_DEMO_DATA", cls.demo_data),

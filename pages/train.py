@@ -40,15 +40,17 @@ if form is not None:
         config = state.config_from_form(recipe, **form)
         split = {"val_fraction": config.val_fraction, "seed": config.seed}
         dataset = app_ui.open_dataset(source, split)
-    st.session_state.update({state.TRAIN_CONFIG: config, state.SPLIT: split})
-    workspace.prune_models()
-    st.session_state[state.JOB] = TrainingJob.start(dataset, config, workspace.new_model_dir(arch))
+        workspace.prune_models()
+        job = TrainingJob.start(dataset, config, workspace.new_model_dir(arch))  # or busy
+    st.session_state.update({state.TRAIN_CONFIG: config, state.SPLIT: split, state.JOB: job})
     st.rerun()  # redraw the form with its button disabled while this run lasts
 
 if job is not None and job.status().active:
     app_ui.live(job)
 elif job is not None and job.status().error:
     st.error(job.status().error)
+elif job is not None and job.status().model_dir is None:
+    st.info("The training was stopped before a model was saved.")
 elif job is not None and st.session_state.get("announced") is not job:
     status = job.status()
     st.session_state.update({"announced": job, state.MODEL_PATH: str(status.model_dir)})

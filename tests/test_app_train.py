@@ -112,3 +112,22 @@ def test_train_reuses_the_dataset_the_dataset_page_opened(app_env, monkeypatch):
     at.switch_page("pages/train.py").run()
     assert not at.exception and not at.error
     assert widget(at.slider, "Validation fraction").disabled  # it knows the demo's own split
+
+
+def test_a_full_training_queue_is_one_sentence(app_env, monkeypatch):
+    from bikelib import jobs
+
+    monkeypatch.setenv("BIKE_RECOGNITION_MAX_QUEUE", "1")
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains...
+    waiting = jobs.TrainingJob.start(None, TrainConfig(epochs=1), app_env / "theirs")
+    try:
+        at = train_page()
+        at.get("form_submit_button")[0].click().run()
+        assert not at.exception
+        assert [e.value for e in at.error] == [jobs.BUSY]
+        assert "job" not in at.session_state
+    finally:
+        waiting.stop()
+        waiting.wait(timeout=10)
+        slots.release()

@@ -1,7 +1,9 @@
-"""Background training jobs: real training in a child process, progress, stop, queue."""
+"""Background training jobs: real training in a child process, progress, stop, queue;
+and stand-in children that misbehave, for the rules that keep a shared server going."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import replace
 
@@ -10,6 +12,7 @@ from helpers import write_dataset
 
 import app_state
 from bikelib import TrainConfig, jobs, load_model, open_dataset, read_meta
+from bikelib.errors import ServerBusyError
 from bikelib.jobs import TrainingJob
 from bikelib.sessions import Workspace
 
@@ -97,3 +100,79 @@ def test_job_status_label_says_epoch_time_left_and_saving():
     assert replace(status, seconds_left=41.6).label == "Epoch 2 of 5, about 42 s left"
     saving = replace(status, state=jobs.SAVING, epoch=5)
     assert saving.label == "Epoch 5 of 5 done; checking and saving the model…"
+
+
+# --- a shared server that never wedges: fast tests with stand-in child processes --------
+
+SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")  # ignores stop and stdin
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    """Run jobs with `command` as their child process, and a tiny config."""
+
+    def use(command):
+        monkeypatch.setattr(TrainingJob, "command", command)
+        return TrainConfig(epochs=1, **FAST)
+
+    return use
+
+
+def slot_is_free() -> bool:
+    slots = jobs._training_slots()
+    if slots.acquire(timeout=5):
+        slots.release()
+        return True
+    return False
+
+
+def test_whatever_goes_wrong_in_the_supervisor_the_child_is_ended_and_the_slot_freed(
+    stand_in, tmp_path
+):
+    garbage = "import time; print('not a protocol line', flush=True); time.sleep(60)"
+    config = stand_in((sys.executable, "-c", garbage))
+    job = TrainingJob.start(None, config, tmp_path / "m")
+    status = job.wait(timeout=20)
+    assert status.state == jobs.FAILED and status.error.startswith("Training failed: JSONDecode")
+    assert job._child.poll() is not None  # not left running beside the next training
+    assert slot_is_free()
+
+
+def test_a_full_queue_refuses_one_more_run_in_one_sentence(stand_in, monkeypatch, tmp_path):
+    monkeypatch.setenv("BIKE_RECOGNITION_MAX_QUEUE", "1")
+    config = stand_in(SLEEPER)
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session's training holds the only slot
+    waiting = None
+    try:
+        waiting = TrainingJob.start(None, config, tmp_path / "a")
+        with pytest.raises(ServerBusyError, match=r"^The server is busy: try again in a few"):
+            TrainingJob.start(None, config, tmp_path / "b")
+        waiting.stop()
+        assert waiting.wait(timeout=5).state == jobs.STOPPED
+        again = TrainingJob.start(None, config, tmp_path / "c")  # the queue has room again
+        again.stop()
+        assert again.wait(timeout=5).state == jobs.STOPPED
+    finally:
+        if waiting is not None:
+            waiting.stop()
+        slots.release()
+
+
+def test_a_run_past_the_time_limit_is_ended_and_says_so(stand_in, monkeypatch, tmp_path):
+    monkeypatch.setenv("BIKE_RECOGNITION_TRAINING_MINUTES", "0.01")  # 0.6 s
+    job = TrainingJob.start(None, stand_in(SLEEPER), tmp_path / "m")
+    status = job.wait(timeout=20)
+    assert status.state == jobs.FAILED
+    assert "ran past this server's limit of 0.01 minutes" in status.error
+    assert job._child.poll() is not None and slot_is_free()
+
+
+def test_stop_ends_a_child_that_does_not_listen(stand_in, monkeypatch, tmp_path):
+    monkeypatch.setattr(jobs, "STOP_GRACE_S", 0.5)
+    job = TrainingJob.start(None, stand_in(SLEEPER), tmp_path / "m")
+    wait_until(lambda: job._child is not None, timeout=10)
+    job.stop()
+    status = job.wait(timeout=20)
+    assert status.state == jobs.STOPPED and status.model_dir is None
+    assert job._child.poll() is not None and slot_is_free()
