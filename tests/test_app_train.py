@@ -131,3 +131,22 @@ def test_a_full_training_queue_is_one_sentence(app_env, monkeypatch):
         waiting.stop()
         waiting.wait(timeout=10)
         slots.release()
+
+
+def test_a_run_stopped_while_queued_says_no_model_was_saved(app_env):
+    from bikelib import jobs
+
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains: this run waits
+    try:
+        at = train_page()
+        at.get("form_submit_button")[0].click().run()
+        assert at.session_state["job"].status().state == jobs.QUEUED
+        widget(at.button, "Stop training").click().run()
+        job = at.session_state["job"]
+        assert job.wait(timeout=10).state == jobs.STOPPED and job.status().model_dir is None
+        at.run()
+        assert not at.exception
+        assert at.info[-1].value == "The training was stopped before a model was saved."
+    finally:
+        slots.release()
