@@ -1,21 +1,25 @@
 """Streamlit pieces more than one page draws, or too long to leave in a thin page.
 
 Lives beside streamlit_app.py, not in pages/ (Streamlit would list it as a page) and
-not in bikelib (which never imports Streamlit). No TensorFlow here either.
+not in bikelib (which never imports Streamlit). No TensorFlow here either. What is
+plain Python (labels, rows, the form's mapping) is in app_state.py; this file draws.
+The datasets the pages open are cached here, so Dataset and Train share one copy.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 import streamlit as st
 
+import app_state
 import bikelib
-from bikelib import charts, openset, quality
-from bikelib import workspace as ws
+from bikelib import charts, images, quality
+from bikelib.jobs import QUEUED, TrainingJob
+from bikelib.sessions import Workspace, source_stamp
 
 
 @contextlib.contextmanager
@@ -38,10 +42,36 @@ def sentence_on_error(*, stop: bool = True) -> Iterator[None]:
             st.stop()
 
 
+@st.cache_data(max_entries=16, show_spinner="Reading the photos…")
+def _open_dataset(source: str, stamp: str, split: tuple) -> bikelib.Dataset:
+    return bikelib.open_dataset(source, **dict(split))
+
+
+@st.cache_data(max_entries=16, show_spinner="Checking the photos…")
+def _dataset_report(source: str, stamp: str, split: tuple) -> tuple[dict, list]:
+    dataset = _open_dataset(source, stamp, split)
+    return bikelib.summarize(dataset), quality.check(dataset)
+
+
+def _key(source, split: dict | None) -> tuple[str, str, tuple]:
+    return str(source), source_stamp(source), tuple(sorted((split or {}).items()))
+
+
+def open_dataset(source, split: dict | None = None) -> bikelib.Dataset:
+    """The dataset at `source` with `split` (val_fraction, seed), opened once per version
+    of its files (`source_stamp`) for every page and visitor."""
+    return _open_dataset(*_key(source, split))
+
+
+def dataset_report(source, split: dict | None = None) -> tuple[dict, list]:
+    """`bikelib.summarize` and `quality.check` of `open_dataset(source, split)`, cached."""
+    return _dataset_report(*_key(source, split))
+
+
 @st.cache_data(max_entries=4000, show_spinner=False)
 def _thumbnail(path: str, mtime: float, size: int) -> bytes | None:
     try:
-        return quality.thumbnail(path, size)
+        return images.thumbnail(path, size)
     except bikelib.BikeLibError:
         return None
 
@@ -109,97 +139,151 @@ def learning_curves(rows: list[dict]) -> None:
     right.altair_chart(charts.training_curves(rows, "accuracy", "Accuracy"), width="stretch")
 
 
-# --- Classify and Scan: the model picker, the threshold, the verdict ----------------------
+# -- Dataset page -------------------------------------------------------------------------
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _classifier(path: str, mtime: float) -> bikelib.Classifier:
-    """A saved model ready to predict, shared read-only by every session."""
-    return bikelib.load_model(path)
+def photo_set_builder(workspace: Workspace, use: Callable[[Path], None]) -> None:
+    """Name a bike, add its photos (upload or camera), use or prune the session's set."""
+    bike = st.text_input("Bike name", key="bike_name", placeholder="e.g. red-commuter")
+    camera = st.toggle("Use the camera (a phone works too)")
+    with st.form("add", clear_on_submit=True):
+        files = st.file_uploader("Photos of this bike", list(images.PHOTO_TYPES), True)
+        shot = st.camera_input("Take a photo") if camera else None
+        if st.form_submit_button("Add to this bike", type="primary"):
+            with sentence_on_error(stop=False):
+                photos = [(f.name, f.getvalue()) for f in [*files, *([shot] if shot else [])]]
+                st.toast(f"Added {workspace.add_photos(bike, photos)} new photo(s) of {bike}")
+    counts = workspace.photo_set_counts()
+    if counts:
+        st.write(" · ".join(f"**{name}**: {n} photos" for name, n in counts.items()))
+        left, right = st.columns(2)
+        if left.button("Use these photos", disabled=len(counts) < 2, help="Needs two bikes"):
+            use(workspace.photo_set)
+        gone = right.selectbox("Remove a bike", ["—", *counts], label_visibility="collapsed")
+        if gone != "—" and right.button(f"Remove {gone}"):
+            workspace.remove_bike(gone)
+            st.rerun()
 
 
-def pick_model(workspace: ws.Workspace) -> tuple[str, bikelib.Classifier]:
-    """The model picker (newest first, remembered for the session) and the loaded model.
-
-    Loaded models are cached for the whole process by path and modification time: one
-    copy however many visitors use it, only ever used for prediction. Stops the page
-    with a pointer to Train when there is no model yet.
-    """
-    models = workspace.saved_models()
-    if not models:
-        st.info("There is no model yet: train a model first.")
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-        st.stop()
-    paths = [m["path"] for m in models]
-    chosen = ws.chosen_model(models, st.session_state.get("model_path"))
-    path = st.selectbox(
-        "Model (newest first)",
-        paths,
-        index=paths.index(chosen["path"]),
-        format_func=lambda p: ws.model_summary(ws.chosen_model(models, p)),
-    )
-    st.session_state["model_path"] = path
-    with sentence_on_error():
-        classifier = _classifier(path, (Path(path) / "model.keras").stat().st_mtime)
-    return path, classifier
+def gallery(dataset: bikelib.Dataset, per_page: int = 20) -> None:
+    """The dataset's photos, one bike or all, a page of thumbnails at a time."""
+    shown = st.selectbox("Bike", ["All bikes", *dataset.classes])
+    chosen = app_state.gallery(dataset, None if shown == "All bikes" else shown)
+    pages = max(1, -(-len(chosen) // per_page))
+    page = st.pagination(pages, key=f"page-{shown}") if pages > 1 else 1
+    window = chosen[(page - 1) * per_page : page * per_page]
+    pictures = thumbnails(path for _, path in window)
+    shown_images = [(i, c) for i, (c, _) in zip(pictures, window, strict=True) if i]
+    if shown_images:
+        st.image([i for i, _ in shown_images], caption=[c for _, c in shown_images], width=160)
+    st.caption(f"{len(chosen)} photos, page {page} of {pages}; thumbnails are upright.")
 
 
-def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
-    """The match threshold, adjustable per session, and what it trades; None without one.
+def findings(found: list[quality.Finding]) -> None:
+    """Each warning about the dataset, with its files (reasons and thumbnails) folded."""
+    if not found:
+        st.success("No problems found: enough photos, balanced, no duplicates.")
+    for finding in found:
+        st.warning(finding.message, icon=":material/warning:")
+        if finding.paths:
+            with st.expander(f"Show the {len(finding.paths)} file(s)"):
+                for line in finding.details:
+                    st.text(line)
+                pictures = [i for i in thumbnails(finding.paths[:12]) if i]
+                if pictures:
+                    st.image(pictures, width=120)
 
-    The slider starts at the model's calibrated threshold (rounded to its step; left
-    there, the exact calibrated value is used, so the page agrees with the library).
-    """
-    if classifier.reference is None:
-        st.caption(
-            "This model was saved before verdicts were calibrated: it names the closest "
-            "bike and how sure it is, but cannot say “not one of yours”. Train it again "
-            "to get verdicts."
+
+def augmentation_preview(dataset: bikelib.Dataset, config: bikelib.TrainConfig | None) -> None:
+    """One training photo and seven augmented versions, computed when asked (loads Keras)."""
+    names = {str(s.path.relative_to(dataset.root)): s.path for s in dataset.train}
+    name = st.selectbox("Photo", list(names))
+    if st.button("Show augmented versions", help="Loads TensorFlow the first time"):
+        settings = config.augmentation if config else bikelib.Augmentation()
+        with st.spinner("Augmenting…"):
+            versions = images.augment_preview(names[name], settings, n=7, seed=len(name))
+        st.image([bikelib.decode(names[name], 192), *versions], width=160)
+        used = app_state.augmentation_names(settings)
+        st.caption(f"The original, then seven versions as training sees them: {used}")
+
+
+# -- Train page ---------------------------------------------------------------------------
+
+
+def train_form(recipe: bikelib.TrainConfig, *, given_split: bool, running: bool) -> dict | None:
+    """The settings form, filled from `recipe`; `app_state.config_from_form`'s keywords
+    when "Start training" was pressed, else None."""
+    with st.form(f"settings-{recipe.arch}"):
+        left, right = st.columns(2)
+        form = {"epochs": left.slider("Epochs", 1, max(100, recipe.epochs), recipe.epochs)}
+        for name, label, extra in [
+            ("batch_size", "Batch size", {}),
+            ("learning_rate", "Learning rate", {"format_func": lambda rate: f"{rate:g}"}),
+            ("image_size", "Image size (pixels)", {}),
+        ]:
+            options = app_state.form_choices(recipe, name)
+            form[name] = left.select_slider(label, options, getattr(recipe, name), **extra)
+        right.markdown("**Augmentation** (training photos only)")
+        form["flip"] = right.checkbox("Horizontal flips", recipe.augmentation.flip)
+        switches = app_state.augmentation_switches(recipe)
+        form["switched_on"] = [name for name, label, on in switches if right.checkbox(label, on)]
+        form["val_fraction"] = right.slider(
+            "Validation fraction", 0.0, 0.5, recipe.val_fraction, 0.05, disabled=given_split,
+            help="Share of each bike's photos held out to measure accuracy",
+        )  # fmt: skip
+        if given_split:
+            right.caption("This data has train/ and validation/ folders: they decide the split.")
+        form["seed"] = right.number_input(
+            "Seed", 0, 2**31 - 1, recipe.seed, help="Same seed, same model"
         )
-        return None
-    reference = classifier.reference
-    default = round(classifier.threshold, 3)
-    lowest = min(0.0, default, *reference.known_scores, *reference.other_scores)
-    value = st.slider(
-        "Match threshold",
-        min_value=float(np.floor(lowest * 10) / 10),
-        max_value=1.0,
-        value=default,
-        step=0.001,
-        format="%.3f",
-        key=f"threshold:{path}",
-        help="A photo whose match reaches the threshold counts as your bike. Higher: fewer "
-        "strangers taken for yours, but more of your own photos missed.",
-    )
-    threshold = classifier.threshold if value == default else value
-    accepted, rejected = classifier.trade_off(threshold)
-    others = (
-        f"{rejected:.0%} of other bikes rejected"
-        if not np.isnan(rejected)
-        else "no other bikes were scored for this model"
-    )
-    st.caption(
-        f"At this threshold: {accepted:.0%} of your validation photos accepted, {others}. "
-        f"Calibrated: {classifier.threshold:.3f}."
-    )
-    return threshold
+        start = st.form_submit_button("Start training", type="primary", disabled=running)
+    st.caption(f"Also from the recipe: {app_state.recipe_extras(recipe)}")
+    return form if start and not running else None
 
 
-VERDICT_LOOKS = {  # verdict: (badge colour, icon, words)
-    openset.BIKE: ("green", ":material/check_circle:", "one of your bikes"),
-    openset.NOT_MINE: ("orange", ":material/help:", "not one of yours"),
-    openset.NO_BICYCLE: ("gray", ":material/hide_image:", "no bicycle"),
-}
+@st.fragment(run_every=1.0)
+def live(job: TrainingJob) -> None:
+    """Progress bar, time left and live curves of the running job, redrawn every second."""
+    status = job.status()
+    if status.finished:
+        st.rerun()  # the whole page shows the results now
+    if status.state == QUEUED:
+        st.info(
+            "Waiting for another training on this server to finish…",
+            icon=":material/hourglass_top:",
+        )
+    elif not status.epoch:
+        st.info("Preparing the photos…", icon=":material/hourglass_top:")
+    st.progress(status.fraction, status.label)
+    if status.history:
+        learning_curves(list(status.history))
+    if status.stop_requested:
+        st.caption("Stopping after this batch; the best model so far is kept…")
+    elif st.button(
+        "Stop training",
+        icon=":material/stop_circle:",
+        help="End now and keep the best model so far",
+    ):
+        job.stop()
 
 
-def verdict(place, prediction, title: str | None = None) -> None:
-    """A verdict as a heading (the bike, or what it is instead), badge and sentence."""
-    colour, icon, words = VERDICT_LOOKS[prediction.verdict]
-    if title is None:
-        title = prediction.label if prediction.known else words.capitalize()
-    place.markdown(f"### {title}")
-    place.markdown(
-        f":{colour}-badge[{icon} {words}] match {prediction.score:.3f} · "
-        f"threshold {prediction.threshold:.3f}"
+def past_runs(models: list[dict]) -> None:
+    """Every saved model in one table, and one metric of all of them on one chart."""
+    st.dataframe(
+        pd.DataFrame(app_state.past_runs(models)),
+        hide_index=True,
+        column_config={
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "seconds": st.column_config.NumberColumn(format="%.0f"),
+        },
     )
-    place.caption(prediction.sentence)
+    metric = st.segmented_control(
+        "Compare",
+        list(charts.METRIC_NAMES),
+        format_func=charts.METRIC_NAMES.get,
+        default="val_accuracy",
+        required=True,
+    )
+    overlay = charts.runs_overlay(app_state.curve_rows(models), metric)
+    if overlay is not None:
+        st.altair_chart(overlay, width="stretch")

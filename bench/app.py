@@ -13,18 +13,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from common import ROOT, machine, table
+
+from tests.helpers import run_fresh, serve_app
 
 RENDER_SCRIPT = r"""
 import json, sys, time
@@ -42,16 +39,7 @@ print(json.dumps({"times": times, "tensorflow": "tensorflow" in sys.modules}))
 
 
 def render_times(env: dict) -> list[list[str]]:
-    out = subprocess.run(
-        [sys.executable, "-c", RENDER_SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_fresh(RENDER_SCRIPT, env)
     rows = [
         [f"render {name}", f"{seconds * 1000:.0f} ms"] for name, seconds in report["times"].items()
     ]
@@ -82,35 +70,9 @@ def rss_of_tree(pid: int) -> tuple[int, int]:
     return rss.get(pid, 0), total
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def training_memory(env: dict) -> list[list[str]]:
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     peaks = {"server": 0, "tree": 0}
     sampling = threading.Event()
 
@@ -121,34 +83,26 @@ def training_memory(env: dict) -> list[list[str]]:
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(180):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
+    with serve_app(env, timeout=90) as (server, url):
         sampler.start()
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                headless=True,
-                args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-            )
-            page = browser.new_page()
-            page.set_default_timeout(600_000)
-            page.goto(f"{url}/train")
-            page.get_by_role("button", name="Start training").click()
-            started = time.perf_counter()
-            page.get_by_text("Model saved as").wait_for()
-            seconds = time.perf_counter() - started
-            idle_rss = rss_of_tree(server.pid)
-            browser.close()
-    finally:
-        sampling.set()
-        server.terminate()
-        server.wait(timeout=30)
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path="/usr/bin/chromium",
+                    headless=True,
+                    args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+                )
+                page = browser.new_page()
+                page.set_default_timeout(600_000)
+                page.goto(f"{url}/train")
+                page.get_by_role("button", name="Start training").click()
+                started = time.perf_counter()
+                page.get_by_text("Model saved as").wait_for()
+                seconds = time.perf_counter() - started
+                idle_rss = rss_of_tree(server.pid)
+                browser.close()
+        finally:
+            sampling.set()
     mb = 1024 * 1024
     return [
         ["train the demo set, default settings, from click to saved model", f"{seconds:.0f} s"],

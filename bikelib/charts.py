@@ -121,7 +121,7 @@ def photos_per_class(per_class: list[dict]) -> alt.Chart:
 def runs_overlay(curve_rows: list[dict], metric: str) -> alt.Chart | None:
     """One metric's curve for every past run, overlaid; None when no run recorded it.
 
-    `curve_rows` are `workspace.curve_rows(models)`: run, epoch, metric, value.
+    `curve_rows` are `app_state.curve_rows(models)`: run, epoch, metric, value.
     """
     rows = [row for row in curve_rows if row["metric"] == metric]
     if not rows:

@@ -31,6 +31,10 @@ class ModelNotFoundError(ModelLoadError, FileNotFoundError):
     """A saved model directory does not exist."""
 
 
+class ServerBusyError(BikeLibError, RuntimeError):
+    """A shared server has as many trainings waiting as it queues; try again later."""
+
+
 class ArchiveError(DatasetError):
     """A dataset zip is refused: damaged, encrypted, unsafe, or over a size limit."""
 

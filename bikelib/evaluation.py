@@ -1,7 +1,9 @@
 """Evaluation as plain data: accuracy, loss, confusion matrix, per-class scores, mistakes.
 
-Also k-fold cross-validation: with 4 validation photos per bike, one photo moves the
-accuracy by 5%, so a single split says little; k folds use every photo once.
+`score()` turns predicted probabilities and true labels into an `Evaluation` (numpy
+only, no Keras); `evaluate_arrays()` runs a model over a loaded split first. Training,
+the CLI's `evaluate` and cross-validation (`training.crossval`) all report through it,
+and `Evaluation.to_dict()` is what model.json and `--json` carry.
 """
 
 from __future__ import annotations

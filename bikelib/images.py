@@ -5,6 +5,9 @@ on a small machine. Two things make it cheap: JPEG draft mode (libjpeg scales by
 1/4 or 1/8 while decoding, so a 4032x3024 photo is never fully expanded) and a disk
 cache of decoded arrays keyed by the file's content and the target size, so a second
 run, or a second visitor with the same photos, decodes nothing.
+
+Also the pictures the pages show: EXIF-upright thumbnails, and augmented versions of
+one photo (`augment_preview`, the only part that needs Keras, imported when called).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError, ImageTooLargeError
+from .settings import settings
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".heic", ".heif"})
+PHOTO_TYPES = tuple(sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES))  # for uploaders
 # The Pillow decoders a photo may go through, whatever its name says. Leaving out the
 # others (EPS runs Ghostscript, TIFF and PSD have had many decoder bugs) shrinks what a
 # hostile upload can reach. HEIF is added when pillow-heif is installed.
@@ -221,11 +226,8 @@ def decode(source: ImageSource, size: int, *, draft: bool = True) -> np.ndarray:
 
 
 def default_cache_dir() -> Path:
-    """Where decoded arrays are kept: $BIKELIB_CACHE_DIR, else ~/.cache/bike-recognition."""
-    configured = os.environ.get("BIKELIB_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bike-recognition"
+    """Where decoded arrays are kept: `Settings.cache_dir` ($BIKELIB_CACHE_DIR)."""
+    return settings().cache_dir
 
 
 class DecodeCache:
@@ -277,13 +279,20 @@ class DecodeCache:
         return None
 
     def _store(self, entry: Path, array: np.ndarray) -> None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as f:
-                np.save(f, array, allow_pickle=False)
-            os.replace(f.name, entry)
-        except OSError:
-            pass  # a read-only or full disk only costs speed, never correctness
+        store_array(entry, array)
+
+
+def store_array(entry: Path, array: np.ndarray) -> None:
+    """Save `array` as the .npy file `entry` atomically (a temporary file renamed into
+    place, so a reader never sees half an array); a read-only or full disk only costs
+    speed, never correctness, so it is not an error."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(f.name, entry)
+    except OSError:
+        pass
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -323,3 +332,33 @@ def prune_cache(max_age_s: float, root: str | os.PathLike | None = None) -> int:
             except OSError:
                 continue  # in use or already gone: try again next time
     return removed
+
+
+def thumbnail(source: ImageSource, size: int = 192, *, square: bool = True) -> bytes:
+    """A small upright JPEG of a photo (EXIF orientation applied), centre-cropped square.
+
+    Raises ImageReadError when the photo cannot be read.
+    """
+    image = open_image(source, draft_size=size)
+    if square:
+        image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+    else:
+        image.thumbnail((size, size), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def augment_preview(
+    image: ImageSource, augmentation, n: int = 6, seed: int = 0, size: int = 192
+) -> list[np.ndarray]:
+    """`n` augmented versions of one photo, as uint8 arrays, exactly as training sees them.
+
+    `augmentation` is a `bikelib.models.Augmentation`; its Keras layers are applied in
+    training mode to `n` copies of the photo. Keras is imported here, not at module load.
+    """
+    picture = decode(image, size).astype("float32")
+    batch = np.repeat(picture[None], n, axis=0)
+    for layer in augmentation.layers(seed):
+        batch = layer(batch, training=True)
+    return [np.clip(np.asarray(b), 0, 255).astype(np.uint8) for b in batch]

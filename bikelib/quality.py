@@ -1,20 +1,18 @@
-"""What a careful teacher says about a dataset before training on it, and photos to show.
+"""What a careful teacher says about a dataset before training on it.
 
 `check()` looks for: too few photos per bike, bikes with many more photos than others,
 the same file twice (by content hash), nearly the same photo twice (by a 64-bit
 difference hash: resized, greyscale, brighter-than-right-neighbour bits), the same or
 nearly the same photo in training and validation (which flatters validation accuracy),
 one photo labelled as two bikes, and files that could not be read, with the reason.
+`size_counts()` tallies the photos' pixel sizes for the Statistics tab.
 
-Also the small pictures the Dataset page shows: EXIF-upright square thumbnails, the
-image sizes in a set, and augmented versions of one photo (the only part that needs
-Keras, imported when it is called), which photos a gallery page shows, and a table
-row per classified photo with an inline thumbnail.
+Pictures (thumbnails, the augmentation preview) are in `images.py`; captions and table
+rows for the pages in the app's `app_state.py`.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 from collections import Counter
@@ -22,16 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .dataset import Dataset
 from .errors import ImageReadError
-from .images import IMAGE_SUFFIXES, ImageSource, open_image
+from .images import open_image
 
 MIN_PHOTOS = 10  # per bike; below this a model mostly memorises backgrounds
 IMBALANCE_RATIO = 2.0  # most / fewest photos per bike
 NEAR_DISTANCE = 5  # of 64 hash bits: resized, re-encoded or slightly cropped copies
-PHOTO_TYPES = tuple(sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES))  # for uploaders
 
 
 @dataclass(frozen=True)
@@ -226,70 +223,3 @@ def size_counts(dataset: Dataset) -> list[dict]:
         for size, n in counts.most_common()
         if size is not None
     ]
-
-
-def thumbnail(source: ImageSource, size: int = 192, *, square: bool = True) -> bytes:
-    """A small upright JPEG of a photo (EXIF orientation applied), centre-cropped square.
-
-    Raises ImageReadError when the photo cannot be read.
-    """
-    image = open_image(source, draft_size=size)
-    if square:
-        image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-    else:
-        image.thumbnail((size, size), Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
-
-
-def augment_preview(
-    image: ImageSource, augmentation, n: int = 6, seed: int = 0, size: int = 192
-) -> list[np.ndarray]:
-    """`n` augmented versions of one photo, as uint8 arrays, exactly as training sees them.
-
-    `augmentation` is a `bikelib.models.Augmentation`; its Keras layers are applied in
-    training mode to `n` copies of the photo. Keras is imported here, not at module load.
-    """
-    from .images import decode
-
-    picture = decode(image, size).astype("float32")
-    batch = np.repeat(picture[None], n, axis=0)
-    for layer in augmentation.layers(seed):
-        batch = layer(batch, training=True)
-    return [np.clip(np.asarray(b), 0, 255).astype(np.uint8) for b in batch]
-
-
-def gallery(dataset: Dataset, bike: str | None = None) -> list[tuple[str, Path]]:
-    """(caption, path) of every photo, training photos first; only `bike`'s if given."""
-    return [
-        (f"{dataset.classes[sample.label]} · {part}", sample.path)
-        for part, samples in (("train", dataset.train), ("validation", dataset.validation))
-        for sample in samples
-        if bike is None or dataset.classes[sample.label] == bike
-    ]
-
-
-def split_note(dataset: Dataset) -> str:
-    """Who decided the train/validation split, in words."""
-    if dataset.given_split:
-        return "given by the train/ and validation/ folders"
-    return "chosen here: a seeded share of each bike's photos held out for validation"
-
-
-def augmentation_names(augmentation) -> str:
-    """The augmentations switched on, as "flip, zoom, ...", or "no augmentation"."""
-    return ", ".join(k for k, v in vars(augmentation).items() if v) or "no augmentation"
-
-
-def prediction_row(name: str, data: bytes, prediction) -> dict:
-    """One classified photo for a results table: inline thumbnail, file, bike, confidence,
-    and every bike's probability (`prediction` is a `bikelib.Prediction`)."""
-    small = base64.b64encode(thumbnail(data, 96)).decode()
-    return {
-        "photo": f"data:image/jpeg;base64,{small}",
-        "file": name,
-        "bike": prediction.label,
-        "confidence": prediction.confidence,
-        **prediction.probabilities,
-    }

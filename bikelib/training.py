@@ -1,9 +1,14 @@
-"""Training: the frozen config, the loop around `model.fit`, progress, stop, best weights.
+"""Training: the loop around `model.fit`, progress, stop, best weights; cross-validation.
 
-`train()` is what the CLI, the Train page and the benchmarks all call. It reports
-through one plain callable (`on_progress`), so a progress bar, a live chart or a
-terminal bar need no Keras knowledge, and it checks `should_stop()` between batches
-so a Stop button ends the run at once, keeping the best weights seen so far.
+`train()` (a `TrainConfig` from config.py in, a `TrainResult` out) is what the CLI,
+the Train page's child process (jobs.py) and the benchmarks all call. It reports
+through one plain callable (`on_progress`, a `Progress` per batch and epoch), so a
+progress bar, a live chart or a terminal bar need no Keras knowledge, and it checks
+`should_stop()` between batches so a Stop button ends the run at once, keeping the
+best weights seen so far. `crossval()` trains k folds to their last epoch and pools
+their validation answers: with 4 validation photos per bike one photo moves the
+accuracy by 5%, so a single split says little. Imports Keras at module load; bikelib's
+`__init__` loads this module only on first use.
 """
 
 from __future__ import annotations

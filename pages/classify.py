@@ -10,20 +10,22 @@ import io
 import pandas as pd
 import streamlit as st
 
+import app_models
+import app_state
 import app_ui
 import bikelib
-from bikelib import charts, quality
-from bikelib import workspace as ws
+from bikelib import charts, images
+from bikelib.sessions import Workspace
 
 CARDS = 12  # photos shown one by one; the table lists all of them
-workspace = ws.Workspace.for_session(st.session_state)
+workspace = Workspace.for_session(st.session_state)
 
 st.title(":material/image_search: Classify")
-path, classifier = app_ui.pick_model(workspace)
+path, classifier = app_models.pick_model(workspace)
 st.caption(f"Knows {len(classifier.classes)} bikes: {', '.join(classifier.classes)}.")
-threshold = app_ui.threshold_slider(classifier, path)
+threshold = app_models.threshold_slider(classifier, path)
 
-photos = st.file_uploader("Photos", quality.PHOTO_TYPES, accept_multiple_files=True)
+photos = st.file_uploader("Photos", images.PHOTO_TYPES, accept_multiple_files=True)
 if st.toggle("Use the camera (a phone works too)"):
     shot = st.camera_input("Take a photo of a bike")
     photos = [*photos, *([shot] if shot else [])]
@@ -45,14 +47,14 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
         continue
     if threshold is not None:
         prediction = prediction.decided(threshold, classifier.gate_threshold)
-    rows.append(quality.prediction_row(photo.name, photo.getvalue(), prediction))
-    rows[-1]["verdict"] = app_ui.VERDICT_LOOKS[prediction.verdict][2]
+    rows.append(app_state.prediction_row(photo.name, photo.getvalue(), prediction))
+    rows[-1]["verdict"] = app_models.VERDICT_LOOKS[prediction.verdict][2]
     if number >= CARDS:
         continue
     with st.container(border=True):
         columns = st.columns([1, 1, 2] if show_why else [1, 2])
         left, right = columns[0], columns[-1]
-        left.image(quality.thumbnail(photo.getvalue(), 360, square=False), caption=photo.name)
+        left.image(images.thumbnail(photo.getvalue(), 360, square=False), caption=photo.name)
         if show_why:
             with app_ui.sentence_on_error(stop=False):
                 why = classifier.explain(io.BytesIO(photo.getvalue()))
@@ -60,7 +62,7 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
         if threshold is None:
             right.markdown(f"### {prediction.label}  \n{prediction.confidence:.0%} sure")
         else:
-            app_ui.verdict(right, prediction)
+            app_models.verdict(right, prediction)
         chart = charts.probability_bars(prediction.probabilities, prediction.label)
         right.altair_chart(chart, width="stretch", height=40 * len(classifier.classes) + 60)
 

@@ -3,11 +3,10 @@
 Reads only folders and model.json files: no TensorFlow, so the app opens fast.
 """
 
-from pathlib import Path
-
 import streamlit as st
 
-from bikelib.workspace import Workspace, chosen_model
+import app_state as state
+from bikelib.sessions import Workspace
 
 workspace = Workspace.for_session(st.session_state)
 
@@ -29,24 +28,15 @@ with steps[2].container(border=True):
     st.write("Upload a photo or take one: the model names the bike and how sure it is.")
 
 st.subheader("This session")
-source = st.session_state.get("dataset_source") or workspace.default_source()
+source = st.session_state.get(state.DATASET_SOURCE) or workspace.default_source()
 models = workspace.saved_models()
-selected = st.session_state.get("model_path")
-model = chosen_model(models, selected)
-
+model = state.chosen_model(models, st.session_state.get(state.MODEL_PATH))
 shipped = sum(m["shipped"] for m in models)
-if model:
-    accuracy = model.get("metrics", {}).get("val_accuracy")
-    model_text = f"**{model.get('name', Path(model['path']).name)}**" + (
-        f", {accuracy:.0%} validation accuracy" if accuracy is not None else ""
-    )
-else:
-    model_text = "none yet"
-state = st.columns(3)
 where = workspace.describe_source(source)
-state[0].container(border=True).markdown(f"**Dataset**  \n{where[:1].upper()}{where[1:]}")
-state[1].container(border=True).markdown(f"**Model**  \n{model_text}")
-state[2].container(border=True).markdown(
+columns = st.columns(3)
+columns[0].container(border=True).markdown(f"**Dataset**  \n{where[:1].upper()}{where[1:]}")
+columns[1].container(border=True).markdown(f"**Model**  \n{state.model_line(model)}")
+columns[2].container(border=True).markdown(
     f"**Models available**: {len(models)}  \n"
     f"{shipped} shipped, {len(models) - shipped} trained in this session"
 )

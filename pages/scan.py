@@ -10,13 +10,14 @@ import io
 
 import streamlit as st
 
+import app_models
 import app_ui
-from bikelib import quality, scan
-from bikelib import workspace as ws
+from bikelib import images, scan
+from bikelib.sessions import Workspace
 
 TOP = 6  # best matches shown as cards
 TABLE_THUMBNAILS = 500  # rows with a thumbnail; beyond them the table lists names only
-workspace = ws.Workspace.for_session(st.session_state)
+workspace = Workspace.for_session(st.session_state)
 
 
 def run(classifier, bike: str, uploads: list[tuple[str, bytes]]) -> dict:
@@ -36,11 +37,11 @@ def run(classifier, bike: str, uploads: list[tuple[str, bytes]]) -> dict:
 
 
 st.title(":material/travel_explore: Scan listings")
-path, classifier = app_ui.pick_model(workspace)
+path, classifier = app_models.pick_model(workspace)
 bike = st.selectbox("My bike: the one to look for", classifier.classes)
 files = st.file_uploader(
     "Listing photos, or zips of them",
-    [*quality.PHOTO_TYPES, "zip"],
+    [*images.PHOTO_TYPES, "zip"],
     accept_multiple_files=True,
     help="Save the photos of the listings you want to check; a zip may hold thousands.",
 )
@@ -84,7 +85,7 @@ for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # 
                 result["why"][row.file] = classifier.explain(io.BytesIO(photo), bike=index)
         if show_why and row.file in result["why"]:
             pictures[1].image(result["why"][row.file])
-        colour, icon, _ = app_ui.VERDICT_LOOKS[row.verdict]
+        colour, icon, _ = app_models.VERDICT_LOOKS[row.verdict]
         st.markdown(
             f"**#{rank}** {row.file.rsplit('/', 1)[-1]}  \n"
             f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}"

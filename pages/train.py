@@ -1,66 +1,31 @@
 """Train: settings in a form, a background run with live progress, results, past runs.
 
 The run is a `TrainingJob` (a child process watched by a thread) kept in session state;
-a fragment redraws its progress every second, so reruns, other widgets and page switches
-never interrupt it. Nothing here loads TensorFlow: only the child process does.
+a fragment (`app_ui.live`) redraws its progress every second, so reruns, other widgets
+and page switches never interrupt it. Nothing here loads TensorFlow: only the child
+process does. The dataset comes from the cache the Dataset page filled (`app_ui`).
 """
 
-import pandas as pd
 import streamlit as st
 
+import app_state as state
 import app_ui
 import bikelib
-from bikelib import charts
-from bikelib import workspace as ws
+from bikelib.jobs import STOPPED, TrainingJob
+from bikelib.sessions import Workspace
 
-workspace = ws.Workspace.for_session(st.session_state)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def given_split(source: str, stamp: str) -> bool:
-    """Whether the data's own train/ and validation/ folders decide the split."""
-    return bikelib.open_dataset(source).given_split
-
-
-@st.fragment(run_every=1.0)
-def live(job: ws.TrainingJob) -> None:
-    """Progress bar, time left and live curves of the running job, redrawn every second."""
-    status = job.status()
-    if status.finished:
-        st.rerun()  # the whole page shows the results now
-    if status.state == ws.QUEUED:
-        st.info(
-            "Waiting for another training on this server to finish…",
-            icon=":material/hourglass_top:",
-        )
-    elif not status.epoch:
-        st.info("Preparing the photos…", icon=":material/hourglass_top:")
-    st.progress(status.fraction, status.label)
-    if status.history:
-        app_ui.learning_curves(list(status.history))
-    if status.stop_requested:
-        st.caption("Stopping after this batch; the best model so far is kept…")
-    elif st.button(
-        "Stop training",
-        icon=":material/stop_circle:",
-        help="End now and keep the best model so far",
-    ):
-        job.stop()
-
+workspace = Workspace.for_session(st.session_state)
 
 st.title(":material/model_training: Train")
-source = st.session_state.get("dataset_source") or workspace.default_source()
+source = st.session_state.get(state.DATASET_SOURCE) or workspace.default_source()
 if not source:
     st.info("Choose a dataset first.")
     st.page_link("pages/dataset.py", label="Go to Dataset", icon=":material/photo_library:")
     st.stop()
 st.caption(f"Dataset: {workspace.describe_source(source)}")
-try:
-    given = given_split(str(source), ws.source_stamp(source))
-except bikelib.BikeLibError as error:
-    st.error(str(error))
-    st.stop()
-job: ws.TrainingJob | None = st.session_state.get("job")
+with app_ui.sentence_on_error():
+    given = app_ui.open_dataset(source, st.session_state.get(state.SPLIT)).given_split
+job: TrainingJob | None = st.session_state.get(state.JOB)
 running = job is not None and job.status().active
 
 labels = bikelib.ARCHITECTURE_LABELS
@@ -68,59 +33,28 @@ arch = st.segmented_control(
     "Network", list(labels), format_func=labels.get, default="default", required=True, key="arch"
 )
 recipe = bikelib.TrainConfig.recommended(arch)
-with st.form(f"settings-{arch}"):
-    left, right = st.columns(2)
-    form = {"epochs": left.slider("Epochs", 1, max(100, recipe.epochs), recipe.epochs)}
-    for name, label, extra in [
-        ("batch_size", "Batch size", {}),
-        ("learning_rate", "Learning rate", {"format_func": lambda rate: f"{rate:g}"}),
-        ("image_size", "Image size (pixels)", {}),
-    ]:
-        options = ws.form_choices(recipe, name)
-        form[name] = left.select_slider(label, options, getattr(recipe, name), **extra)
-    right.markdown("**Augmentation** (training photos only)")
-    flip = right.checkbox("Horizontal flips", recipe.augmentation.flip)
-    switches = ws.augmentation_switches(recipe)
-    ticked = [name for name, label, on in switches if right.checkbox(label, on)]
-    form["val_fraction"] = right.slider(
-        "Validation fraction",
-        0.0,
-        0.5,
-        recipe.val_fraction,
-        0.05,
-        disabled=given,
-        help="Share of each bike's photos held out to measure accuracy",
-    )
-    if given:
-        right.caption("This data has train/ and validation/ folders: they decide the split.")
-    seed = right.number_input("Seed", 0, 2**31 - 1, recipe.seed, help="Same seed, same model")
-    start = st.form_submit_button("Start training", type="primary", disabled=running)
-st.caption(f"Also from the recipe: {ws.recipe_extras(recipe)}")
+form = app_ui.train_form(recipe, given_split=given, running=running)
 
-if start and not running:
-    try:
-        config = ws.config_from_form(recipe, flip=flip, switched_on=ticked, seed=seed, **form)
-        dataset = bikelib.open_dataset(source, val_fraction=config.val_fraction, seed=config.seed)
-    except bikelib.BikeLibError as error:
-        st.error(str(error))
-        st.stop()
-    st.session_state.update(
-        train_config=config, split={"val_fraction": config.val_fraction, "seed": config.seed}
-    )
-    workspace.prune_models()
-    st.session_state["job"] = ws.TrainingJob.start(dataset, config, workspace.new_model_dir(arch))
+if form is not None:
+    with app_ui.sentence_on_error():
+        config = state.config_from_form(recipe, **form)
+        split = {"val_fraction": config.val_fraction, "seed": config.seed}
+        dataset = app_ui.open_dataset(source, split)
+        workspace.prune_models()
+        job = TrainingJob.start(dataset, config, workspace.new_model_dir(arch))  # or busy
+    st.session_state.update({state.TRAIN_CONFIG: config, state.SPLIT: split, state.JOB: job})
     st.rerun()  # redraw the form with its button disabled while this run lasts
 
 if job is not None and job.status().active:
-    live(job)
+    app_ui.live(job)
 elif job is not None and job.status().error:
     st.error(job.status().error)
+elif job is not None and job.status().model_dir is None:
+    st.info("The training was stopped before a model was saved.")
 elif job is not None and st.session_state.get("announced") is not job:
     status = job.status()
-    st.session_state.update(announced=job, model_path=str(status.model_dir))
-    stopped = (
-        " (stopped early; the best epoch so far was kept)" if status.state == "stopped" else ""
-    )
+    st.session_state.update({"announced": job, state.MODEL_PATH: str(status.model_dir)})
+    stopped = " (stopped early; the best epoch so far was kept)" if status.state == STOPPED else ""
     st.success(
         f"Model saved as **{status.model_dir.name}**{stopped}.", icon=":material/check_circle:"
     )
@@ -129,30 +63,13 @@ models = workspace.saved_models()
 if models:
     st.header("Results")
     paths = [m["path"] for m in models]
-    picked = ws.chosen_model(models, st.session_state.get("model_path"))
+    picked = state.chosen_model(models, st.session_state.get(state.MODEL_PATH))
     path = st.selectbox(
         "Model",
         paths,
         paths.index(picked["path"]),
-        format_func=lambda p: ws.model_name(ws.chosen_model(models, p)),
+        format_func=lambda p: state.model_name(state.chosen_model(models, p)),
     )
-    app_ui.model_results(ws.chosen_model(models, path))
+    app_ui.model_results(state.chosen_model(models, path))
     st.header("Past runs")
-    st.dataframe(
-        pd.DataFrame(ws.past_runs(models)),
-        hide_index=True,
-        column_config={
-            "val accuracy": st.column_config.NumberColumn(format="percent"),
-            "seconds": st.column_config.NumberColumn(format="%.0f"),
-        },
-    )
-    metric = st.segmented_control(
-        "Compare",
-        list(charts.METRIC_NAMES),
-        format_func=charts.METRIC_NAMES.get,
-        default="val_accuracy",
-        required=True,
-    )
-    overlay = charts.runs_overlay(ws.curve_rows(models), metric)
-    if overlay is not None:
-        st.altair_chart(overlay, width="stretch")
+    app_ui.past_runs(models)

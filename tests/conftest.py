@@ -1,16 +1,15 @@
-"""Shared test fixtures: tiny generated datasets, the shared real photos, a private cache."""
+"""Shared test fixtures: tiny generated datasets, the shared real photos, a private cache,
+settings read anew in every test. Plain helpers (photos, the served app) are in helpers.py."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from helpers import SHARED_BIKES, write_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_BIKES = ROOT.parent / "shared" / "datasets" / "umea-bikes"
+from bikelib.settings import settings
 
 # Quiet TensorFlow's C++ start-up logs in test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,29 +28,26 @@ def private_cache(tmp_path_factory):
         os.environ["BIKELIB_CACHE_DIR"] = previous
 
 
-# Easily told apart by colour, so a few epochs learn them: tests check plumbing, not skill.
-CLASS_COLOURS = {"blue-bike": (40, 70, 200), "green-bike": (40, 170, 60), "red-bike": (200, 40, 40)}
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch):
+    """Settings read anew in every test and after every `monkeypatch.setenv`/`delenv`.
 
+    The app reads its environment once per process (`bikelib.settings.settings()`); a
+    test changes it, so each change clears that cache and the next read sees it.
+    """
 
-def synthetic_photo(colour: tuple[int, int, int], seed: int, size=(96, 72)) -> Image.Image:
-    """A noisy picture dominated by one colour, with a random darker block in it."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (h, w, 3)), 0, 255)
-    x, y = rng.integers(0, w // 2), rng.integers(0, h // 2)
-    pixels[y : y + h // 3, x : x + w // 3] *= 0.4
-    return Image.fromarray(pixels.astype(np.uint8))
+    def clearing(method):
+        def wrapper(self, *args, **kwargs):
+            method(self, *args, **kwargs)
+            settings.cache_clear()
 
+        return wrapper
 
-def write_dataset(root: Path, per_class: int = 6, split: bool = False, fmt: str = "png") -> Path:
-    """Folders of synthetic photos: `root/<class>/` or `root/{train,validation}/<class>/`."""
-    for class_index, (name, colour) in enumerate(CLASS_COLOURS.items()):
-        for i in range(per_class):
-            part = ("validation" if i % 3 == 0 else "train") if split else ""
-            folder = root / part / name
-            folder.mkdir(parents=True, exist_ok=True)
-            synthetic_photo(colour, seed=class_index * 100 + i).save(folder / f"photo{i}.{fmt}")
-    return root
+    for name in ("setenv", "delenv"):
+        monkeypatch.setattr(pytest.MonkeyPatch, name, clearing(getattr(pytest.MonkeyPatch, name)))
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
 
 
 @pytest.fixture

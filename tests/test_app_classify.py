@@ -3,11 +3,10 @@ verdict headings, the threshold slider and the heatmap."""
 
 from __future__ import annotations
 
-import io
 import shutil
 
 import pytest
-from conftest import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
+from helpers import CLASS_COLOURS, ROOT, photo_bytes, write_dataset
 from streamlit.testing.v1 import AppTest
 
 from bikelib import TrainConfig, load_model, open_dataset, openset, save_model, train
@@ -42,9 +41,7 @@ def classify_page() -> AppTest:
 
 
 def photo(bike: str, seed: int, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    synthetic_photo(CLASS_COLOURS[bike], seed).save(buffer, fmt)
-    return buffer.getvalue()
+    return photo_bytes(CLASS_COLOURS[bike], seed, fmt)
 
 
 # A rendered bike the bicycle gate sees as one (0.93): its verdict depends on the threshold.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import zipfile
 
-from conftest import ROOT, synthetic_photo, write_dataset
+from helpers import ROOT, write_dataset
+from helpers import photo_bytes as photo
 from streamlit.testing.v1 import AppTest
 
 APP = str(ROOT / "streamlit_app.py")
@@ -23,12 +24,6 @@ def dataset_page(**state) -> AppTest:
 
 def metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
-
-
-def photo(colour=(200, 40, 40), seed=0, fmt="PNG") -> bytes:
-    buffer = io.BytesIO()
-    synthetic_photo(colour, seed).save(buffer, fmt)
-    return buffer.getvalue()
 
 
 def test_demo_photos_are_shown_with_their_split(app_env):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ROOT, write_dataset
+from helpers import ROOT, write_dataset
 from streamlit.testing.v1 import AppTest
 
 from bikelib import TrainConfig, open_dataset, save_model, train

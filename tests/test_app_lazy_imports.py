@@ -5,12 +5,9 @@ Train loads Keras only in the child process a run starts, never in the app's own
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
-from conftest import ROOT, write_dataset
+from helpers import ROOT, run_fresh, write_dataset
 
 SCRIPT = """
 import json, sys
@@ -43,16 +40,7 @@ def test_home_dataset_and_train_do_not_import_tensorflow(tmp_path):
         "BIKE_RECOGNITION_DEMO_MODEL": str(tmp_path / "no-model"),
         "PYTHONPATH": str(ROOT),
     }
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(ROOT / "streamlit_app.py")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_fresh(SCRIPT, env, str(ROOT / "streamlit_app.py"), timeout=300)
     assert report["errors"] == []
     assert report["images"] == 18  # the pages really ran
     assert report["train_form"] == ["Start training"]

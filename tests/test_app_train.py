@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bikelib import TrainConfig, read_meta
@@ -97,3 +97,56 @@ def test_a_dataset_that_cannot_be_opened_is_one_sentence(app_env):
     at.switch_page("pages/train.py").run()
     assert not at.exception
     assert at.error[0].value == f"Dataset not found: {app_env / 'gone'}"
+
+
+def test_train_reuses_the_dataset_the_dataset_page_opened(app_env, monkeypatch):
+    import bikelib
+
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/dataset.py").run()
+
+    def opened_again(*args, **kwargs):
+        raise AssertionError("Train opened the dataset again")
+
+    monkeypatch.setattr(bikelib, "open_dataset", opened_again)
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and not at.error
+    assert widget(at.slider, "Validation fraction").disabled  # it knows the demo's own split
+
+
+def test_a_full_training_queue_is_one_sentence(app_env, monkeypatch):
+    from bikelib import jobs
+
+    monkeypatch.setenv("BIKE_RECOGNITION_MAX_QUEUE", "1")
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains...
+    waiting = jobs.TrainingJob.start(None, TrainConfig(epochs=1), app_env / "theirs")
+    try:
+        at = train_page()
+        at.get("form_submit_button")[0].click().run()
+        assert not at.exception
+        assert [e.value for e in at.error] == [jobs.BUSY]
+        assert "job" not in at.session_state
+    finally:
+        waiting.stop()
+        waiting.wait(timeout=10)
+        slots.release()
+
+
+def test_a_run_stopped_while_queued_says_no_model_was_saved(app_env):
+    from bikelib import jobs
+
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains: this run waits
+    try:
+        at = train_page()
+        at.get("form_submit_button")[0].click().run()
+        assert at.session_state["job"].status().state == jobs.QUEUED
+        widget(at.button, "Stop training").click().run()
+        job = at.session_state["job"]
+        assert job.wait(timeout=10).state == jobs.STOPPED and job.status().model_dir is None
+        at.run()
+        assert not at.exception
+        assert at.info[-1].value == "The training was stopped before a model was saved."
+    finally:
+        slots.release()

@@ -11,16 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHARED_BIKES, write_dataset
+from helpers import ROOT, SHARED_BIKES, serve_app, write_dataset
 
 pytestmark = pytest.mark.browser
 
@@ -60,50 +55,17 @@ def demo_photos(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("demo"), per_class=10, split=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(sync_api, demo_photos, output, tmp_path_factory):
     """`streamlit run` on a free port of 127.0.0.1 with a private workspace; stopped after."""
-    port = free_port()
     env = {
         **os.environ,
         "BIKE_RECOGNITION_WORKDIR": str(tmp_path_factory.mktemp("sessions")),
         "BIKE_RECOGNITION_DEMO_DATA": str(demo_photos),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    command = [
-        *(sys.executable, "-m", "streamlit", "run", "streamlit_app.py"),
-        *("--server.headless", "true", "--server.address", "127.0.0.1"),
-        *("--server.port", str(port), "--browser.gatherUsageStats", "false"),
-    ]
-    log_path = output.parent / "streamlit-server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 90
-            while True:
-                assert server.poll() is None, f"the app exited: {log_path.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "the app did not become healthy in 90 s"
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                        if answer.read() == b"ok":
-                            break
-                except OSError:
-                    time.sleep(0.5)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    with serve_app(env, log_path=output.parent / "streamlit-server.log") as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import altair as alt
-from conftest import ROOT
+from helpers import ROOT
 
 from bikelib import charts
 

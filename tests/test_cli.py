@@ -1,8 +1,11 @@
 """The command-line contract: outputs, JSON shapes and exit codes (0, 1, 2)."""
 
+import contextlib
 import errno
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -10,22 +13,29 @@ import pytest
 
 from bikelib.cli import main
 
-FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8", "--strangers", "0"]
+FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8"]
+TRAIN_OUTPUT: dict[str, str] = {}  # what `train` printed in the model_dir fixture
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from conftest import write_dataset
+    from helpers import write_dataset
 
     data = write_dataset(tmp_path_factory.mktemp("cli") / "data", split=True)
     out = tmp_path_factory.mktemp("cli") / "model"
-    assert main(["train", str(data), "--out", str(out), "--quiet", *FAST]) == 0
+    stdout, stderr = io.StringIO(), io.StringIO()  # capsys is per test; this runs once
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        assert main(["train", str(data), "--out", str(out), "--quiet", *FAST]) == 0
+    TRAIN_OUTPUT.update(stdout=stdout.getvalue(), stderr=stderr.getvalue())
     return data, out
 
 
-def test_train_writes_a_model_and_reports(model_dir, capsys):
+def test_train_writes_a_model_and_reports(model_dir):
     _, out = model_dir
     assert (out / "model.keras").is_file() and (out / "model.json").is_file()
+    expected = rf"validation accuracy \d+\.\d%, trained in \d+s, saved to {re.escape(str(out))}\n"
+    assert re.fullmatch(expected, TRAIN_OUTPUT["stdout"])
+    assert "training 'default' on 12 photos of 3 bikes, validating on 6" in TRAIN_OUTPUT["stderr"]
 
 
 def test_evaluate_json_has_the_promised_fields(model_dir, capsys):

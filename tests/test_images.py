@@ -1,4 +1,5 @@
-"""Decoding: formats, modes, EXIF orientation, draft decoding, the disk cache."""
+"""Decoding: formats, modes, EXIF orientation, draft decoding, the disk cache; thumbnails
+and the augmentation preview."""
 
 import hashlib
 import io
@@ -10,9 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bikelib import BikeLibError, DecodeCache, ImageReadError, decode, open_image
+from bikelib import Augmentation, BikeLibError, DecodeCache, ImageReadError, decode, open_image
 from bikelib.errors import ImageTooLargeError
-from bikelib.images import DAMAGED, MAX_IMAGE_PIXELS, file_sha256, image_size, to_rgb
+from bikelib.images import (
+    DAMAGED,
+    MAX_IMAGE_PIXELS,
+    augment_preview,
+    file_sha256,
+    image_size,
+    thumbnail,
+    to_rgb,
+)
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:
@@ -110,13 +119,16 @@ def test_prune_cache_removes_only_entries_unused_for_long(tmp_path):
     cache = DecodeCache(tmp_path / "cache" / "arrays")
     cache.load(photo, 8)
     cache.load(photo, 16)
-    old, recent = sorted((tmp_path / "cache" / "arrays").glob("*.npy"))
+    arrays = tmp_path / "cache" / "arrays"
+    old, recent = next(arrays.glob("*-8-v*.npy")), next(arrays.glob("*-16-v*.npy"))
     long_ago = time.time() - 3 * 3600
     os.utime(old, (long_ago, long_ago))
     (tmp_path / "cache" / "zips" / "abc").mkdir(parents=True)
     os.utime(tmp_path / "cache" / "zips" / "abc", (long_ago, long_ago))
     assert prune_cache(3600, root=tmp_path / "cache") == 2
     assert [p.name for p in (tmp_path / "cache" / "arrays").iterdir()] == [recent.name]
+    half_an_hour_ago = time.time() - 1800
+    os.utime(recent, (half_an_hour_ago, half_an_hour_ago))
     cache.load(photo, 16)  # a cache hit marks the entry used again
     assert time.time() - recent.stat().st_mtime < 60
 
@@ -260,3 +272,30 @@ def test_any_other_decoder_exception_becomes_the_damaged_sentence(monkeypatch):
     with pytest.raises(ImageReadError) as raised:
         decode(upload(PNG, "photo.png"), 16)
     assert str(raised.value) == f"photo.png: {DAMAGED}"
+
+
+def test_thumbnail_is_upright_and_square_by_default():
+    image = Image.new("RGB", (60, 20), (250, 0, 0))
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view": a phone held upright
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif)
+    upright = Image.open(io.BytesIO(thumbnail(buffer.getvalue(), 64, square=False)))
+    assert upright.height > upright.width
+    assert Image.open(io.BytesIO(thumbnail(buffer.getvalue(), 64))).size == (64, 64)
+    with pytest.raises(ImageReadError):
+        thumbnail(b"nope")
+
+
+def test_augment_preview_varies_a_photo_repeatably(tiny_dataset):
+    photo = tiny_dataset / "red-bike" / "photo0.png"
+    versions = augment_preview(photo, Augmentation(), n=4, seed=3, size=48)
+    assert len(versions) == 4 and all(
+        v.shape == (48, 48, 3) and v.dtype == np.uint8 for v in versions
+    )
+    assert len({v.tobytes() for v in versions}) == 4  # each copy augmented differently
+    again = augment_preview(photo, Augmentation(), n=4, seed=3, size=48)
+    assert all(np.array_equal(a, b) for a, b in zip(versions, again, strict=True))
+    off = Augmentation(flip=False, zoom=0, rotation=0, translation=0, brightness=0, contrast=0)
+    plain = augment_preview(photo, off, n=2, size=48)
+    assert all(np.array_equal(v, plain[0]) for v in plain)

@@ -1,4 +1,4 @@
-"""Dataset warnings, perceptual hashes, thumbnails and the augmentation preview."""
+"""Dataset warnings, perceptual hashes and size counts."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import ROOT, synthetic_photo, write_dataset
+from helpers import ROOT, synthetic_photo, write_dataset
 from PIL import Image
 
 from bikelib import open_dataset, quality
@@ -107,19 +106,6 @@ def test_difference_hash_survives_resizing_and_tells_photos_apart():
     assert bin(same).count("1") <= quality.NEAR_DISTANCE < bin(other).count("1")
 
 
-def test_thumbnail_is_upright_and_square_by_default():
-    image = Image.new("RGB", (60, 20), (250, 0, 0))
-    exif = image.getexif()
-    exif[0x0112] = 6  # "rotate 90° clockwise to view": a phone held upright
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", exif=exif)
-    upright = Image.open(io.BytesIO(quality.thumbnail(buffer.getvalue(), 64, square=False)))
-    assert upright.height > upright.width
-    assert Image.open(io.BytesIO(quality.thumbnail(buffer.getvalue(), 64))).size == (64, 64)
-    with pytest.raises(quality.ImageReadError):
-        quality.thumbnail(b"nope")
-
-
 def test_size_counts(tiny_dataset):
     add_photo(tiny_dataset / "red-bike", "wide.png").replace(tiny_dataset / "red-bike" / "w.png")
     Image.new("RGB", (40, 30)).save(tiny_dataset / "blue-bike" / "small.png")
@@ -128,71 +114,12 @@ def test_size_counts(tiny_dataset):
     assert {"width": 40, "height": 30, "photos": 1} in counts
 
 
-def test_augment_preview_varies_a_photo_repeatably(tiny_dataset):
-    from bikelib import Augmentation
-
-    photo = tiny_dataset / "red-bike" / "photo0.png"
-    versions = quality.augment_preview(photo, Augmentation(), n=4, seed=3, size=48)
-    assert len(versions) == 4 and all(
-        v.shape == (48, 48, 3) and v.dtype == np.uint8 for v in versions
-    )
-    assert len({v.tobytes() for v in versions}) == 4  # each copy augmented differently
-    again = quality.augment_preview(photo, Augmentation(), n=4, seed=3, size=48)
-    assert all(np.array_equal(a, b) for a, b in zip(versions, again, strict=True))
-    off = Augmentation(flip=False, zoom=0, rotation=0, translation=0, brightness=0, contrast=0)
-    plain = quality.augment_preview(photo, off, n=2, size=48)
-    assert all(np.array_equal(v, plain[0]) for v in plain)
-
-
-def test_quality_does_not_import_tensorflow():
+def test_quality_sessions_and_jobs_do_not_import_tensorflow():
     code = (
-        "import sys, bikelib.quality, bikelib.workspace; "
+        "import sys, bikelib.quality, bikelib.sessions, bikelib.jobs, bikelib.settings; "
         "print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
-
-
-def test_gallery_lists_training_then_validation_photos_with_captions(tmp_path):
-    dataset = open_dataset(write_dataset(tmp_path / "set", split=True))
-    everything = quality.gallery(dataset)
-    assert len(everything) == len(dataset.samples)
-    assert everything[0][0].endswith(" · train") and everything[-1][0].endswith(" · validation")
-    bike = dataset.classes[0]
-    mine = quality.gallery(dataset, bike)
-    assert mine and all(caption.startswith(f"{bike} · ") for caption, _ in mine)
-    assert {path for _, path in mine} == {
-        s.path for s in dataset.samples if dataset.classes[s.label] == bike
-    }
-    assert quality.split_note(dataset).startswith("given by the train/")
-    assert quality.split_note(open_dataset(write_dataset(tmp_path / "flat"))).startswith("chosen")
-
-
-def test_prediction_row_and_augmentation_names():
-    from bikelib import Augmentation
-    from bikelib.artifacts import Prediction
-
-    buffer = io.BytesIO()
-    synthetic_photo((200, 40, 40), seed=1).save(buffer, "PNG")
-    photo = buffer.getvalue()
-    prediction = Prediction("red", 0.75, {"red": 0.75, "blue": 0.25})
-    row = quality.prediction_row("a.png", photo, prediction)
-    assert row["photo"].startswith("data:image/jpeg;base64,/9j/")  # a JPEG's first bytes
-    assert {k: v for k, v in row.items() if k != "photo"} == {
-        "file": "a.png",
-        "bike": "red",
-        "confidence": 0.75,
-        "red": 0.75,
-        "blue": 0.25,
-    }
-    assert quality.augmentation_names(Augmentation(zoom=0.0, contrast=0.0)) == (
-        "flip, rotation, translation, brightness"
-    )
-    assert (
-        quality.augmentation_names(
-            Augmentation(flip=False, zoom=0, rotation=0, translation=0, brightness=0, contrast=0)
-        )
-        == "no augmentation"
-    )

@@ -1,6 +1,9 @@
 """Training, evaluation and saved models, on tiny generated photos (seconds, not minutes)."""
 
+import io
 import json
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +30,7 @@ FAST = {"image_size": 32, "batch_size": 8, "epochs": 3}
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One small training run shared by the tests that only read its result."""
-    from conftest import write_dataset
+    from helpers import write_dataset
 
     root = write_dataset(tmp_path_factory.mktemp("data") / "tiny")
     dataset = open_dataset(root, val_fraction=0.34, seed=0)
@@ -173,7 +176,12 @@ def test_saved_model_describes_itself_and_predicts_the_same(trained, tmp_path):
     direct = result.model.predict(classifier.decode(photo)[None], verbose=0)[0]
     assert prediction.confidence == pytest.approx(float(direct.max()), abs=1e-5)
     assert [m["path"] for m in list_models(tmp_path / "models")] == [str(directory)]
-    assert len(export_zip(directory)) > 1000
+    with zipfile.ZipFile(io.BytesIO(export_zip(directory))) as archive:
+        assert {"model.keras", "model.json"} <= {Path(n).name for n in archive.namelist()}
+        assert archive.testzip() is None  # every member's CRC checks out
+        meta_name = next(n for n in archive.namelist() if n.endswith("model.json"))
+        exported = json.loads(archive.read(meta_name))
+    assert exported["classes"] == list(dataset.classes)
 
 
 def test_saving_over_a_model_replaces_it_whole(trained, tmp_path):
@@ -214,4 +222,7 @@ def test_crossval_validates_each_photo_once(tiny_dataset):
     result = crossval(dataset, TrainConfig(**{**FAST, "epochs": 1, "strangers": 0}), folds=2)
     assert len(result.fold_accuracies) == 2
     assert result.evaluation.n == 18
-    assert 0.0 <= result.accuracy <= 1.0
+    matrix = np.array(result.evaluation.confusion_matrix)
+    assert matrix.sum() == 18  # every photo validated exactly once, by one fold
+    assert result.accuracy == pytest.approx(np.trace(matrix) / 18)  # pooled over the folds
+    assert result.accuracy == pytest.approx(np.mean(result.fold_accuracies))  # equal folds

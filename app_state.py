@@ -1,0 +1,214 @@
+"""The pages' plain-Python half: what they show, computed without Streamlit or TensorFlow.
+
+Lives beside app_ui.py (which draws with Streamlit); this file only turns bikelib's
+data into labels, rows and settings, so it is unit-tested without a browser
+(tests/test_app_state.py). It owns:
+
+- the `st.session_state` keys more than one page reads or writes;
+- labels and table rows for saved models (pickers, "past runs", overlaid curves);
+- the Train form: the choices its sliders offer and the mapping to a `TrainConfig`;
+- captions for the Dataset gallery and the Classify results table.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from bikelib import Augmentation, Dataset, TrainConfig
+from bikelib.config import SEED_MIN_IMAGE_SIZE
+from bikelib.images import thumbnail
+
+# -- session state shared between pages -------------------------------------------------
+
+DATASET_SOURCE = "dataset_source"  # str path of the dataset chosen on the Dataset page
+SPLIT = "split"  # {"val_fraction", "seed"} of the last training, so Dataset shows its split
+TRAIN_CONFIG = "train_config"  # the last TrainConfig started, for the augmentation preview
+MODEL_PATH = "model_path"  # str path of the model picked last (Train, Classify, Home)
+JOB = "job"  # the session's TrainingJob, running or finished
+
+
+# -- saved models -----------------------------------------------------------------------
+
+
+def model_name(meta: dict) -> str:
+    """A saved model's name, marked "(shipped)" for the read-only demo model."""
+    name = meta.get("name", Path(meta["path"]).name)
+    return f"{name} (shipped)" if meta.get("shipped") else name
+
+
+def model_line(meta: dict | None) -> str:
+    """The Home page's words for the chosen model: bold name and accuracy, or "none yet"."""
+    if not meta:
+        return "none yet"
+    accuracy = meta.get("metrics", {}).get("val_accuracy")
+    name = meta.get("name", Path(meta["path"]).name)
+    return f"**{name}**" + (f", {accuracy:.0%} validation accuracy" if accuracy is not None else "")
+
+
+def model_summary(meta: dict) -> str:
+    """One line to pick a model by: name, architecture, validation accuracy, shipped."""
+    accuracy = meta.get("metrics", {}).get("val_accuracy", 0)
+    name = meta.get("name", Path(meta["path"]).name)
+    return f"{name} · {meta.get('architecture')} · {accuracy:.0%} validation accuracy" + (
+        " · shipped" if meta.get("shipped") else ""
+    )
+
+
+def chosen_model(models: list[dict], path: str | None) -> dict | None:
+    """The model saved at `path`, else the newest one (None when there are none)."""
+    return next((m for m in models if m["path"] == path), models[0] if models else None)
+
+
+def run_rows(models: list[dict]) -> list[dict]:
+    """One row per saved model for a "past runs" table: when, what, how well, how long."""
+    rows = []
+    for meta in models:
+        config = meta.get("config", {})
+        augmentation = config.get("augmentation", {})
+        metrics = meta.get("metrics", {})
+        rows.append(
+            {
+                "created": meta.get("created", "")[:16].replace("T", " "),
+                "name": meta.get("name", Path(meta["path"]).name),
+                "val accuracy": metrics.get("val_accuracy"),
+                "architecture": meta.get("architecture"),
+                "epochs": metrics.get("epochs_run", config.get("epochs")),
+                "seconds": metrics.get("train_seconds"),
+                "image size": meta.get("image_size"),
+                "batch size": config.get("batch_size"),
+                "learning rate": config.get("learning_rate"),
+                "augmentation": ", ".join(k for k, v in augmentation.items() if v) or "none",
+                "shipped": meta.get("shipped", False),
+            }
+        )
+    return rows
+
+
+def past_runs(models: list[dict]) -> list[dict]:
+    """`run_rows` as the Train page lists them: "(shipped)" in the name, not a column."""
+    rows = []
+    for row in run_rows(models):
+        shipped = row.pop("shipped")
+        rows.append({**row, "name": row["name"] + (" (shipped)" if shipped else "")})
+    return rows
+
+
+def curve_rows(models: list[dict]) -> list[dict]:
+    """Long-form training curves of saved models, for one overlaid chart."""
+    rows = []
+    for meta in models:
+        name = meta.get("name", Path(meta["path"]).name)
+        for metric, values in meta.get("history", {}).items():
+            for epoch, value in enumerate(values, start=1):
+                rows.append({"run": name, "epoch": epoch, "metric": metric, "value": value})
+    return rows
+
+
+# -- the Train form ---------------------------------------------------------------------
+
+# The choices the form's sliders offer (each recipe's own value is added to them).
+FORM_CHOICES = {
+    "batch_size": (4, 8, 16, 32, 64),
+    "learning_rate": (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2),
+    "image_size": (32, 64, 96, 128, 150, 160, 192, 224),
+}
+# TrainConfig fields the form sets; the others come from the recipe as they are.
+FORM_FIELDS = {*FORM_CHOICES, "arch", "epochs", "augmentation", "val_fraction", "seed"}
+AUGMENTATION_STRENGTHS = ("zoom", "rotation", "translation", "brightness", "contrast")
+
+
+def form_choices(recipe: TrainConfig, name: str) -> list:
+    """The values a slider for the TrainConfig field `name` offers, the recipe's included.
+
+    Image sizes the architecture cannot take (the seed CNN's minimum) are not offered.
+    """
+    values = {*FORM_CHOICES[name], getattr(recipe, name)}
+    if name == "image_size" and recipe.arch == "seed":
+        values = {v for v in values if v >= SEED_MIN_IMAGE_SIZE}
+    return sorted(values)
+
+
+def augmentation_switches(recipe: TrainConfig) -> list[tuple[str, str, bool]]:
+    """(field, label, on in the recipe) for each augmentation that has a strength.
+
+    A switch the recipe has off still shows the strength it would get: `Augmentation()`'s
+    default, so there is one place that decides strengths.
+    """
+    switches = []
+    for name in AUGMENTATION_STRENGTHS:
+        value = augmentation_strength(recipe, name)
+        shown = f"{value:g}°" if name == "rotation" else f"{value:.0%}"
+        switches.append(
+            (name, f"{name.capitalize()} ±{shown}", bool(getattr(recipe.augmentation, name)))
+        )
+    return switches
+
+
+def augmentation_strength(recipe: TrainConfig, name: str) -> float:
+    """The strength a switched-on augmentation gets: the recipe's, else the default."""
+    return getattr(recipe.augmentation, name) or getattr(Augmentation(), name)
+
+
+def config_from_form(
+    recipe: TrainConfig, *, flip: bool, switched_on: Iterable[str], seed: int, **values: Any
+) -> TrainConfig:
+    """The recipe with the form's settings: `values` are TrainConfig fields (epochs, ...),
+    `switched_on` the augmentations ticked. Raises ConfigError for an invalid setting."""
+    switched_on = set(switched_on)
+    strengths = {
+        name: augmentation_strength(recipe, name) if name in switched_on else 0.0
+        for name in AUGMENTATION_STRENGTHS
+    }
+    augmentation = Augmentation(flip=flip, **strengths)
+    return replace(recipe, augmentation=augmentation, seed=int(seed), **values)
+
+
+def recipe_extras(recipe: TrainConfig) -> str:
+    """The recipe's settings the form does not show, as "name: value, ..."."""
+    return ", ".join(
+        f"{f.name.replace('_', ' ')}: {getattr(recipe, f.name)}"
+        for f in fields(recipe)
+        if f.name not in FORM_FIELDS and getattr(recipe, f.name) is not None
+    )
+
+
+# -- Dataset and Classify captions --------------------------------------------------------
+
+
+def gallery(dataset: Dataset, bike: str | None = None) -> list[tuple[str, Path]]:
+    """(caption, path) of every photo, training photos first; only `bike`'s if given."""
+    return [
+        (f"{dataset.classes[sample.label]} · {part}", sample.path)
+        for part, samples in (("train", dataset.train), ("validation", dataset.validation))
+        for sample in samples
+        if bike is None or dataset.classes[sample.label] == bike
+    ]
+
+
+def split_note(dataset: Dataset) -> str:
+    """Who decided the train/validation split, in words."""
+    if dataset.given_split:
+        return "given by the train/ and validation/ folders"
+    return "chosen here: a seeded share of each bike's photos held out for validation"
+
+
+def augmentation_names(augmentation) -> str:
+    """The augmentations switched on, as "flip, zoom, ...", or "no augmentation"."""
+    return ", ".join(k for k, v in vars(augmentation).items() if v) or "no augmentation"
+
+
+def prediction_row(name: str, data: bytes, prediction) -> dict:
+    """One classified photo for a results table: inline thumbnail, file, bike, confidence,
+    and every bike's probability (`prediction` is a `bikelib.Prediction`)."""
+    small = base64.b64encode(thumbnail(data, 96)).decode()
+    return {
+        "photo": f"data:image/jpeg;base64,{small}",
+        "file": name,
+        "bike": prediction.label,
+        "confidence": prediction.confidence,
+        **prediction.probabilities,
+    }

@@ -1,0 +1,358 @@
+"""Training in the background: one run per `TrainingJob`, in a child process.
+
+A `TrainingJob` runs `bikelib.train` in a child process (`python -m bikelib.jobs`,
+the `_child_main` below) watched by a background thread, so page reruns, other widgets
+and page switches do not interrupt it. A process-wide slot limit
+(`Settings.max_trainings`, 1) keeps a small shared box from running several trainings
+at once (each would only get slower and use more memory); the others wait, queued.
+Progress comes back as JSON lines and is kept in a `JobStatus` snapshot any thread can
+read. Plain Python: TensorFlow is imported only in the child.
+
+A shared server must never wedge, so the supervisor holds a few rules: at most
+`Settings.max_queue` runs wait for a slot (one more is refused with `ServerBusyError`);
+a run longer than `Settings.training_minutes` is ended and says so; Stop asks the child
+to end after its batch and terminates it when it has not started saving a few seconds
+later; and whatever goes wrong in the supervising thread, the child is ended and the
+slot released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import BikeLibError, ServerBusyError
+from .settings import APP_ROOT, settings
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 5.0  # after Stop, seconds the child has to reach saving before it is ended
+END_GRACE_S = 5.0  # after SIGTERM, seconds before SIGKILL
+BUSY = "The server is busy: try again in a few minutes."
+
+_slots_lock = threading.Lock()
+_slots: threading.BoundedSemaphore | None = None
+_waiting = 0  # jobs started but not yet holding a slot, process-wide
+
+
+def _training_slots() -> threading.BoundedSemaphore:
+    """Process-wide limit on simultaneous trainings (`Settings.max_trainings`)."""
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = threading.BoundedSemaphore(settings().max_trainings)
+        return _slots
+
+
+def _join_queue() -> None:
+    """Count one more waiting run, or refuse it when `Settings.max_queue` already wait."""
+    global _waiting
+    with _slots_lock:
+        if _waiting >= settings().max_queue:
+            raise ServerBusyError(BUSY)
+        _waiting += 1
+
+
+def _leave_queue() -> None:
+    global _waiting
+    with _slots_lock:
+        _waiting -= 1
+
+
+def _end(child: subprocess.Popen) -> None:
+    """Terminate a child process, and kill it if it does not go within END_GRACE_S."""
+    if child.poll() is not None:
+        return
+    with contextlib.suppress(OSError):
+        child.terminate()
+    try:
+        child.wait(END_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            child.kill()
+        child.wait()
+
+
+QUEUED, PREPARING, TRAINING, SAVING = "queued", "preparing", "training", "saving"
+DONE, STOPPED, FAILED = "done", "stopped", "failed"
+_ACTIVE = (QUEUED, PREPARING, TRAINING, SAVING)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A consistent snapshot of a training job, safe to read from any thread."""
+
+    state: str = QUEUED
+    epoch: int = 0  # 1-based epoch in progress (0 before the first batch)
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    fraction: float = 0.0
+    elapsed: float = 0.0  # seconds of training so far (after the photos are decoded)
+    seconds_left: float | None = None
+    history: tuple[dict, ...] = ()  # one row per finished epoch: epoch, loss, accuracy, val_*
+    error: str | None = None
+    model_dir: Path | None = None  # set once the model is saved
+    metrics: dict = field(default_factory=dict)
+    stop_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.state in _ACTIVE
+
+    @property
+    def finished(self) -> bool:
+        return not self.active
+
+    @property
+    def label(self) -> str:
+        """The progress bar's caption: which epoch, and the time left once it is known."""
+        if self.fraction >= 1 or self.state == SAVING:
+            return f"Epoch {self.epoch} of {self.epochs} done; checking and saving the model…"
+        if self.seconds_left is not None:
+            return f"Epoch {self.epoch} of {self.epochs}, about {self.seconds_left:.0f} s left"
+        return f"Epoch {self.epoch} of {self.epochs}"
+
+
+def _child_main() -> None:
+    """`python -m bikelib.jobs`: one training run for a TrainingJob, in its own process.
+
+    Reads (dataset, config, save_dir, name) as a pickle on stdin, then treats the end of
+    stdin as a stop request (the parent closes it to stop, and it also ends when the
+    parent is gone, so no training outlives the app). Reports JSON lines on stdout.
+    """
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything else printed (TF, warnings) goes to stderr, not the protocol
+    dataset, config, save_dir, name = pickle.load(sys.stdin.buffer)
+    stop = threading.Event()
+
+    def wait_for_stop() -> None:
+        sys.stdin.buffer.read()  # returns at end of input
+        stop.set()
+
+    threading.Thread(target=wait_for_stop, daemon=True).start()
+
+    def send(kind: str, payload: Any = None) -> None:
+        protocol.write(json.dumps([kind, payload]) + "\n")
+
+    from .artifacts import save_model
+    from .training import train
+
+    def report(progress) -> None:
+        fields = ("kind", "epoch", "epochs", "step", "steps", "elapsed", "logs")
+        payload = {key: getattr(progress, key) for key in fields}
+        send("progress", {**payload, "fraction": progress.fraction, "left": progress.seconds_left})
+
+    try:
+        result = train(dataset, config, on_progress=report, should_stop=stop.is_set)
+        send("saving")
+        save_model(result, save_dir, name=name)
+        metrics = {
+            **result.metrics,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "train_seconds": result.seconds,
+        }
+        send("finished", {"stopped": result.stopped, "metrics": metrics})
+    except BikeLibError as error:
+        send("failed", str(error))
+    except Exception as error:  # the parent shows one sentence; stderr keeps the trace
+        log.exception("training %s failed", Path(save_dir).name)
+        send("failed", f"Training failed: {type(error).__name__}: {error}")
+    protocol.flush()
+    sys.stderr.flush()
+    # Exit now: the stdin watcher is blocked in a read that would stall interpreter shutdown.
+    os._exit(0)
+
+
+class TrainingJob:
+    """One training run, supervised by a background thread: progress, stop, saved result.
+
+    The thread waits for a free training slot, then runs `bikelib.train` in a child
+    process (`python -m bikelib.jobs`) and relays its progress into a snapshot any
+    thread can read. The child saves the model (the best epoch so far when stopped) to
+    `save_dir` and exits.
+
+    Why a process and not just the thread: Streamlit calls `keras.backend.clear_session()`
+    after every script run (a fragment redrawing progress each second included), which
+    resets Keras' global state under a model being built or trained in another thread of
+    the same process. A child process is also the only way to hand a run's memory back
+    to the system on a small hosted instance, and it keeps the GIL free for the UI.
+    """
+
+    # The child's command line; tests put a misbehaving stand-in here.
+    command = (sys.executable, "-m", "bikelib.jobs")
+
+    def __init__(self, dataset, config, save_dir: str | os.PathLike, *, name: str | None = None):
+        self.dataset = dataset
+        self.config = config
+        self.save_dir = Path(save_dir)
+        self.name = name or self.save_dir.name
+        self.created = time.time()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen | None = None
+        self._stop_requested_at: float | None = None
+        self._ended_by: str | None = None  # "limit" or "stop" when the watchdog ended the child
+        self.limit_s = settings().training_minutes * 60
+        self._status = JobStatus(epochs=config.epochs)
+        self._thread = threading.Thread(
+            target=self._run, name=f"train-{self.save_dir.name}", daemon=True
+        )
+
+    @classmethod
+    def start(cls, dataset, config, save_dir: str | os.PathLike, **kwargs) -> TrainingJob:
+        """Create a job and start its thread; ServerBusyError when the queue is full."""
+        job = cls(dataset, config, save_dir, **kwargs)
+        _join_queue()
+        job._thread.start()
+        return job
+
+    def stop(self) -> None:
+        """Ask the run to end after the current batch; it keeps the best model so far.
+
+        A child that has not started saving STOP_GRACE_S seconds later (still decoding
+        photos, say, or hung) is terminated, and the job ends stopped without a model.
+        """
+        with self._lock:
+            self._stop.set()
+            self._status = replace(self._status, stop_requested=True)
+            if self._stop_requested_at is None:
+                self._stop_requested_at = time.monotonic()
+            child = self._child
+        if child is not None:
+            with contextlib.suppress(OSError, ValueError):
+                child.stdin.close()  # the child's signal to stop
+
+    def status(self) -> JobStatus:
+        with self._lock:
+            return self._status
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        """Block until the job has finished (or `timeout` passed); returns the status."""
+        self._thread.join(timeout)
+        return self.status()
+
+    def _update(self, **changes) -> None:
+        with self._lock:
+            self._status = replace(self._status, **changes)
+
+    def _on_progress(self, progress: dict) -> None:
+        changes = {
+            "state": TRAINING,
+            "seconds_left": progress["left"],
+            **{k: progress[k] for k in ("epoch", "epochs", "step", "steps", "elapsed", "fraction")},
+        }
+        if progress["kind"] == "epoch":
+            row = {"epoch": progress["epoch"], **progress["logs"]}
+            changes["history"] = (*self.status().history, row)
+        self._update(**changes)
+
+    def _run(self) -> None:
+        slots = _training_slots()
+        try:
+            while not slots.acquire(timeout=0.2):  # queued behind another session's training
+                if self._stop.is_set():
+                    self._update(state=STOPPED)
+                    return
+        finally:
+            _leave_queue()
+        try:
+            if self._stop.is_set():
+                self._update(state=STOPPED)
+                return
+            self._update(state=PREPARING)
+            self._supervise()
+        except Exception as error:  # a thread must report its failure, not die silently
+            log.exception("training job %s failed", self.save_dir.name)
+            self._update(state=FAILED, error=f"Training failed: {type(error).__name__}: {error}")
+        finally:
+            slots.release()
+
+    def _supervise(self) -> None:
+        """Start the child process and relay its messages until it has finished."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(APP_ROOT), env.get("PYTHONPATH")) if p)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        child = subprocess.Popen(
+            list(self.command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+        try:
+            self._relay(child)
+        finally:  # whatever went wrong here, no child outlives its job or keeps its slot
+            _end(child)
+
+    def _watch(self, child: subprocess.Popen, started: float) -> None:
+        """End the child past the run's wall-clock limit, or when a Stop went unheeded."""
+        while child.poll() is None:
+            now = time.monotonic()
+            with self._lock:
+                stop_at, state = self._stop_requested_at, self._status.state
+            if now - started > self.limit_s:
+                self._ended_by = "limit"
+            elif stop_at is not None and state != SAVING and now - stop_at > STOP_GRACE_S:
+                self._ended_by = "stop"
+            if self._ended_by:
+                _end(child)
+                return
+            time.sleep(0.1)
+
+    def _relay(self, child: subprocess.Popen) -> None:
+        """Feed the child its run, then relay its messages until it has finished."""
+        threading.Thread(target=self._watch, args=(child, time.monotonic()), daemon=True).start()
+        with contextlib.suppress(BrokenPipeError):  # a child that died at once is reported below
+            child.stdin.write(pickle.dumps((self.dataset, self.config, self.save_dir, self.name)))
+            child.stdin.flush()
+        with self._lock:
+            self._child = child  # from now on stop() closes stdin itself
+            stopped_meanwhile = self._stop.is_set()
+        if stopped_meanwhile:
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+        final = None
+        for line in child.stdout:
+            kind, payload = json.loads(line)
+            if kind == "progress":
+                self._on_progress(payload)
+            elif kind == "saving":
+                self._update(state=SAVING)
+            else:
+                final = (kind, payload)
+        child.wait()
+        if final is None and self._ended_by == "limit":
+            minutes = self.limit_s / 60
+            self._update(
+                state=FAILED,
+                error=f"The training ran past this server's limit of {minutes:g} minutes a run "
+                "and was ended; try fewer epochs or a smaller image size",
+            )
+        elif final is None and self._ended_by == "stop":
+            self._update(state=STOPPED)  # ended before it could save anything
+        elif final is None:
+            self._update(
+                state=FAILED,
+                error=f"The training process ended unexpectedly (exit code {child.returncode}); "
+                "the machine may be out of memory",
+            )
+        elif final[0] == "failed":
+            self._update(state=FAILED, error=final[1])
+        else:
+            self._update(
+                state=STOPPED if final[1]["stopped"] else DONE,
+                model_dir=self.save_dir,
+                metrics=final[1]["metrics"],
+            )
+
+
+if __name__ == "__main__":
+    _child_main()

@@ -1,0 +1,116 @@
+"""Helpers shared by the tests and the benchmarks (bench/app.py imports this file).
+
+No pytest here: generated photos and datasets, the app served by `streamlit run` on a
+free local port, and a script run in a fresh interpreter (to see what it imports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_BIKES = ROOT.parent / "shared" / "datasets" / "umea-bikes"
+
+# Easily told apart by colour, so a few epochs learn them: tests check plumbing, not skill.
+CLASS_COLOURS = {"blue-bike": (40, 70, 200), "green-bike": (40, 170, 60), "red-bike": (200, 40, 40)}
+
+
+def synthetic_photo(colour: tuple[int, int, int], seed: int, size=(96, 72)) -> Image.Image:
+    """A noisy picture dominated by one colour, with a random darker block in it."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (h, w, 3)), 0, 255)
+    x, y = rng.integers(0, w // 2), rng.integers(0, h // 2)
+    pixels[y : y + h // 3, x : x + w // 3] *= 0.4
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def photo_bytes(colour=(200, 40, 40), seed: int = 0, fmt: str = "PNG") -> bytes:
+    """`synthetic_photo` as the bytes of an upload (PNG unless `fmt` says otherwise)."""
+    buffer = io.BytesIO()
+    synthetic_photo(colour, seed).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def write_dataset(root: Path, per_class: int = 6, split: bool = False, fmt: str = "png") -> Path:
+    """Folders of synthetic photos: `root/<class>/` or `root/{train,validation}/<class>/`."""
+    for class_index, (name, colour) in enumerate(CLASS_COLOURS.items()):
+        for i in range(per_class):
+            part = ("validation" if i % 3 == 0 else "train") if split else ""
+            folder = root / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            synthetic_photo(colour, seed=class_index * 100 + i).save(folder / f"photo{i}.{fmt}")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(
+    env: dict, log_path: Path | None = None, timeout: float = 90
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`streamlit run streamlit_app.py` on a free port of 127.0.0.1: (server, url) once it
+    answers its health check; stopped after. Output goes to `log_path` (or nowhere)."""
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "streamlit", "run", "streamlit_app.py"),
+        *("--server.headless", "true", "--server.address", "127.0.0.1"),
+        *("--server.port", str(port), "--browser.gatherUsageStats", "false"),
+    ]
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(log_path.open("w")) if log_path else subprocess.DEVNULL
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + timeout
+            while True:
+                if server.poll() is not None:
+                    output = log_path.read_text()[-2000:] if log_path else ""
+                    raise RuntimeError(f"the app exited ({server.returncode}): {output}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the app did not become healthy in {timeout:.0f} s")
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                        if answer.read() == b"ok":
+                            break
+                except OSError:
+                    time.sleep(0.5)
+            yield server, url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def run_fresh(script: str, env: dict, *args: str, timeout: float = 600) -> dict:
+    """Run a Python `script` (AppTest, say) in a new interpreter at the repository root,
+    so what it imports is its own; returns its last line of output, read as JSON."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,112 @@
+"""The pages' plain-Python half (app_state.py), tested without Streamlit."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import photo_bytes, write_dataset
+
+import app_state
+from bikelib import Augmentation, TrainConfig, open_dataset
+from bikelib.artifacts import Prediction
+
+
+def test_the_train_form_maps_to_a_config_with_default_strengths():
+    recipe = TrainConfig.recommended("seed")
+    config = app_state.config_from_form(
+        recipe, flip=False, switched_on=["zoom", "rotation"], seed="7", epochs=3, image_size=96
+    )
+    defaults = Augmentation()
+    assert (config.arch, config.epochs, config.image_size, config.seed) == ("seed", 3, 96, 7)
+    assert config.learning_rate == recipe.learning_rate  # not on the form: the recipe's
+    assert config.augmentation == Augmentation(
+        flip=False,
+        zoom=defaults.zoom,
+        rotation=defaults.rotation,
+        translation=0.0,
+        brightness=0.0,
+        contrast=0.0,
+    )
+    # A recipe with an augmentation off still offers it at the default strength.
+    plain = TrainConfig(augmentation=Augmentation(zoom=0.0))
+    switches = {name: (label, on) for name, label, on in app_state.augmentation_switches(plain)}
+    assert switches["zoom"] == (f"Zoom ±{defaults.zoom:.0%}", False)
+    assert switches["rotation"] == (f"Rotation ±{defaults.rotation:g}°", True)
+    on = app_state.config_from_form(plain, flip=True, switched_on=["zoom"], seed=0)
+    assert on.augmentation.zoom == defaults.zoom and on.augmentation.rotation == 0.0
+    with pytest.raises(ValueError, match="epochs"):
+        app_state.config_from_form(recipe, flip=True, switched_on=[], seed=0, epochs=0)
+
+
+def test_form_choices_and_recipe_extras():
+    recipe = TrainConfig.recommended("seed")
+    assert 150 in app_state.form_choices(recipe, "image_size")
+    assert min(app_state.form_choices(recipe, "image_size")) >= 76  # the seed CNN's minimum
+    assert 32 in app_state.form_choices(TrainConfig(), "image_size")
+    batch_sizes = app_state.form_choices(TrainConfig(batch_size=12), "batch_size")
+    assert batch_sizes == [4, 8, 12, 16, 32, 64]
+    extras = app_state.recipe_extras(recipe)
+    assert "schedule: constant" in extras and "restore best: True" in extras
+    assert "epochs" not in extras and "steps per epoch" not in extras  # on the form / None
+
+
+def test_model_labels_and_the_chosen_model():
+    models = [
+        {
+            "path": "/m/new",
+            "name": "new",
+            "architecture": "default",
+            "shipped": False,
+            "metrics": {"val_accuracy": 0.875},
+        },
+        {"path": "/m/demo", "name": "demo", "architecture": "seed", "shipped": True},
+    ]
+    assert app_state.model_summary(models[0]) == "new · default · 88% validation accuracy"
+    assert app_state.model_summary(models[1]) == "demo · seed · 0% validation accuracy · shipped"
+    assert [app_state.model_name(m) for m in models] == ["new", "demo (shipped)"]
+    assert app_state.chosen_model(models, "/m/demo") is models[1]
+    assert app_state.chosen_model(models, "/gone") is models[0]
+    assert app_state.chosen_model([], None) is None
+    assert app_state.model_line(models[0]) == "**new**, 88% validation accuracy"
+    assert app_state.model_line(models[1]) == "**demo**"
+    assert app_state.model_line(None) == "none yet"
+    runs = app_state.past_runs(models)
+    assert [r["name"] for r in runs] == ["new", "demo (shipped)"]
+    assert "shipped" not in runs[0]
+
+
+def test_gallery_lists_training_then_validation_photos_with_captions(tmp_path):
+    dataset = open_dataset(write_dataset(tmp_path / "set", split=True))
+    everything = app_state.gallery(dataset)
+    assert len(everything) == len(dataset.samples)
+    assert everything[0][0].endswith(" · train") and everything[-1][0].endswith(" · validation")
+    bike = dataset.classes[0]
+    mine = app_state.gallery(dataset, bike)
+    assert mine and all(caption.startswith(f"{bike} · ") for caption, _ in mine)
+    assert {path for _, path in mine} == {
+        s.path for s in dataset.samples if dataset.classes[s.label] == bike
+    }
+    assert app_state.split_note(dataset).startswith("given by the train/")
+    assert app_state.split_note(open_dataset(write_dataset(tmp_path / "flat"))).startswith("chosen")
+
+
+def test_prediction_row_and_augmentation_names():
+    photo = photo_bytes((200, 40, 40), seed=1)
+    prediction = Prediction("red", 0.75, {"red": 0.75, "blue": 0.25})
+    row = app_state.prediction_row("a.png", photo, prediction)
+    assert row["photo"].startswith("data:image/jpeg;base64,/9j/")  # a JPEG's first bytes
+    assert {k: v for k, v in row.items() if k != "photo"} == {
+        "file": "a.png",
+        "bike": "red",
+        "confidence": 0.75,
+        "red": 0.75,
+        "blue": 0.25,
+    }
+    assert app_state.augmentation_names(Augmentation(zoom=0.0, contrast=0.0)) == (
+        "flip, rotation, translation, brightness"
+    )
+    assert (
+        app_state.augmentation_names(
+            Augmentation(flip=False, zoom=0, rotation=0, translation=0, brightness=0, contrast=0)
+        )
+        == "no augmentation"
+    )

@@ -1,0 +1,178 @@
+"""Background training jobs: real training in a child process, progress, stop, queue;
+and stand-in children that misbehave, for the rules that keep a shared server going."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+from helpers import write_dataset
+
+import app_state
+from bikelib import TrainConfig, jobs, load_model, open_dataset, read_meta
+from bikelib.errors import ServerBusyError
+from bikelib.jobs import TrainingJob
+from bikelib.sessions import Workspace
+
+FAST = {"image_size": 32, "batch_size": 8}
+
+
+def wait_until(condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def trained_job(tmp_path_factory):
+    """One real background training run (2 epochs, 32 px), shared by the tests below."""
+    root = tmp_path_factory.mktemp("job")
+    dataset = open_dataset(write_dataset(root / "data"), val_fraction=0.34)
+    job = TrainingJob.start(
+        dataset, TrainConfig(epochs=2, **FAST), root / "models" / "run-1", name="first run"
+    )
+    status = job.wait(timeout=300)
+    return job, status
+
+
+def test_a_job_trains_saves_and_reports_each_epoch(trained_job):
+    _, status = trained_job
+    assert status.state == jobs.DONE and status.error is None, status.error
+    assert status.fraction == 1.0 and status.epoch == 2
+    assert [row["epoch"] for row in status.history] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(status.history[0])
+    meta = read_meta(status.model_dir)
+    assert meta["name"] == "first run" and meta["metrics"]["epochs_run"] == 2
+    assert status.metrics["val_accuracy"] == meta["metrics"]["val_accuracy"]
+    classifier = load_model(status.model_dir)
+    assert classifier.classes == ["blue-bike", "green-bike", "red-bike"]
+
+
+def test_saved_models_and_run_tables(trained_job, monkeypatch, tmp_path):
+    _, status = trained_job
+    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(tmp_path / "sessions"))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(status.model_dir))
+    models = Workspace.for_session({}).saved_models()
+    assert [m["shipped"] for m in models] == [True]
+    rows = app_state.run_rows(models)
+    assert rows[0]["architecture"] == "default" and rows[0]["epochs"] == 2
+    assert rows[0]["augmentation"].startswith("flip")
+    curves = app_state.curve_rows(models)
+    assert {r["metric"] for r in curves} == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(curves) == 4 * 2
+
+
+def test_stop_keeps_the_best_model_and_a_second_job_waits_its_turn(tiny_dataset, tmp_path):
+    dataset = open_dataset(tiny_dataset)
+    first = TrainingJob.start(dataset, TrainConfig(epochs=500, **FAST), tmp_path / "first")
+    second = TrainingJob.start(dataset, TrainConfig(epochs=1, **FAST), tmp_path / "second")
+    try:
+        wait_until(lambda: len(first.status().history) >= 1)
+        assert second.status().state == jobs.QUEUED  # one training at a time by default
+        second.stop()
+        assert second.wait(timeout=10).state == jobs.STOPPED
+        assert second.status().model_dir is None and not (tmp_path / "second").exists()
+        first.stop()
+        status = first.wait(timeout=120)
+    finally:
+        first.stop()
+    assert status.state == jobs.STOPPED and status.stop_requested
+    assert 1 <= status.metrics["epochs_run"] < 500
+    assert read_meta(tmp_path / "first")["metrics"]["stopped_early"] is True
+
+
+def test_a_failed_run_says_why_in_one_sentence(tiny_dataset, tmp_path):
+    dataset = open_dataset(tiny_dataset)
+    for photo in (tiny_dataset / "red-bike").iterdir():
+        photo.write_bytes(b"no longer a photo")  # broken after the dataset was opened
+    status = TrainingJob.start(dataset, TrainConfig(epochs=1, **FAST), tmp_path / "m").wait(120)
+    assert status.state == jobs.FAILED
+    assert status.error == "No readable training photos for: red-bike"
+    assert status.model_dir is None
+
+
+def test_job_status_label_says_epoch_time_left_and_saving():
+    status = jobs.JobStatus(state=jobs.TRAINING, epoch=2, epochs=5, fraction=0.3)
+    assert status.label == "Epoch 2 of 5"
+    assert replace(status, seconds_left=41.6).label == "Epoch 2 of 5, about 42 s left"
+    saving = replace(status, state=jobs.SAVING, epoch=5)
+    assert saving.label == "Epoch 5 of 5 done; checking and saving the model…"
+
+
+# --- a shared server that never wedges: fast tests with stand-in child processes --------
+
+SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")  # ignores stop and stdin
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    """Run jobs with `command` as their child process, and a tiny config."""
+
+    def use(command):
+        monkeypatch.setattr(TrainingJob, "command", command)
+        return TrainConfig(epochs=1, **FAST)
+
+    return use
+
+
+def slot_is_free() -> bool:
+    slots = jobs._training_slots()
+    if slots.acquire(timeout=5):
+        slots.release()
+        return True
+    return False
+
+
+def test_whatever_goes_wrong_in_the_supervisor_the_child_is_ended_and_the_slot_freed(
+    stand_in, tmp_path
+):
+    garbage = "import time; print('not a protocol line', flush=True); time.sleep(60)"
+    config = stand_in((sys.executable, "-c", garbage))
+    job = TrainingJob.start(None, config, tmp_path / "m")
+    status = job.wait(timeout=20)
+    assert status.state == jobs.FAILED and status.error.startswith("Training failed: JSONDecode")
+    assert job._child.poll() is not None  # not left running beside the next training
+    assert slot_is_free()
+
+
+def test_a_full_queue_refuses_one_more_run_in_one_sentence(stand_in, monkeypatch, tmp_path):
+    monkeypatch.setenv("BIKE_RECOGNITION_MAX_QUEUE", "1")
+    config = stand_in(SLEEPER)
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session's training holds the only slot
+    waiting = None
+    try:
+        waiting = TrainingJob.start(None, config, tmp_path / "a")
+        with pytest.raises(ServerBusyError, match=r"^The server is busy: try again in a few"):
+            TrainingJob.start(None, config, tmp_path / "b")
+        waiting.stop()
+        assert waiting.wait(timeout=5).state == jobs.STOPPED
+        again = TrainingJob.start(None, config, tmp_path / "c")  # the queue has room again
+        again.stop()
+        assert again.wait(timeout=5).state == jobs.STOPPED
+    finally:
+        if waiting is not None:
+            waiting.stop()
+        slots.release()
+
+
+def test_a_run_past_the_time_limit_is_ended_and_says_so(stand_in, monkeypatch, tmp_path):
+    monkeypatch.setenv("BIKE_RECOGNITION_TRAINING_MINUTES", "0.01")  # 0.6 s
+    job = TrainingJob.start(None, stand_in(SLEEPER), tmp_path / "m")
+    status = job.wait(timeout=20)
+    assert status.state == jobs.FAILED
+    assert "ran past this server's limit of 0.01 minutes" in status.error
+    assert job._child.poll() is not None and slot_is_free()
+
+
+def test_stop_ends_a_child_that_does_not_listen(stand_in, monkeypatch, tmp_path):
+    monkeypatch.setattr(jobs, "STOP_GRACE_S", 0.5)
+    job = TrainingJob.start(None, stand_in(SLEEPER), tmp_path / "m")
+    wait_until(lambda: job._child is not None, timeout=10)
+    job.stop()
+    status = job.wait(timeout=20)
+    assert status.state == jobs.STOPPED and status.model_dir is None
+    assert job._child.poll() is not None and slot_is_free()

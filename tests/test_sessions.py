@@ -1,0 +1,113 @@
+"""Per-session storage: ids, folders, uploads, the photo set, source names, pruning."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from helpers import photo_bytes as png
+from helpers import synthetic_photo, write_dataset
+
+from bikelib import DatasetError, open_dataset, sessions
+from bikelib.sessions import Workspace
+from bikelib.settings import settings
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "sessions"
+    monkeypatch.setenv("BIKE_RECOGNITION_WORKDIR", str(root))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(tmp_path / "no-demo-data"))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(tmp_path / "no-demo-model"))
+    return root
+
+
+def test_a_session_gets_one_id_and_its_own_folders(workdir):
+    state: dict = {}
+    first = Workspace.for_session(state)
+    assert Workspace.for_session(state).path == first.path == workdir / state[sessions.SESSION_KEY]
+    assert not first.path.exists()  # nothing is created until something is stored
+    other = Workspace.for_session({})
+    assert other.path != first.path
+    upload = first.save_upload("../../etc/bikes.zip", b"zip bytes")
+    assert upload == first.path / "uploads" / "bikes.zip" and upload.read_bytes() == b"zip bytes"
+    assert not (other.path / "uploads").exists()
+
+
+def test_a_forged_session_id_is_replaced(workdir):
+    state = {sessions.SESSION_KEY: "../../somewhere-else"}
+    workspace = Workspace.for_session(state)
+    assert state[sessions.SESSION_KEY] != "../../somewhere-else"
+    assert workspace.path.parent == workdir
+    with pytest.raises(ValueError):
+        Workspace("../x")
+
+
+def test_pruning_removes_only_idle_session_folders(workdir):
+    old, recent = workdir / ("a" * 32), workdir / ("b" * 32)
+    foreign = workdir / "not-a-session"
+    for folder in (old, recent, foreign):
+        (folder / "models").mkdir(parents=True)
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    os.utime(foreign, (day_ago, day_ago))
+    assert sessions.prune_sessions(workdir, 24 * 3600) == [old]
+    assert not old.exists() and recent.exists() and foreign.exists()
+
+
+def test_photos_added_in_the_browser_make_a_dataset(workdir):
+    workspace = Workspace.for_session({})
+    assert workspace.add_photos("red bike", [("image.jpg", png(seed=1))]) == 1
+    assert workspace.add_photos("red bike", [("image.jpg", png(seed=2))]) == 1  # camera names
+    assert workspace.add_photos("red bike", [("again.jpg", png(seed=2))]) == 0  # same content
+    workspace.add_photos("blue  bike ", [(f"b{i}.png", png((40, 70, 200), i)) for i in range(2)])
+    assert workspace.photo_set_counts() == {"blue bike": 2, "red bike": 2}
+    dataset = open_dataset(workspace.photo_set)
+    assert dataset.classes == ("blue bike", "red bike")
+    assert workspace.source_kind(workspace.photo_set) == "photos"
+    workspace.remove_bike("blue bike")
+    assert workspace.photo_set_counts() == {"red bike": 2}
+
+
+@pytest.mark.parametrize("name", ["", "../up", ".hidden", "a/b", "x" * 51])
+def test_bike_names_must_be_folder_names(name):
+    with pytest.raises(DatasetError, match="bike name"):
+        Workspace.for_session({}).add_photos(name, [("p.png", png())])
+
+
+def test_only_photos_can_be_added():
+    with pytest.raises(DatasetError, match="is not a photo"):
+        Workspace.for_session({}).add_photos("bike", [("notes.txt", b"text")])
+
+
+def test_sources_are_described_for_people(tmp_path, monkeypatch):
+    demo = write_dataset(tmp_path / "demo")
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(demo))
+    workspace = Workspace.for_session({})
+    assert workspace.default_source() == demo
+    assert workspace.describe_source(demo) == "the built-in demo bikes"
+    zip_path = workspace.save_upload("mine.zip", b"")
+    assert workspace.describe_source(zip_path) == "uploaded mine.zip"
+    assert workspace.source_kind(zip_path) == "zip"
+    assert workspace.source_kind("/srv/photos") == "folder"
+    assert workspace.describe_source(None) == "none"
+
+
+def test_server_folders_can_be_switched_off(monkeypatch):
+    assert settings().server_folders
+    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "0")
+    assert not settings().server_folders
+
+
+def test_source_stamp_changes_when_photos_change(tiny_dataset):
+    before = sessions.source_stamp(tiny_dataset)
+    assert sessions.source_stamp(tiny_dataset) == before
+    synthetic_photo((1, 2, 3), 9).save(tiny_dataset / "red-bike" / "new.png")
+    assert sessions.source_stamp(tiny_dataset) != before
+
+
+def test_safe_filename():
+    assert sessions.safe_filename("../../a b?.JPG") == "a_b_.jpg"
+    assert sessions.safe_filename("...") == "file"
