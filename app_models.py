@@ -32,9 +32,10 @@ def pick_model(workspace: Workspace) -> tuple[str, bikelib.Classifier]:
     copy however many visitors use it, only ever used for prediction. Stops the page
     with a pointer to Train when there is no model yet.
     """
+    open_saved_model(workspace)
     models = workspace.saved_models()
     if not models:
-        st.info("There is no model yet: train a model first.")
+        st.info("There is no model yet: train a model first, or open one you saved.")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         st.stop()
     paths = [m["path"] for m in models]
@@ -49,6 +50,29 @@ def pick_model(workspace: Workspace) -> tuple[str, bikelib.Classifier]:
     with app_ui.sentence_on_error():
         classifier = _classifier(path, (Path(path) / "model.keras").stat().st_mtime)
     return path, classifier
+
+
+def open_saved_model(workspace: Workspace) -> None:
+    """Upload a model zip this app offered for download; it becomes the chosen model.
+
+    In the sidebar, under the pages that choose a model: a reload of the tab starts a new
+    session, and this is how the models downloaded before come back.
+    """
+    with st.sidebar.expander("Open a saved model", icon=":material/upload_file:"):
+        upload = st.file_uploader(
+            "A model .zip downloaded from this app",
+            type=["zip"],
+            key="open_model",
+            help="Checked before it is loaded, and loaded so that no code inside it can run.",
+        )
+    opened = st.session_state.setdefault("opened_models", {})
+    if upload is None or upload.file_id in opened:
+        return
+    with app_ui.sentence_on_error(), st.spinner("Checking the model…"):
+        directory = workspace.open_model_zip(upload.getvalue())
+    opened[upload.file_id] = str(directory)
+    st.session_state[app_state.MODEL_PATH] = str(directory)
+    st.toast(f"Opened {upload.name}", icon=":material/check_circle:")
 
 
 def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:

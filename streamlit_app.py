@@ -4,7 +4,13 @@ Builds the navigation over the page scripts in `pages/`; each page is a thin scr
 over `bikelib`. Only this file sets the page config, so every page shares it.
 """
 
+import os
+
 import streamlit as st
+
+# TensorFlow's C++ start-up chatter (INFO and WARNING lines) stays out of the server log;
+# set before any page imports TensorFlow. Its oneDNN notice is printed regardless.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 st.set_page_config(page_title="Bike Recognition", page_icon="🚲", layout="wide")
 

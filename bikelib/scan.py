@@ -224,7 +224,7 @@ def thumbnails(
     photos: Iterable[tuple[str, object]], names: Iterable[str], size: int = 96
 ) -> dict[str, bytes]:
     """JPEG thumbnails of the named photos (one more pass over the listing, streamed)."""
-    from .quality import thumbnail
+    from .images import thumbnail
 
     wanted, found = set(names), {}
     for name, source in photos:

@@ -248,6 +248,18 @@ class Workspace:
             candidate = base.with_name(f"{base.name}-{n}")
         return candidate
 
+    def open_model_zip(self, data: bytes) -> Path:
+        """Put a model zip the app offered for download back among this session's models.
+
+        Checked and loaded in safe mode first (`bikelib.portable.import_zip`): anything
+        that is not a model of this app is refused with one sentence.
+        """
+        from .portable import import_zip  # loads Keras: only when a zip is opened
+
+        directory = import_zip(data, self.new_model_dir("opened"))
+        self.prune_models()
+        return directory
+
     def saved_models(self) -> list[dict]:
         """This session's models and the shipped demo model: model.json + path, newest first.
 

@@ -75,8 +75,8 @@ def toggle(at, label: str):
 def test_without_any_model_it_asks_to_train_one_first(app_env, monkeypatch):
     monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(app_env / "none"))
     at = classify_page()
-    assert at.info[0].value == "There is no model yet: train a model first."
-    assert not at.file_uploader
+    assert at.info[0].value == "There is no model yet: train a model first, or open one you saved."
+    assert [u.key for u in at.file_uploader] == ["open_model"]  # no photos without a model
 
 
 def test_the_shipped_model_is_ready_on_first_start(app_env, shipped_model):
@@ -138,7 +138,7 @@ def test_sessions_do_not_see_each_others_models(app_env, shipped_model, monkeypa
     mine.run()
     assert mine.selectbox[0].value == str(models / "my-model")
     theirs.run()
-    assert theirs.info[0].value == "There is no model yet: train a model first."
+    assert theirs.info[0].value.startswith("There is no model yet")
 
 
 def test_cards_lead_with_the_verdict_and_show_the_threshold_trade_off(app_env, shipped_model):
@@ -211,3 +211,23 @@ def test_a_model_without_a_calibrated_threshold_shows_the_old_answer(
     heading = next(m.value for m in at.markdown if m.value.startswith("### "))
     assert heading.endswith("% sure")
     assert heading.split("  \n")[0] == f"### {load_model(old).predict(red).label}"
+
+
+def test_a_downloaded_model_opens_again_and_becomes_the_chosen_one(app_env, shipped_model):
+    from bikelib import export_zip
+
+    at = classify_page()
+    opener = next(u for u in at.file_uploader if u.key == "open_model")
+    opener.set_value(("mine.zip", export_zip(shipped_model), "application/zip")).run()
+    assert not at.exception and not at.error
+    opened = at.selectbox[0].value
+    assert opened != str(shipped_model) and "/models/opened-" in opened
+    assert load_model(opened).classes == load_model(shipped_model).classes
+
+
+def test_a_file_that_is_not_a_model_is_refused_with_one_sentence(app_env):
+    at = classify_page()
+    opener = next(u for u in at.file_uploader if u.key == "open_model")
+    opener.set_value(("notes.zip", b"not a zip at all", "application/zip")).run()
+    assert not at.exception
+    assert at.error[0].value.startswith("This file is not a model saved by Bike Recognition")

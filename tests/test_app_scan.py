@@ -6,7 +6,7 @@ import io
 import zipfile
 
 import pytest
-from conftest import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
+from helpers import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
 from streamlit.testing.v1 import AppTest
 
 from bikelib import TrainConfig, load_model, open_dataset, openset, save_model, train
@@ -65,8 +65,8 @@ def uploads() -> list[tuple[str, bytes, str]]:
 def test_without_any_model_it_asks_to_train_one_first(app_env, monkeypatch):
     monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(app_env / "none"))
     at = scan_page()
-    assert at.info[0].value == "There is no model yet: train a model first."
-    assert not at.file_uploader
+    assert at.info[0].value == "There is no model yet: train a model first, or open one you saved."
+    assert [u.key for u in at.file_uploader] == ["open_model"]  # no listings without a model
 
 
 def test_upload_scan_ranked_table_unreadable_listed_and_csv(app_env, shipped_model, monkeypatch):

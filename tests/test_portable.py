@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import write_dataset
+from helpers import write_dataset
 
 from bikelib import (
     ModelLoadError,

@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, synthetic_photo, write_dataset
+from helpers import CLASS_COLOURS, synthetic_photo, write_dataset
 from PIL import Image
 
 from bikelib import DatasetError, TrainConfig, load_model, open_dataset, openset, save_model, train
