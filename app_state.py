@@ -7,13 +7,14 @@ data into labels, rows and settings, so it is unit-tested without a browser
 - the `st.session_state` keys more than one page reads or writes;
 - labels and table rows for saved models (pickers, "past runs", overlaid curves);
 - the Train form: the choices its sliders offer and the mapping to a `TrainConfig`;
-- captions for the Dataset gallery and the Classify results table.
+- captions for the Dataset gallery and the Classify results table;
+- whether this visitor may read folders of the server (Dataset page).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,30 @@ SPLIT = "split"  # {"val_fraction", "seed"} of the last training, so Dataset sho
 TRAIN_CONFIG = "train_config"  # the last TrainConfig started, for the augmentation preview
 MODEL_PATH = "model_path"  # str path of the model picked last (Train, Classify, Home)
 JOB = "job"  # the session's TrainingJob, running or finished
+
+
+# -- server folders ---------------------------------------------------------------------
+
+# Headers a reverse proxy adds: with one in between, the peer address is the proxy's.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host")
+
+
+def server_folders_offered(
+    setting: bool | None, ip_address: object, headers: Mapping[str, str]
+) -> bool:
+    """Whether the Dataset page offers "a folder on the server" to this browser.
+
+    `setting` is `Settings.server_folders`: True or False decides; None (unset) offers it
+    only to a browser on the server's own machine. Streamlit's `st.context.ip_address` is
+    None for a loopback peer (127.0.0.1, ::1) and also when it knows no peer at all, so a
+    connection counts as local only when it also has handshake headers (a real browser)
+    and none a proxy adds. A reverse proxy on the same machine that adds none of them
+    looks local: such a server sets BIKE_RECOGNITION_SERVER_FOLDERS=0.
+    """
+    if setting is not None:
+        return setting
+    names = {name.lower() for name in headers}
+    return ip_address is None and bool(names) and not names & set(PROXY_HEADERS)
 
 
 # -- saved models -----------------------------------------------------------------------

@@ -80,7 +80,15 @@ def test_a_broken_zip_is_one_sentence_and_keeps_the_dataset(app_env):
     assert at.subheader[0].value == "Showing the built-in demo bikes"
 
 
+def test_a_folder_on_the_server_is_off_unless_switched_on(app_env, monkeypatch):
+    # AppTest has no browser connection: like a visitor from elsewhere, it is not offered.
+    assert "folder" not in dataset_page().button_group[0].options
+    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "0")
+    assert "folder" not in dataset_page().button_group[0].options
+
+
 def test_a_folder_on_the_server(app_env, monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "1")
     folder = write_dataset(app_env / "folder", per_class=5)
     at = dataset_page()
     at.button_group[0].set_value("folder").run()
@@ -90,9 +98,11 @@ def test_a_folder_on_the_server(app_env, monkeypatch):
     assert metrics(at)["Photos"] == "15"
     at.text_input[0].input(str(app_env / "nowhere"))
     at.get("form_submit_button")[0].click().run()
-    assert [e.value for e in at.error] == [f"Dataset not found: {app_env / 'nowhere'}"]
-    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "0")
-    assert "folder" not in dataset_page().button_group[0].options
+    assert [e.value for e in at.error] == ["That folder cannot be used."]
+    assert at.session_state["dataset_source"] == str(folder)  # the last good one stays
+    at.text_input[0].input(str(folder / "red-bike" / "photo0.png"))
+    at.get("form_submit_button")[0].click().run()
+    assert [e.value for e in at.error] == ["That folder cannot be used."]
 
 
 def test_photos_added_here_by_upload_and_camera(app_env):

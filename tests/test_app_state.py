@@ -110,3 +110,19 @@ def test_prediction_row_and_augmentation_names():
         )
         == "no augmentation"
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "ip", "headers", "offered"),
+    [
+        (True, "203.0.113.9", {"Host": "bikes.example"}, True),  # switched on: everyone
+        (False, None, {"Host": "localhost:8501"}, False),  # switched off: nobody
+        (None, None, {"Host": "localhost:8501"}, True),  # a browser on this machine
+        (None, "203.0.113.9", {"Host": "bikes.example"}, False),  # from elsewhere
+        (None, None, {}, False),  # no browser connection known (None means either)
+        (None, None, {"Host": "x", "X-Forwarded-For": "203.0.113.9"}, False),  # a proxy
+        (None, object(), {"Host": "x"}, False),  # anything but None is not loopback
+    ],
+)
+def test_server_folders_are_offered_only_when_switched_on_or_local(setting, ip, headers, offered):
+    assert app_state.server_folders_offered(setting, ip, headers) is offered
