@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bikelib import TrainConfig, read_meta
+from bikelib.artifacts import FORMAT
 
 APP = str(ROOT / "streamlit_app.py")
 
@@ -40,6 +42,23 @@ def run_until(at: AppTest, condition, timeout=240.0) -> None:
         time.sleep(0.5)
         at.run()
         assert not at.exception, at.exception
+
+
+def fake_model(folder: Path, val_accuracy: float, classes=("a", "b", "c"), **meta) -> Path:
+    """A model.json (and an empty model.keras) that lists and shows, never loads."""
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(b"")
+    description = {
+        "format": FORMAT,
+        "classes": list(classes),
+        "image_size": 32,
+        "architecture": "default",
+        "created": "2026-11-30T10:00:00",
+        "metrics": {"val_accuracy": val_accuracy, "val_loss": 1.0, "epochs_run": 3},
+        **meta,
+    }
+    (folder / "model.json").write_text(json.dumps(description))
+    return folder
 
 
 def test_the_form_starts_from_each_architectures_recipe(app_env):
@@ -148,5 +167,27 @@ def test_a_run_stopped_while_queued_says_no_model_was_saved(app_env):
         at.run()
         assert not at.exception
         assert at.info[-1].value == "The training was stopped before a model was saved."
+    finally:
+        slots.release()
+
+
+def test_while_a_run_waits_or_trains_the_earlier_models_are_not_shown(app_env, monkeypatch):
+    from bikelib import jobs
+
+    shipped = fake_model(app_env / "shipped", 0.9, name="earlier model")
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(shipped))
+    at = train_page()
+    assert [h.value for h in at.header] == ["Results", "Past runs"]
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains: this run waits
+    try:
+        at.get("form_submit_button")[0].click().run()
+        assert at.session_state["job"].status().active
+        assert not at.header and not at.metric and not at.dataframe
+        assert "come back when this training has finished" in at.caption[-1].value
+        widget(at.button, "Stop training").click().run()
+        at.session_state["job"].wait(timeout=10)
+        at.run()
+        assert [h.value for h in at.header] == ["Results", "Past runs"]
     finally:
         slots.release()
