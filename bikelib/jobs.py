@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import pickle
+import statistics
 import subprocess
 import sys
 import threading
@@ -124,6 +125,34 @@ class JobStatus:
         return f"Epoch {self.epoch} of {self.epochs}"
 
 
+def steady_seconds_left(
+    epoch_ends: list[float], first_batch: float | None, progress: dict
+) -> float | None:
+    """Seconds left in a run, from its steady pace rather than its start-up.
+
+    The first epoch pays for building the graph and warming caches, often several
+    times a later epoch; dividing the time so far by the share done would overstate
+    what is left for the whole run. So: the median epoch after the first, once two
+    epochs have finished; in the second epoch, its own pace so far; in the first, the
+    pace of the batches after the first one. `epoch_ends` are the `elapsed` seconds at
+    the end of each finished epoch, `first_batch` those at the first batch, `progress`
+    the child's report (epoch, epochs, step, steps, elapsed). None while unknown.
+    """
+    epoch, epochs = progress["epoch"], progress["epochs"]
+    steps, elapsed = max(progress["steps"], 1), progress["elapsed"]
+    done = min(progress["step"] / steps, 1.0)  # share of the current epoch
+    if len(epoch_ends) >= 2:
+        durations = [b - a for a, b in zip([0.0, *epoch_ends], epoch_ends, strict=False)]
+        per_epoch = statistics.median(durations[1:])
+    elif len(epoch_ends) == 1 and epoch >= 2 and done > 0:
+        per_epoch = (elapsed - epoch_ends[0]) / done
+    elif epoch == 1 and first_batch is not None and progress["step"] >= 2:
+        per_epoch = (elapsed - first_batch) / (progress["step"] - 1) * steps
+    else:
+        return None
+    return max(per_epoch * (epochs - epoch + 1 - done), 0.0)
+
+
 def _child_main() -> None:
     """`python -m bikelib.jobs`: one training run for a TrainingJob, in its own process.
 
@@ -206,6 +235,8 @@ class TrainingJob:
         self._ended_by: str | None = None  # "limit" or "stop" when the watchdog ended the child
         self.limit_s = settings().training_minutes * 60
         self._status = JobStatus(epochs=config.epochs)
+        self._epoch_ends: list[float] = []  # elapsed s at each epoch's end, for time left
+        self._first_batch: float | None = None  # elapsed s at the first batch
         self._thread = threading.Thread(
             target=self._run, name=f"train-{self.save_dir.name}", daemon=True
         )
@@ -248,9 +279,13 @@ class TrainingJob:
             self._status = replace(self._status, **changes)
 
     def _on_progress(self, progress: dict) -> None:
+        if self._first_batch is None:
+            self._first_batch = progress["elapsed"]
+        if progress["kind"] == "epoch":
+            self._epoch_ends.append(progress["elapsed"])
         changes = {
             "state": TRAINING,
-            "seconds_left": progress["left"],
+            "seconds_left": steady_seconds_left(self._epoch_ends, self._first_batch, progress),
             **{k: progress[k] for k in ("epoch", "epochs", "step", "steps", "elapsed", "fraction")},
         }
         if progress["kind"] == "epoch":
