@@ -133,6 +133,15 @@ def curve_rows(models: list[dict]) -> list[dict]:
     return rows
 
 
+def queue_note(place: int | None) -> str:
+    """What a run waiting for a training slot says: its place in the server's queue."""
+    waiting = "Waiting for another training on this server to finish"
+    if place is None or place <= 1:
+        return f"{waiting}: this run is next."
+    ahead = place - 1
+    return f"{waiting}: place {place} in the queue ({ahead} more run{'s' * (ahead > 1)} first)."
+
+
 # -- the Train form ---------------------------------------------------------------------
 
 # The choices the form's sliders offer (each recipe's own value is added to them).

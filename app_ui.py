@@ -248,13 +248,12 @@ def live(job: TrainingJob) -> None:
     if status.finished:
         st.rerun()  # the whole page shows the results now
     if status.state == QUEUED:
-        st.info(
-            "Waiting for another training on this server to finish…",
-            icon=":material/hourglass_top:",
-        )
-    elif not status.epoch:
-        st.info("Preparing the photos…", icon=":material/hourglass_top:")
-    st.progress(status.fraction, status.label)
+        place = job.queue_position()
+        st.info(app_state.queue_note(place), icon=":material/hourglass_top:")
+    else:
+        if not status.epoch:
+            st.info("Preparing the photos…", icon=":material/hourglass_top:")
+        st.progress(status.fraction, status.label)
     if status.history:
         learning_curves(list(status.history))
     if status.stop_requested:

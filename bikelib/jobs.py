@@ -43,7 +43,7 @@ BUSY = "The server is busy: try again in a few minutes."
 
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
-_waiting = 0  # jobs started but not yet holding a slot, process-wide
+_waiting: list[TrainingJob] = []  # jobs started but not yet holding a slot, oldest first
 
 
 def _training_slots() -> threading.BoundedSemaphore:
@@ -55,19 +55,23 @@ def _training_slots() -> threading.BoundedSemaphore:
         return _slots
 
 
-def _join_queue() -> None:
-    """Count one more waiting run, or refuse it when `Settings.max_queue` already wait."""
-    global _waiting
+def _join_queue(job: TrainingJob) -> None:
+    """Queue one more waiting run, or refuse it when `Settings.max_queue` already wait."""
     with _slots_lock:
-        if _waiting >= settings().max_queue:
+        if len(_waiting) >= settings().max_queue:
             raise ServerBusyError(BUSY)
-        _waiting += 1
+        _waiting.append(job)
 
 
-def _leave_queue() -> None:
-    global _waiting
+def _leave_queue(job: TrainingJob) -> None:
     with _slots_lock:
-        _waiting -= 1
+        _waiting.remove(job)
+
+
+def _place(job: TrainingJob) -> int | None:
+    """`job`'s 1-based place among the runs waiting for a slot; None when not waiting."""
+    with _slots_lock:
+        return _waiting.index(job) + 1 if job in _waiting else None
 
 
 def _end(child: subprocess.Popen) -> None:
@@ -245,7 +249,7 @@ class TrainingJob:
     def start(cls, dataset, config, save_dir: str | os.PathLike, **kwargs) -> TrainingJob:
         """Create a job and start its thread; ServerBusyError when the queue is full."""
         job = cls(dataset, config, save_dir, **kwargs)
-        _join_queue()
+        _join_queue(job)
         job._thread.start()
         return job
 
@@ -264,6 +268,11 @@ class TrainingJob:
         if child is not None:
             with contextlib.suppress(OSError, ValueError):
                 child.stdin.close()  # the child's signal to stop
+
+    def queue_position(self) -> int | None:
+        """1 when this run is next for a training slot, 2 behind one other run, ...;
+        None once it has a slot (or has ended)."""
+        return _place(self)
 
     def status(self) -> JobStatus:
         with self._lock:
@@ -296,12 +305,15 @@ class TrainingJob:
     def _run(self) -> None:
         slots = _training_slots()
         try:
-            while not slots.acquire(timeout=0.2):  # queued behind another session's training
+            # First come, first served: only the run at the head of the queue takes a slot.
+            while not (_place(self) == 1 and slots.acquire(timeout=0.2)):
                 if self._stop.is_set():
                     self._update(state=STOPPED)
                     return
+                if _place(self) != 1:
+                    time.sleep(0.2)
         finally:
-            _leave_queue()
+            _leave_queue(self)
         try:
             if self._stop.is_set():
                 self._update(state=STOPPED)

@@ -126,3 +126,9 @@ def test_prediction_row_and_augmentation_names():
 )
 def test_server_folders_are_offered_only_when_switched_on_or_local(setting, ip, headers, offered):
     assert app_state.server_folders_offered(setting, ip, headers) is offered
+
+
+def test_a_waiting_run_says_its_place_in_the_queue():
+    assert app_state.queue_note(1).endswith(": this run is next.")
+    assert app_state.queue_note(2).endswith(": place 2 in the queue (1 more run first).")
+    assert app_state.queue_note(4).endswith(": place 4 in the queue (3 more runs first).")

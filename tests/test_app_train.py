@@ -191,3 +191,27 @@ def test_while_a_run_waits_or_trains_the_earlier_models_are_not_shown(app_env, m
         assert [h.value for h in at.header] == ["Results", "Past runs"]
     finally:
         slots.release()
+
+
+def test_a_waiting_run_shows_its_place_in_the_queue_not_an_empty_bar(app_env):
+    from bikelib import jobs
+
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains...
+    theirs = jobs.TrainingJob.start(None, TrainConfig(epochs=1), app_env / "theirs")
+    try:
+        at = train_page()
+        at.get("form_submit_button")[0].click().run()
+        mine = at.session_state["job"]
+        assert mine.queue_position() == 2 and theirs.queue_position() == 1
+        assert at.info[0].value.endswith("place 2 in the queue (1 more run first).")
+        assert not at.get("progress")
+        theirs.stop()
+        assert theirs.wait(timeout=10).state == jobs.STOPPED
+        at.run()
+        assert at.info[0].value.endswith("this run is next.")
+        widget(at.button, "Stop training").click().run()
+        assert mine.wait(timeout=10).state == jobs.STOPPED and mine.queue_position() is None
+    finally:
+        theirs.stop()
+        slots.release()
