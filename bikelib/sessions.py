@@ -42,6 +42,7 @@ _BIKE_NAME = re.compile(r"^[\w][\w .()'+-]{0,49}$")
 # One answer for every refused server folder (missing, a file, unreadable, or one of the
 # app's own folders), so the Dataset page cannot be used to probe the server's disk.
 FOLDER_REFUSED = "That folder cannot be used."
+NO_BIKE_NAME = "Give the bike a name first."
 
 
 def safe_filename(name: str, default: str = "file") -> str:
@@ -55,6 +56,8 @@ def safe_filename(name: str, default: str = "file") -> str:
 def check_bike_name(name: str) -> str:
     """A bike (class) name usable as a folder name, or DatasetError saying why not."""
     name = " ".join(name.split())
+    if not name:
+        raise DatasetError(NO_BIKE_NAME)
     if not _BIKE_NAME.match(name):
         raise DatasetError(
             "A bike name needs 1-50 letters, digits, spaces or - _ . ( ) ' + "

@@ -134,6 +134,26 @@ def test_a_bad_bike_name_is_refused(app_env):
     assert at.error[0].value.startswith("A bike name needs 1-50 letters")
 
 
+def test_a_missing_bike_name_is_asked_for_and_the_photos_stay(app_env):
+    at = dataset_page()
+    at.button_group[0].set_value("photos").run()
+    at.file_uploader[0].set_value([("a.png", photo(seed=1), "image/png")])
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Give the bike a name first."]
+    assert [f.name for f in at.file_uploader[0].value] == ["a.png"]  # not cleared
+    at.text_input(key="bike_name").input("red bike").run()
+    at.get("form_submit_button")[0].click().run()  # no need to choose them again
+    assert not at.error
+    assert "**red bike**: 1 photos" in at.markdown[-1].value
+    assert not at.file_uploader[0].value  # added: a fresh, empty uploader
+    remove = next(s for s in at.selectbox if s.label == "Remove a bike")
+    assert remove.value is None and remove.options == ["red bike"]
+    remove.set_value("red bike").run()
+    next(b for b in at.button if b.label == "Remove red bike").click().run()
+    assert not at.markdown or "red bike" not in at.markdown[-1].value
+
+
 def test_augmentation_preview(app_env):
     at = dataset_page()
     at.session_state["dataset_tab"] = "Augmentation preview"

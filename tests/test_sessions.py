@@ -71,10 +71,17 @@ def test_photos_added_in_the_browser_make_a_dataset(workdir):
     assert workspace.photo_set_counts() == {"red bike": 2}
 
 
-@pytest.mark.parametrize("name", ["", "../up", ".hidden", "a/b", "x" * 51])
+@pytest.mark.parametrize("name", ["../up", ".hidden", "a/b", "x" * 51])
 def test_bike_names_must_be_folder_names(name):
     with pytest.raises(DatasetError, match="bike name"):
         Workspace.for_session({}).add_photos(name, [("p.png", png())])
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_missing_bike_name_is_asked_for_in_plain_words(name):
+    with pytest.raises(DatasetError) as raised:
+        Workspace.for_session({}).add_photos(name, [("p.png", png())])
+    assert str(raised.value) == "Give the bike a name first."
 
 
 def test_only_photos_can_be_added():
