@@ -201,13 +201,33 @@ def config_from_form(
     return replace(recipe, augmentation=augmentation, seed=int(seed), **values)
 
 
+# The recipe's settings the form does not show, each in words (None: say nothing).
+RECIPE_WORDS = {
+    "schedule": lambda v: {
+        "cosine": "learning rate warms up, then eases off to zero (cosine)",
+        "constant": "constant learning rate",
+    }.get(v, f"{v} learning-rate schedule"),
+    "weight_decay": lambda v: f"AdamW, weight decay {v:g}" if v else "Adam (no weight decay)",
+    "label_smoothing": lambda v: f"label smoothing {v:g} (less over-confident)" if v else None,
+    "restore_best": lambda v: (
+        "keeps the best epoch's weights" if v else "keeps the last epoch's weights"
+    ),
+    "steps_per_epoch": lambda v: f"{v} batches an epoch" if v else None,
+    "strangers": lambda v: f"{v} photos of other bikes taught to match none" if v else None,
+}
+
+
 def recipe_extras(recipe: TrainConfig) -> str:
-    """The recipe's settings the form does not show, as "name: value, ..."."""
-    return ", ".join(
-        f"{f.name.replace('_', ' ')}: {getattr(recipe, f.name)}"
-        for f in fields(recipe)
-        if f.name not in FORM_FIELDS and getattr(recipe, f.name) is not None
-    )
+    """The recipe's settings the form does not show, in words: "keeps the best epoch's
+    weights", never raw Python values such as "restore best: True"."""
+    words = []
+    for f in fields(recipe):
+        value = getattr(recipe, f.name)
+        if f.name in FORM_FIELDS or value is None:
+            continue
+        say = RECIPE_WORDS.get(f.name)
+        words.append(say(value) if say else f"{f.name.replace('_', ' ')} {value}")
+    return ", ".join(w for w in words if w)
 
 
 # -- Dataset and Classify captions --------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from helpers import photo_bytes, write_dataset
 
@@ -45,8 +47,17 @@ def test_form_choices_and_recipe_extras():
     batch_sizes = app_state.form_choices(TrainConfig(batch_size=12), "batch_size")
     assert batch_sizes == [4, 8, 12, 16, 32, 64]
     extras = app_state.recipe_extras(recipe)
-    assert "schedule: constant" in extras and "restore best: True" in extras
-    assert "epochs" not in extras and "steps per epoch" not in extras  # on the form / None
+    assert (
+        extras == "constant learning rate, Adam (no weight decay), keeps the best epoch's weights"
+    )
+    assert "True" not in extras and ":" not in extras  # words, not Python values
+    assert "epochs" not in extras and "batches" not in extras  # on the form / None
+    default = app_state.recipe_extras(TrainConfig.recommended("default"))
+    assert default.startswith("learning rate warms up, then eases off to zero (cosine), AdamW")
+    assert "label smoothing 0.1" in default
+    other = replace(recipe, restore_best=False, strangers=100, steps_per_epoch=80)
+    assert "keeps the last epoch's weights" in app_state.recipe_extras(other)
+    assert "80 batches an epoch" in app_state.recipe_extras(other)
 
 
 def test_model_labels_and_the_chosen_model():
