@@ -83,9 +83,27 @@ def model_summary(meta: dict) -> str:
     )
 
 
+CHANCE_FACTOR = 1.5  # at most 1.5 x the accuracy of guessing counts as "about chance"
+CHANCE_NOTE = (
+    "This model guesses at about chance level: its validation accuracy is no better "
+    "than picking a bike at random. Train longer (more epochs) or with more photos; "
+    "it is not used as this session's model unless you pick it."
+)
+
+
+def near_chance(meta: dict) -> bool:
+    """Whether a saved model's validation accuracy is at most 1.5 / number of bikes,
+    about what guessing gets (say a run stopped after its first epoch)."""
+    accuracy = meta.get("metrics", {}).get("val_accuracy")
+    bikes = len(meta.get("classes", ()))
+    return accuracy is not None and bikes > 1 and accuracy <= CHANCE_FACTOR / bikes
+
+
 def chosen_model(models: list[dict], path: str | None) -> dict | None:
-    """The model saved at `path`, else the newest one (None when there are none)."""
-    return next((m for m in models if m["path"] == path), models[0] if models else None)
+    """The model saved at `path`, else the newest one that does better than chance
+    (else the newest; None when there are none)."""
+    fallback = next((m for m in models if not near_chance(m)), models[0] if models else None)
+    return next((m for m in models if m["path"] == path), fallback)
 
 
 def run_rows(models: list[dict]) -> list[dict]:

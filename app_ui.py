@@ -87,6 +87,8 @@ def thumbnails(paths, size: int = 160) -> list[bytes | None]:
 def model_results(meta: dict) -> None:
     """What a saved model learned: metrics, curves, confusion matrix, mistakes, download."""
     metrics, evaluation = meta.get("metrics", {}), meta.get("evaluation")
+    if app_state.near_chance(meta):
+        st.warning(app_state.CHANCE_NOTE, icon=":material/warning:")
     numbers = st.columns(4)
     if "val_accuracy" in metrics:
         numbers[0].metric("Validation accuracy", f"{metrics['val_accuracy']:.0%}")

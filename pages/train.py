@@ -58,7 +58,10 @@ elif job is not None and job.status().model_dir is None:
     st.info("The training was stopped before a model was saved.")
 elif job is not None and st.session_state.get("announced") is not job:
     status = job.status()
-    st.session_state.update({"announced": job, state.MODEL_PATH: str(status.model_dir)})
+    st.session_state["announced"] = job
+    saved = {m["path"]: m for m in workspace.saved_models()}.get(str(status.model_dir), {})
+    if not state.near_chance(saved):  # a model that only guesses is not made the default
+        st.session_state[state.MODEL_PATH] = str(status.model_dir)
     stopped = " (stopped early; the best epoch so far was kept)" if status.state == STOPPED else ""
     st.success(
         f"Model saved as **{status.model_dir.name}**{stopped}.", icon=":material/check_circle:"

@@ -215,3 +215,28 @@ def test_a_waiting_run_shows_its_place_in_the_queue_not_an_empty_bar(app_env):
     finally:
         theirs.stop()
         slots.release()
+
+
+def test_a_model_at_chance_level_is_flagged_and_not_made_the_sessions_model(app_env):
+    from bikelib import jobs
+
+    at = train_page()
+    models = app_env / "sessions" / at.session_state["workspace_id"] / "models"
+    good = fake_model(models / "default-good", 0.9, created="2026-11-30T10:00:00")
+    at.session_state["model_path"] = str(good)
+    chance = fake_model(models / "default-chance", 0.4, created="2026-12-01T10:00:00")
+
+    class Finished:  # a job that ended, stopped early, with the chance-level model saved
+        def status(self):
+            return jobs.JobStatus(state=jobs.STOPPED, model_dir=chance)
+
+    at.session_state["job"] = Finished()
+    at.run()
+    assert not at.exception
+    assert at.session_state["model_path"] == str(good)  # the session keeps its model
+    home = AppTest.from_file(APP, default_timeout=60)
+    home.session_state["workspace_id"] = at.session_state["workspace_id"]
+    home.run()
+    assert "**default-good**" in " ".join(m.value for m in home.markdown)
+    at.selectbox[0].set_value(str(chance)).run()  # looking at it on Train
+    assert at.warning[0].value.startswith("This model guesses at about chance level")
