@@ -80,7 +80,7 @@ def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):
     assert at.get("form_submit_button")[0].disabled  # one run at a time per session
     run_until(at, lambda at: at.success)  # the first run after the job has finished
     assert at.success[0].value.startswith("Model saved as **default-")
-    model_dir = Path(at.session_state["model_path"])
+    model_dir = at.session_state["job"].status().model_dir  # model_path too, unless at chance
     assert model_dir.parent.parent.parent == app_env / "sessions"  # inside this session
     assert read_meta(model_dir)["config"]["image_size"] == 32
     labels = {m.label: m.value for m in at.metric}
@@ -98,7 +98,7 @@ def test_stop_ends_the_run_and_keeps_the_best_model_so_far(app_env):
     widget(at.button, "Stop training").click().run()
     run_until(at, lambda at: at.success)
     assert "stopped early" in at.success[0].value
-    metrics = read_meta(at.session_state["model_path"])["metrics"]
+    metrics = read_meta(at.session_state["job"].status().model_dir)["metrics"]
     assert metrics["stopped_early"] and metrics["epochs_run"] < 300
 
 
