@@ -7,13 +7,14 @@ data into labels, rows and settings, so it is unit-tested without a browser
 - the `st.session_state` keys more than one page reads or writes;
 - labels and table rows for saved models (pickers, "past runs", overlaid curves);
 - the Train form: the choices its sliders offer and the mapping to a `TrainConfig`;
-- captions for the Dataset gallery and the Classify results table.
+- captions for the Dataset gallery and the Classify results table;
+- whether this visitor may read folders of the server (Dataset page).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,30 @@ SPLIT = "split"  # {"val_fraction", "seed"} of the last training, so Dataset sho
 TRAIN_CONFIG = "train_config"  # the last TrainConfig started, for the augmentation preview
 MODEL_PATH = "model_path"  # str path of the model picked last (Train, Classify, Home)
 JOB = "job"  # the session's TrainingJob, running or finished
+
+
+# -- server folders ---------------------------------------------------------------------
+
+# Headers a reverse proxy adds: with one in between, the peer address is the proxy's.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host")
+
+
+def server_folders_offered(
+    setting: bool | None, ip_address: object, headers: Mapping[str, str]
+) -> bool:
+    """Whether the Dataset page offers "a folder on the server" to this browser.
+
+    `setting` is `Settings.server_folders`: True or False decides; None (unset) offers it
+    only to a browser on the server's own machine. Streamlit's `st.context.ip_address` is
+    None for a loopback peer (127.0.0.1, ::1) and also when it knows no peer at all, so a
+    connection counts as local only when it also has handshake headers (a real browser)
+    and none a proxy adds. A reverse proxy on the same machine that adds none of them
+    looks local: such a server sets BIKE_RECOGNITION_SERVER_FOLDERS=0.
+    """
+    if setting is not None:
+        return setting
+    names = {name.lower() for name in headers}
+    return ip_address is None and bool(names) and not names & set(PROXY_HEADERS)
 
 
 # -- saved models -----------------------------------------------------------------------
@@ -58,9 +83,27 @@ def model_summary(meta: dict) -> str:
     )
 
 
+CHANCE_FACTOR = 1.5  # at most 1.5 x the accuracy of guessing counts as "about chance"
+CHANCE_NOTE = (
+    "This model guesses at about chance level: its validation accuracy is no better "
+    "than picking a bike at random. Train longer (more epochs) or with more photos; "
+    "it is not used as this session's model unless you pick it."
+)
+
+
+def near_chance(meta: dict) -> bool:
+    """Whether a saved model's validation accuracy is at most 1.5 / number of bikes,
+    about what guessing gets (say a run stopped after its first epoch)."""
+    accuracy = meta.get("metrics", {}).get("val_accuracy")
+    bikes = len(meta.get("classes", ()))
+    return accuracy is not None and bikes > 1 and accuracy <= CHANCE_FACTOR / bikes
+
+
 def chosen_model(models: list[dict], path: str | None) -> dict | None:
-    """The model saved at `path`, else the newest one (None when there are none)."""
-    return next((m for m in models if m["path"] == path), models[0] if models else None)
+    """The model saved at `path`, else the newest one that does better than chance
+    (else the newest; None when there are none)."""
+    fallback = next((m for m in models if not near_chance(m)), models[0] if models else None)
+    return next((m for m in models if m["path"] == path), fallback)
 
 
 def run_rows(models: list[dict]) -> list[dict]:
@@ -106,6 +149,15 @@ def curve_rows(models: list[dict]) -> list[dict]:
             for epoch, value in enumerate(values, start=1):
                 rows.append({"run": name, "epoch": epoch, "metric": metric, "value": value})
     return rows
+
+
+def queue_note(place: int | None) -> str:
+    """What a run waiting for a training slot says: its place in the server's queue."""
+    waiting = "Waiting for another training on this server to finish"
+    if place is None or place <= 1:
+        return f"{waiting}: this run is next."
+    ahead = place - 1
+    return f"{waiting}: place {place} in the queue ({ahead} more run{'s' * (ahead > 1)} first)."
 
 
 # -- the Train form ---------------------------------------------------------------------
@@ -167,13 +219,33 @@ def config_from_form(
     return replace(recipe, augmentation=augmentation, seed=int(seed), **values)
 
 
+# The recipe's settings the form does not show, each in words (None: say nothing).
+RECIPE_WORDS = {
+    "schedule": lambda v: {
+        "cosine": "learning rate warms up, then eases off to zero (cosine)",
+        "constant": "constant learning rate",
+    }.get(v, f"{v} learning-rate schedule"),
+    "weight_decay": lambda v: f"AdamW, weight decay {v:g}" if v else "Adam (no weight decay)",
+    "label_smoothing": lambda v: f"label smoothing {v:g} (less over-confident)" if v else None,
+    "restore_best": lambda v: (
+        "keeps the best epoch's weights" if v else "keeps the last epoch's weights"
+    ),
+    "steps_per_epoch": lambda v: f"{v} batches an epoch" if v else None,
+    "strangers": lambda v: f"{v} photos of other bikes taught to match none" if v else None,
+}
+
+
 def recipe_extras(recipe: TrainConfig) -> str:
-    """The recipe's settings the form does not show, as "name: value, ..."."""
-    return ", ".join(
-        f"{f.name.replace('_', ' ')}: {getattr(recipe, f.name)}"
-        for f in fields(recipe)
-        if f.name not in FORM_FIELDS and getattr(recipe, f.name) is not None
-    )
+    """The recipe's settings the form does not show, in words: "keeps the best epoch's
+    weights", never raw Python values such as "restore best: True"."""
+    words = []
+    for f in fields(recipe):
+        value = getattr(recipe, f.name)
+        if f.name in FORM_FIELDS or value is None:
+            continue
+        say = RECIPE_WORDS.get(f.name)
+        words.append(say(value) if say else f"{f.name.replace('_', ' ')} {value}")
+    return ", ".join(w for w in words if w)
 
 
 # -- Dataset and Classify captions --------------------------------------------------------

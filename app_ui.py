@@ -87,6 +87,8 @@ def thumbnails(paths, size: int = 160) -> list[bytes | None]:
 def model_results(meta: dict) -> None:
     """What a saved model learned: metrics, curves, confusion matrix, mistakes, download."""
     metrics, evaluation = meta.get("metrics", {}), meta.get("evaluation")
+    if app_state.near_chance(meta):
+        st.warning(app_state.CHANCE_NOTE, icon=":material/warning:")
     numbers = st.columns(4)
     if "val_accuracy" in metrics:
         numbers[0].metric("Validation accuracy", f"{metrics['val_accuracy']:.0%}")
@@ -143,24 +145,53 @@ def learning_curves(rows: list[dict]) -> None:
 
 
 def photo_set_builder(workspace: Workspace, use: Callable[[Path], None]) -> None:
-    """Name a bike, add its photos (upload or camera), use or prune the session's set."""
-    bike = st.text_input("Bike name", key="bike_name", placeholder="e.g. red-commuter")
+    """Name a bike, add its photos (upload or camera), use or prune the session's set.
+
+    The photos are added in the button's callback, and the uploader and camera get
+    fresh keys only when they were: a refused add (no name, a bad name) keeps the
+    photos chosen, where the form's clear_on_submit would have dropped them.
+    """
+    st.text_input("Bike name", key="bike_name", placeholder="e.g. red-commuter")
     camera = st.toggle("Use the camera (a phone works too)")
-    with st.form("add", clear_on_submit=True):
-        files = st.file_uploader("Photos of this bike", list(images.PHOTO_TYPES), True)
-        shot = st.camera_input("Take a photo") if camera else None
-        if st.form_submit_button("Add to this bike", type="primary"):
-            with sentence_on_error(stop=False):
-                photos = [(f.name, f.getvalue()) for f in [*files, *([shot] if shot else [])]]
-                st.toast(f"Added {workspace.add_photos(bike, photos)} new photo(s) of {bike}")
+    round_ = st.session_state.setdefault("photo_round", 0)
+
+    def add() -> None:
+        files = st.session_state.get(f"photos-{round_}") or []
+        shot = st.session_state.get(f"shot-{round_}")
+        photos = [(f.name, f.getvalue()) for f in [*files, *([shot] if shot else [])]]
+        try:
+            added = workspace.add_photos(st.session_state.get("bike_name", ""), photos)
+        except bikelib.BikeLibError as error:
+            st.session_state["photo_note"] = ("error", str(error))
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            note = f"The server could not read or write a file: {reason}."
+            st.session_state["photo_note"] = ("error", note)
+        else:
+            name = " ".join(st.session_state["bike_name"].split())
+            st.session_state["photo_round"] = round_ + 1  # an empty uploader and camera
+            st.session_state["photo_note"] = ("toast", f"Added {added} new photo(s) of {name}")
+
+    with st.form("add"):
+        st.file_uploader(
+            "Photos of this bike", list(images.PHOTO_TYPES), True, key=f"photos-{round_}"
+        )
+        if camera:
+            st.camera_input("Take a photo", key=f"shot-{round_}")
+        st.form_submit_button("Add to this bike", type="primary", on_click=add)
+    kind, note = st.session_state.pop("photo_note", (None, None))
+    if kind == "error":
+        st.error(note, icon=":material/error:")
+    elif kind == "toast":
+        st.toast(note)
     counts = workspace.photo_set_counts()
     if counts:
         st.write(" · ".join(f"**{name}**: {n} photos" for name, n in counts.items()))
-        left, right = st.columns(2)
+        left, right = st.columns(2, vertical_alignment="bottom")
         if left.button("Use these photos", disabled=len(counts) < 2, help="Needs two bikes"):
             use(workspace.photo_set)
-        gone = right.selectbox("Remove a bike", ["—", *counts], label_visibility="collapsed")
-        if gone != "—" and right.button(f"Remove {gone}"):
+        gone = right.selectbox("Remove a bike", list(counts), index=None, placeholder="Choose…")
+        if gone and right.button(f"Remove {gone}"):
             workspace.remove_bike(gone)
             st.rerun()
 
@@ -248,13 +279,12 @@ def live(job: TrainingJob) -> None:
     if status.finished:
         st.rerun()  # the whole page shows the results now
     if status.state == QUEUED:
-        st.info(
-            "Waiting for another training on this server to finish…",
-            icon=":material/hourglass_top:",
-        )
-    elif not status.epoch:
-        st.info("Preparing the photos…", icon=":material/hourglass_top:")
-    st.progress(status.fraction, status.label)
+        place = job.queue_position()
+        st.info(app_state.queue_note(place), icon=":material/hourglass_top:")
+    else:
+        if not status.epoch:
+            st.info("Preparing the photos…", icon=":material/hourglass_top:")
+        st.progress(status.fraction, status.label)
     if status.history:
         learning_curves(list(status.history))
     if status.stop_requested:

@@ -101,20 +101,34 @@ def probability_bars(probabilities: dict[str, float], label: str) -> alt.Chart:
     )
 
 
+# Room for every bike's name: bike names are up to 50 characters (sessions.py).
+BAR_HEIGHT = 28  # pixels a bike's bar gets, so no name is ever crowded out
+NAME_LABEL_LIMIT = 420  # pixels of label: a 50-character name at the axis' font size
+
+
 def photos_per_class(per_class: list[dict]) -> alt.Chart:
-    """Stacked bars of training and validation photos per bike (`summarize()`'s per_class)."""
+    """Horizontal stacked bars of training and validation photos per bike
+    (`summarize()`'s per_class), one named row per bike however many there are.
+
+    The height is set from the number of bikes (a number, not an `alt.Step`, which
+    makes Vega-Lite drop Streamlit's fit-y sizing and log it), and names are neither
+    cut short nor hidden when they would overlap.
+    """
     counts = pd.DataFrame(per_class).melt(
         id_vars="class", value_vars=["train", "validation"], var_name="split"
     )
+    names = [row["class"] for row in per_class]
+    axis = alt.Axis(labelLimit=NAME_LABEL_LIMIT, labelOverlap=False)
     return (
         alt.Chart(counts, title="Photos per bike")
         .mark_bar()
         .encode(
             x=alt.X("value:Q", title="photos"),
-            y=alt.Y("class:N", title=None),
+            y=alt.Y("class:N", title=None, sort=names, axis=axis),
             color=alt.Color("split:N", title="split"),
             tooltip=["class", "split", "value"],
         )
+        .properties(height=BAR_HEIGHT * max(len(names), 1))
     )
 
 

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import pickle
+import statistics
 import subprocess
 import sys
 import threading
@@ -42,7 +43,7 @@ BUSY = "The server is busy: try again in a few minutes."
 
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
-_waiting = 0  # jobs started but not yet holding a slot, process-wide
+_waiting: list[TrainingJob] = []  # jobs started but not yet holding a slot, oldest first
 
 
 def _training_slots() -> threading.BoundedSemaphore:
@@ -54,19 +55,23 @@ def _training_slots() -> threading.BoundedSemaphore:
         return _slots
 
 
-def _join_queue() -> None:
-    """Count one more waiting run, or refuse it when `Settings.max_queue` already wait."""
-    global _waiting
+def _join_queue(job: TrainingJob) -> None:
+    """Queue one more waiting run, or refuse it when `Settings.max_queue` already wait."""
     with _slots_lock:
-        if _waiting >= settings().max_queue:
+        if len(_waiting) >= settings().max_queue:
             raise ServerBusyError(BUSY)
-        _waiting += 1
+        _waiting.append(job)
 
 
-def _leave_queue() -> None:
-    global _waiting
+def _leave_queue(job: TrainingJob) -> None:
     with _slots_lock:
-        _waiting -= 1
+        _waiting.remove(job)
+
+
+def _place(job: TrainingJob) -> int | None:
+    """`job`'s 1-based place among the runs waiting for a slot; None when not waiting."""
+    with _slots_lock:
+        return _waiting.index(job) + 1 if job in _waiting else None
 
 
 def _end(child: subprocess.Popen) -> None:
@@ -122,6 +127,34 @@ class JobStatus:
         if self.seconds_left is not None:
             return f"Epoch {self.epoch} of {self.epochs}, about {self.seconds_left:.0f} s left"
         return f"Epoch {self.epoch} of {self.epochs}"
+
+
+def steady_seconds_left(
+    epoch_ends: list[float], first_batch: float | None, progress: dict
+) -> float | None:
+    """Seconds left in a run, from its steady pace rather than its start-up.
+
+    The first epoch pays for building the graph and warming caches, often several
+    times a later epoch; dividing the time so far by the share done would overstate
+    what is left for the whole run. So: the median epoch after the first, once two
+    epochs have finished; in the second epoch, its own pace so far; in the first, the
+    pace of the batches after the first one. `epoch_ends` are the `elapsed` seconds at
+    the end of each finished epoch, `first_batch` those at the first batch, `progress`
+    the child's report (epoch, epochs, step, steps, elapsed). None while unknown.
+    """
+    epoch, epochs = progress["epoch"], progress["epochs"]
+    steps, elapsed = max(progress["steps"], 1), progress["elapsed"]
+    done = min(progress["step"] / steps, 1.0)  # share of the current epoch
+    if len(epoch_ends) >= 2:
+        durations = [b - a for a, b in zip([0.0, *epoch_ends], epoch_ends, strict=False)]
+        per_epoch = statistics.median(durations[1:])
+    elif len(epoch_ends) == 1 and epoch >= 2 and done > 0:
+        per_epoch = (elapsed - epoch_ends[0]) / done
+    elif epoch == 1 and first_batch is not None and progress["step"] >= 2:
+        per_epoch = (elapsed - first_batch) / (progress["step"] - 1) * steps
+    else:
+        return None
+    return max(per_epoch * (epochs - epoch + 1 - done), 0.0)
 
 
 def _child_main() -> None:
@@ -206,6 +239,8 @@ class TrainingJob:
         self._ended_by: str | None = None  # "limit" or "stop" when the watchdog ended the child
         self.limit_s = settings().training_minutes * 60
         self._status = JobStatus(epochs=config.epochs)
+        self._epoch_ends: list[float] = []  # elapsed s at each epoch's end, for time left
+        self._first_batch: float | None = None  # elapsed s at the first batch
         self._thread = threading.Thread(
             target=self._run, name=f"train-{self.save_dir.name}", daemon=True
         )
@@ -214,7 +249,7 @@ class TrainingJob:
     def start(cls, dataset, config, save_dir: str | os.PathLike, **kwargs) -> TrainingJob:
         """Create a job and start its thread; ServerBusyError when the queue is full."""
         job = cls(dataset, config, save_dir, **kwargs)
-        _join_queue()
+        _join_queue(job)
         job._thread.start()
         return job
 
@@ -234,6 +269,11 @@ class TrainingJob:
             with contextlib.suppress(OSError, ValueError):
                 child.stdin.close()  # the child's signal to stop
 
+    def queue_position(self) -> int | None:
+        """1 when this run is next for a training slot, 2 behind one other run, ...;
+        None once it has a slot (or has ended)."""
+        return _place(self)
+
     def status(self) -> JobStatus:
         with self._lock:
             return self._status
@@ -248,9 +288,13 @@ class TrainingJob:
             self._status = replace(self._status, **changes)
 
     def _on_progress(self, progress: dict) -> None:
+        if self._first_batch is None:
+            self._first_batch = progress["elapsed"]
+        if progress["kind"] == "epoch":
+            self._epoch_ends.append(progress["elapsed"])
         changes = {
             "state": TRAINING,
-            "seconds_left": progress["left"],
+            "seconds_left": steady_seconds_left(self._epoch_ends, self._first_batch, progress),
             **{k: progress[k] for k in ("epoch", "epochs", "step", "steps", "elapsed", "fraction")},
         }
         if progress["kind"] == "epoch":
@@ -261,12 +305,15 @@ class TrainingJob:
     def _run(self) -> None:
         slots = _training_slots()
         try:
-            while not slots.acquire(timeout=0.2):  # queued behind another session's training
+            # First come, first served: only the run at the head of the queue takes a slot.
+            while not (_place(self) == 1 and slots.acquire(timeout=0.2)):
                 if self._stop.is_set():
                     self._update(state=STOPPED)
                     return
+                if _place(self) != 1:
+                    time.sleep(0.2)
         finally:
-            _leave_queue()
+            _leave_queue(self)
         try:
             if self._stop.is_set():
                 self._update(state=STOPPED)

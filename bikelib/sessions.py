@@ -39,6 +39,10 @@ SESSION_KEY = "workspace_id"
 PHOTO_SET = "my-bikes"  # the folder under uploads/ that "build a set in the browser" fills
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 _BIKE_NAME = re.compile(r"^[\w][\w .()'+-]{0,49}$")
+# One answer for every refused server folder (missing, a file, unreadable, or one of the
+# app's own folders), so the Dataset page cannot be used to probe the server's disk.
+FOLDER_REFUSED = "That folder cannot be used."
+NO_BIKE_NAME = "Give the bike a name first."
 
 
 def safe_filename(name: str, default: str = "file") -> str:
@@ -52,6 +56,8 @@ def safe_filename(name: str, default: str = "file") -> str:
 def check_bike_name(name: str) -> str:
     """A bike (class) name usable as a folder name, or DatasetError saying why not."""
     name = " ".join(name.split())
+    if not name:
+        raise DatasetError(NO_BIKE_NAME)
     if not _BIKE_NAME.match(name):
         raise DatasetError(
             "A bike name needs 1-50 letters, digits, spaces or - _ . ( ) ' + "
@@ -230,6 +236,29 @@ class Workspace:
         if Path(source).parent == self.path / "uploads":
             return "zip"
         return "folder"
+
+    def server_folder(self, text: str) -> Path:
+        """The dataset folder a visitor typed, or DatasetError(FOLDER_REFUSED).
+
+        Missing, not a folder, unreadable, and inside the app's own storage (every
+        session's uploads and models, the shared cache) all get the same sentence, so
+        the answer never tells whether a path exists on the server. A folder that holds
+        the app's storage (say the home folder above ~/.cache) is refused too.
+        """
+        path = Path(text.strip()).expanduser()
+        if not path.is_absolute():
+            raise DatasetError("Give the folder's full path, starting with / or ~.")
+        try:
+            path = path.resolve()
+            own = [self.settings.workdir.resolve(), self.settings.cache_dir.resolve()]
+            usable = path.is_dir() and os.access(path, os.R_OK | os.X_OK)
+        except (OSError, RuntimeError):  # a symlink loop, a name too long, ...
+            usable = False
+        # Inside the app's storage, or above it (which would read every session's photos).
+        overlaps = any(path == r or r in path.parents or path in r.parents for r in own)
+        if not usable or overlaps:
+            raise DatasetError(FOLDER_REFUSED)
+        return path
 
     def default_source(self) -> Path | None:
         """The demo photos where they are installed, so the app works on first start."""

@@ -13,7 +13,8 @@ what it expects, instead of being silently replaced by a default.
     BIKE_RECOGNITION_MAX_QUEUE       trainings waiting for a slot before more are refused (8)
     BIKE_RECOGNITION_TRAINING_MINUTES  wall-clock limit of one training run (15)
     BIKE_RECOGNITION_MAX_MODELS      models kept per session, oldest removed first (20)
-    BIKE_RECOGNITION_SERVER_FOLDERS  0 on a hosted instance: no reading server folders (1)
+    BIKE_RECOGNITION_SERVER_FOLDERS  1: offer "a folder on the server" to every visitor; 0: to
+                                     nobody; unset: only to a browser on the same machine
     BIKE_RECOGNITION_DEMO_DATA       the built-in photos (data/demo-bikes)
     BIKE_RECOGNITION_DEMO_MODEL      the shipped model (data/demo-model)
     BIKELIB_CACHE_DIR                photo and zip cache ($XDG_CACHE_HOME/bike-recognition)
@@ -44,7 +45,8 @@ class Settings:
     max_queue: int = 8
     training_minutes: float = 15.0
     max_models: int = 20
-    server_folders: bool = True
+    # None: offered only to a browser on the server's own machine (see app_state.py).
+    server_folders: bool | None = None
     demo_data: Path = APP_ROOT / "data" / "demo-bikes"
     demo_model: Path = APP_ROOT / "data" / "demo-model"
     cache_dir: Path = Path.home() / ".cache" / "bike-recognition"
@@ -74,7 +76,7 @@ class Settings:
                 raise ConfigError(f"{name} must be {expected}, not '{value}'")
             return parsed
 
-        def switch(name: str, default: bool) -> bool:
+        def switch(name: str, default: bool | None) -> bool | None:
             value = text(name)
             if value is None:
                 return default
@@ -96,7 +98,7 @@ class Settings:
                 "BIKE_RECOGNITION_TRAINING_MINUTES", 15.0, float, "a number of minutes above 0"
             ),
             max_models=number("BIKE_RECOGNITION_MAX_MODELS", 20, int, whole),
-            server_folders=switch("BIKE_RECOGNITION_SERVER_FOLDERS", True),
+            server_folders=switch("BIKE_RECOGNITION_SERVER_FOLDERS", None),
             demo_data=path("BIKE_RECOGNITION_DEMO_DATA", cls.demo_data),
             demo_model=path("BIKE_RECOGNITION_DEMO_MODEL", cls.demo_model),
             cache_dir=path("BIKELIB_CACHE_DIR", cache_home / "bike-recognition"),

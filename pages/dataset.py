@@ -6,8 +6,6 @@ stamp of the files, so a second visitor of the demo set pays nothing, and Train
 reuses the dataset opened here.
 """
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -30,8 +28,11 @@ def use(source) -> None:
 st.title(":material/photo_library: Dataset")
 current = st.session_state.get(state.DATASET_SOURCE) or workspace.default_source()
 choices = {"demo": "Demo bikes", "zip": "Upload a .zip", "photos": "Add photos here"}
-if settings().server_folders:
-    choices["folder"] = "Folder on this computer"
+offered = state.server_folders_offered(
+    settings().server_folders, st.context.ip_address, st.context.headers
+)
+if offered:
+    choices["folder"] = "A folder on the server"
 kind = workspace.source_kind(current)
 how = st.segmented_control(
     "Where do the photos come from?",
@@ -56,7 +57,8 @@ elif how == "folder":
     with st.form("folder"):
         folder = st.text_input("Folder path", placeholder="/home/me/bike-photos")
         if st.form_submit_button("Use this folder") and folder:
-            use(Path(folder).expanduser())
+            with app_ui.sentence_on_error(stop=False):
+                use(workspace.server_folder(folder))
 elif how == "photos":
     app_ui.photo_set_builder(workspace, use)
 

@@ -1,5 +1,7 @@
 """Train: settings in a form, a background run with live progress, results, past runs.
 
+While a run lasts the page shows only it; results and past runs come back after.
+
 The run is a `TrainingJob` (a child process watched by a thread) kept in session state;
 a fragment (`app_ui.live`) redraws its progress every second, so reruns, other widgets
 and page switches never interrupt it. Nothing here loads TensorFlow: only the child
@@ -45,21 +47,27 @@ if form is not None:
     st.session_state.update({state.TRAIN_CONFIG: config, state.SPLIT: split, state.JOB: job})
     st.rerun()  # redraw the form with its button disabled while this run lasts
 
-if job is not None and job.status().active:
+active = job is not None and job.status().active
+if active:
     app_ui.live(job)
+    # Only this run while it lasts: the models below would read as its results.
+    st.caption("Results and past runs come back when this training has finished.")
 elif job is not None and job.status().error:
     st.error(job.status().error)
 elif job is not None and job.status().model_dir is None:
     st.info("The training was stopped before a model was saved.")
 elif job is not None and st.session_state.get("announced") is not job:
     status = job.status()
-    st.session_state.update({"announced": job, state.MODEL_PATH: str(status.model_dir)})
+    st.session_state["announced"] = job
+    saved = {m["path"]: m for m in workspace.saved_models()}.get(str(status.model_dir), {})
+    if not state.near_chance(saved):  # a model that only guesses is not made the default
+        st.session_state[state.MODEL_PATH] = str(status.model_dir)
     stopped = " (stopped early; the best epoch so far was kept)" if status.state == STOPPED else ""
     st.success(
         f"Model saved as **{status.model_dir.name}**{stopped}.", icon=":material/check_circle:"
     )
 
-models = workspace.saved_models()
+models = [] if active else workspace.saved_models()
 if models:
     st.header("Results")
     paths = [m["path"] for m in models]

@@ -80,7 +80,15 @@ def test_a_broken_zip_is_one_sentence_and_keeps_the_dataset(app_env):
     assert at.subheader[0].value == "Showing the built-in demo bikes"
 
 
+def test_a_folder_on_the_server_is_off_unless_switched_on(app_env, monkeypatch):
+    # AppTest has no browser connection: like a visitor from elsewhere, it is not offered.
+    assert "folder" not in dataset_page().button_group[0].options
+    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "0")
+    assert "folder" not in dataset_page().button_group[0].options
+
+
 def test_a_folder_on_the_server(app_env, monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "1")
     folder = write_dataset(app_env / "folder", per_class=5)
     at = dataset_page()
     at.button_group[0].set_value("folder").run()
@@ -90,9 +98,11 @@ def test_a_folder_on_the_server(app_env, monkeypatch):
     assert metrics(at)["Photos"] == "15"
     at.text_input[0].input(str(app_env / "nowhere"))
     at.get("form_submit_button")[0].click().run()
-    assert [e.value for e in at.error] == [f"Dataset not found: {app_env / 'nowhere'}"]
-    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "0")
-    assert "folder" not in dataset_page().button_group[0].options
+    assert [e.value for e in at.error] == ["That folder cannot be used."]
+    assert at.session_state["dataset_source"] == str(folder)  # the last good one stays
+    at.text_input[0].input(str(folder / "red-bike" / "photo0.png"))
+    at.get("form_submit_button")[0].click().run()
+    assert [e.value for e in at.error] == ["That folder cannot be used."]
 
 
 def test_photos_added_here_by_upload_and_camera(app_env):
@@ -122,6 +132,26 @@ def test_a_bad_bike_name_is_refused(app_env):
     at.get("form_submit_button")[0].click().run()
     assert not at.exception
     assert at.error[0].value.startswith("A bike name needs 1-50 letters")
+
+
+def test_a_missing_bike_name_is_asked_for_and_the_photos_stay(app_env):
+    at = dataset_page()
+    at.button_group[0].set_value("photos").run()
+    at.file_uploader[0].set_value([("a.png", photo(seed=1), "image/png")])
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Give the bike a name first."]
+    assert [f.name for f in at.file_uploader[0].value] == ["a.png"]  # not cleared
+    at.text_input(key="bike_name").input("red bike").run()
+    at.get("form_submit_button")[0].click().run()  # no need to choose them again
+    assert not at.error
+    assert "**red bike**: 1 photos" in at.markdown[-1].value
+    assert not at.file_uploader[0].value  # added: a fresh, empty uploader
+    remove = next(s for s in at.selectbox if s.label == "Remove a bike")
+    assert remove.value is None and remove.options == ["red bike"]
+    remove.set_value("red bike").run()
+    next(b for b in at.button if b.label == "Remove red bike").click().run()
+    assert not at.markdown or "red bike" not in at.markdown[-1].value
 
 
 def test_augmentation_preview(app_env):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from helpers import photo_bytes, write_dataset
 
@@ -45,8 +47,17 @@ def test_form_choices_and_recipe_extras():
     batch_sizes = app_state.form_choices(TrainConfig(batch_size=12), "batch_size")
     assert batch_sizes == [4, 8, 12, 16, 32, 64]
     extras = app_state.recipe_extras(recipe)
-    assert "schedule: constant" in extras and "restore best: True" in extras
-    assert "epochs" not in extras and "steps per epoch" not in extras  # on the form / None
+    assert (
+        extras == "constant learning rate, Adam (no weight decay), keeps the best epoch's weights"
+    )
+    assert "True" not in extras and ":" not in extras  # words, not Python values
+    assert "epochs" not in extras and "batches" not in extras  # on the form / None
+    default = app_state.recipe_extras(TrainConfig.recommended("default"))
+    assert default.startswith("learning rate warms up, then eases off to zero (cosine), AdamW")
+    assert "label smoothing 0.1" in default
+    other = replace(recipe, restore_best=False, strangers=100, steps_per_epoch=80)
+    assert "keeps the last epoch's weights" in app_state.recipe_extras(other)
+    assert "80 batches an epoch" in app_state.recipe_extras(other)
 
 
 def test_model_labels_and_the_chosen_model():
@@ -110,3 +121,25 @@ def test_prediction_row_and_augmentation_names():
         )
         == "no augmentation"
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "ip", "headers", "offered"),
+    [
+        (True, "203.0.113.9", {"Host": "bikes.example"}, True),  # switched on: everyone
+        (False, None, {"Host": "localhost:8501"}, False),  # switched off: nobody
+        (None, None, {"Host": "localhost:8501"}, True),  # a browser on this machine
+        (None, "203.0.113.9", {"Host": "bikes.example"}, False),  # from elsewhere
+        (None, None, {}, False),  # no browser connection known (None means either)
+        (None, None, {"Host": "x", "X-Forwarded-For": "203.0.113.9"}, False),  # a proxy
+        (None, object(), {"Host": "x"}, False),  # anything but None is not loopback
+    ],
+)
+def test_server_folders_are_offered_only_when_switched_on_or_local(setting, ip, headers, offered):
+    assert app_state.server_folders_offered(setting, ip, headers) is offered
+
+
+def test_a_waiting_run_says_its_place_in_the_queue():
+    assert app_state.queue_note(1).endswith(": this run is next.")
+    assert app_state.queue_note(2).endswith(": place 2 in the queue (1 more run first).")
+    assert app_state.queue_note(4).endswith(": place 4 in the queue (3 more runs first).")

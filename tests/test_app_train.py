@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bikelib import TrainConfig, read_meta
+from bikelib.artifacts import FORMAT
 
 APP = str(ROOT / "streamlit_app.py")
 
@@ -42,6 +44,23 @@ def run_until(at: AppTest, condition, timeout=240.0) -> None:
         assert not at.exception, at.exception
 
 
+def fake_model(folder: Path, val_accuracy: float, classes=("a", "b", "c"), **meta) -> Path:
+    """A model.json (and an empty model.keras) that lists and shows, never loads."""
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(b"")
+    description = {
+        "format": FORMAT,
+        "classes": list(classes),
+        "image_size": 32,
+        "architecture": "default",
+        "created": "2026-11-30T10:00:00",
+        "metrics": {"val_accuracy": val_accuracy, "val_loss": 1.0, "epochs_run": 3},
+        **meta,
+    }
+    (folder / "model.json").write_text(json.dumps(description))
+    return folder
+
+
 def test_the_form_starts_from_each_architectures_recipe(app_env):
     at = train_page()
     recipe = TrainConfig.recommended("default")
@@ -61,7 +80,7 @@ def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):
     assert at.get("form_submit_button")[0].disabled  # one run at a time per session
     run_until(at, lambda at: at.success)  # the first run after the job has finished
     assert at.success[0].value.startswith("Model saved as **default-")
-    model_dir = Path(at.session_state["model_path"])
+    model_dir = at.session_state["job"].status().model_dir  # model_path too, unless at chance
     assert model_dir.parent.parent.parent == app_env / "sessions"  # inside this session
     assert read_meta(model_dir)["config"]["image_size"] == 32
     labels = {m.label: m.value for m in at.metric}
@@ -79,7 +98,7 @@ def test_stop_ends_the_run_and_keeps_the_best_model_so_far(app_env):
     widget(at.button, "Stop training").click().run()
     run_until(at, lambda at: at.success)
     assert "stopped early" in at.success[0].value
-    metrics = read_meta(at.session_state["model_path"])["metrics"]
+    metrics = read_meta(at.session_state["job"].status().model_dir)["metrics"]
     assert metrics["stopped_early"] and metrics["epochs_run"] < 300
 
 
@@ -150,3 +169,74 @@ def test_a_run_stopped_while_queued_says_no_model_was_saved(app_env):
         assert at.info[-1].value == "The training was stopped before a model was saved."
     finally:
         slots.release()
+
+
+def test_while_a_run_waits_or_trains_the_earlier_models_are_not_shown(app_env, monkeypatch):
+    from bikelib import jobs
+
+    shipped = fake_model(app_env / "shipped", 0.9, name="earlier model")
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(shipped))
+    at = train_page()
+    assert [h.value for h in at.header] == ["Results", "Past runs"]
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains: this run waits
+    try:
+        at.get("form_submit_button")[0].click().run()
+        assert at.session_state["job"].status().active
+        assert not at.header and not at.metric and not at.dataframe
+        assert "come back when this training has finished" in at.caption[-1].value
+        widget(at.button, "Stop training").click().run()
+        at.session_state["job"].wait(timeout=10)
+        at.run()
+        assert [h.value for h in at.header] == ["Results", "Past runs"]
+    finally:
+        slots.release()
+
+
+def test_a_waiting_run_shows_its_place_in_the_queue_not_an_empty_bar(app_env):
+    from bikelib import jobs
+
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains...
+    theirs = jobs.TrainingJob.start(None, TrainConfig(epochs=1), app_env / "theirs")
+    try:
+        at = train_page()
+        at.get("form_submit_button")[0].click().run()
+        mine = at.session_state["job"]
+        assert mine.queue_position() == 2 and theirs.queue_position() == 1
+        assert at.info[0].value.endswith("place 2 in the queue (1 more run first).")
+        assert not at.get("progress")
+        theirs.stop()
+        assert theirs.wait(timeout=10).state == jobs.STOPPED
+        at.run()
+        assert at.info[0].value.endswith("this run is next.")
+        widget(at.button, "Stop training").click().run()
+        assert mine.wait(timeout=10).state == jobs.STOPPED and mine.queue_position() is None
+    finally:
+        theirs.stop()
+        slots.release()
+
+
+def test_a_model_at_chance_level_is_flagged_and_not_made_the_sessions_model(app_env):
+    from bikelib import jobs
+
+    at = train_page()
+    models = app_env / "sessions" / at.session_state["workspace_id"] / "models"
+    good = fake_model(models / "default-good", 0.9, created="2026-11-30T10:00:00")
+    at.session_state["model_path"] = str(good)
+    chance = fake_model(models / "default-chance", 0.4, created="2026-12-01T10:00:00")
+
+    class Finished:  # a job that ended, stopped early, with the chance-level model saved
+        def status(self):
+            return jobs.JobStatus(state=jobs.STOPPED, model_dir=chance)
+
+    at.session_state["job"] = Finished()
+    at.run()
+    assert not at.exception
+    assert at.session_state["model_path"] == str(good)  # the session keeps its model
+    home = AppTest.from_file(APP, default_timeout=60)
+    home.session_state["workspace_id"] = at.session_state["workspace_id"]
+    home.run()
+    assert "**default-good**" in " ".join(m.value for m in home.markdown)
+    at.selectbox[0].set_value(str(chance)).run()  # looking at it on Train
+    assert at.warning[0].value.startswith("This model guesses at about chance level")

@@ -87,6 +87,17 @@ def test_photos_per_class_stacks_train_and_validation():
     assert fields(spec) == {"class", "split", "value"}
 
 
+def test_photos_per_class_names_every_bike_however_many_and_long():
+    names = [f"bike {i}" for i in range(14)] + ["a very long bike name of fifty characters, nearly"]
+    per_class = [{"class": n, "train": 8, "validation": 2, "total": 10} for n in names]
+    spec = charts.photos_per_class(per_class).to_dict()
+    axis = spec["encoding"]["y"]["axis"]
+    assert axis["labelOverlap"] is False  # never drop a name to avoid overlap
+    assert axis["labelLimit"] * 1.0 >= 7 * 50  # room for a 50-character name
+    assert spec["encoding"]["y"]["sort"] == names
+    assert spec["height"] == charts.BAR_HEIGHT * len(names)  # a bar's room per bike
+
+
 def test_runs_overlay_keeps_one_metric_and_is_none_without_it():
     curve = [
         {"run": "r1", "epoch": 1, "metric": "val_accuracy", "value": 0.5},

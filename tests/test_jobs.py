@@ -102,6 +102,33 @@ def test_job_status_label_says_epoch_time_left_and_saving():
     assert saving.label == "Epoch 5 of 5 done; checking and saving the model…"
 
 
+def test_time_left_comes_from_the_steady_epochs_not_the_first_ones_start_up(tmp_path):
+    # 10 epochs of 4 batches: the first epoch takes 30 s (graph building), later ones 5 s.
+    job = TrainingJob(None, TrainConfig(epochs=10), tmp_path / "run")
+    ends = [30.0, 35.0, 40.0]
+    for epoch, end in enumerate(ends, start=1):
+        start = end - (30.0 if epoch == 1 else 5.0)
+        for step in range(1, 5):
+            job._on_progress(
+                {"kind": "batch", "epoch": epoch, "epochs": 10, "step": step, "steps": 4,
+                 "elapsed": start + (end - start) * step / 4, "fraction": 0, "logs": {},
+                 "left": 999.0}
+            )  # fmt: skip
+        job._on_progress(
+            {"kind": "epoch", "epoch": epoch, "epochs": 10, "step": 4, "steps": 4,
+             "elapsed": end, "fraction": epoch / 10, "logs": {"loss": 1.0}, "left": 999.0}
+        )  # fmt: skip
+    # 7 epochs of 5 s are left; time-so-far / share-done would say 40 * 7 / 3 = 93 s.
+    assert job.status().seconds_left == pytest.approx(35.0)
+    assert len(job.status().history) == 3
+    progress = {"epoch": 2, "epochs": 10, "step": 2, "steps": 4, "elapsed": 32.5}
+    assert jobs.steady_seconds_left([30.0], 7.5, progress) == pytest.approx(42.5)  # 8.5 x 5 s
+    first = {"epoch": 1, "epochs": 10, "step": 3, "steps": 4, "elapsed": 26.0}
+    # Batches after the first took 2 s each: 8 s an epoch, 9.25 epochs left.
+    assert jobs.steady_seconds_left([], 22.0, first) == pytest.approx(74.0)
+    assert jobs.steady_seconds_left([], 22.0, {**first, "step": 1}) is None
+
+
 # --- a shared server that never wedges: fast tests with stand-in child processes --------
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")  # ignores stop and stdin

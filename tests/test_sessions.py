@@ -71,10 +71,17 @@ def test_photos_added_in_the_browser_make_a_dataset(workdir):
     assert workspace.photo_set_counts() == {"red bike": 2}
 
 
-@pytest.mark.parametrize("name", ["", "../up", ".hidden", "a/b", "x" * 51])
+@pytest.mark.parametrize("name", ["../up", ".hidden", "a/b", "x" * 51])
 def test_bike_names_must_be_folder_names(name):
     with pytest.raises(DatasetError, match="bike name"):
         Workspace.for_session({}).add_photos(name, [("p.png", png())])
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_missing_bike_name_is_asked_for_in_plain_words(name):
+    with pytest.raises(DatasetError) as raised:
+        Workspace.for_session({}).add_photos(name, [("p.png", png())])
+    assert str(raised.value) == "Give the bike a name first."
 
 
 def test_only_photos_can_be_added():
@@ -95,10 +102,35 @@ def test_sources_are_described_for_people(tmp_path, monkeypatch):
     assert workspace.describe_source(None) == "none"
 
 
-def test_server_folders_can_be_switched_off(monkeypatch):
-    assert settings().server_folders
+def test_server_folders_are_decided_by_the_browser_unless_switched(monkeypatch):
+    assert settings().server_folders is None  # unset: only a browser on this machine
     monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "0")
-    assert not settings().server_folders
+    assert settings().server_folders is False
+    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "1")
+    assert settings().server_folders is True
+
+
+def test_a_refused_server_folder_never_says_whether_it_exists(tmp_path, monkeypatch, workdir):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BIKELIB_CACHE_DIR", str(cache))
+    data = write_dataset(tmp_path / "photos", per_class=2)
+    workspace = Workspace.for_session({})
+    other = workspace.save_upload("theirs.zip", b"zip")  # a session's own storage
+    (cache / "entry").mkdir(parents=True)
+    assert workspace.server_folder(f" {data} ") == data.resolve()
+    refused = [
+        tmp_path / "nowhere",  # missing
+        data / "red-bike" / "photo0.png",  # a file
+        other.parent,  # inside the sessions' folders
+        cache / "entry",  # inside the shared cache
+        tmp_path,  # above them: it would read every session's photos
+    ]
+    for path in refused:
+        with pytest.raises(DatasetError) as raised:
+            workspace.server_folder(str(path))
+        assert str(raised.value) == sessions.FOLDER_REFUSED, path
+    with pytest.raises(DatasetError, match="full path"):
+        workspace.server_folder("photos")
 
 
 def test_source_stamp_changes_when_photos_change(tiny_dataset):

@@ -13,7 +13,7 @@ from bikelib.settings import APP_ROOT, Settings, settings
 def test_defaults_without_any_variable():
     current = Settings.from_env({"HOME": "/home/me"})
     assert current.max_trainings == 1 and current.max_models == 20
-    assert current.session_hours == 24.0 and current.server_folders is True
+    assert current.session_hours == 24.0 and current.server_folders is None
     assert current.max_queue == 8 and current.training_minutes == 15.0
     assert current.demo_data == APP_ROOT / "data" / "demo-bikes"
     assert current.demo_model == APP_ROOT / "data" / "demo-model"
