@@ -132,15 +132,10 @@ class JobStatus:
 def steady_seconds_left(
     epoch_ends: list[float], first_batch: float | None, progress: dict
 ) -> float | None:
-    """Seconds left in a run, from its steady pace rather than its start-up.
-
-    The first epoch pays for building the graph and warming caches, often several
-    times a later epoch; dividing the time so far by the share done would overstate
-    what is left for the whole run. So: the median epoch after the first, once two
-    epochs have finished; in the second epoch, its own pace so far; in the first, the
-    pace of the batches after the first one. `epoch_ends` are the `elapsed` seconds at
-    the end of each finished epoch, `first_batch` those at the first batch, `progress`
-    the child's report (epoch, epochs, step, steps, elapsed). None while unknown.
+    """Seconds left from the steady pace, not the start-up (the first epoch builds the
+    graph and warms caches, often several later epochs long): the median epoch after
+    the first; in epoch 2 its own pace; in epoch 1 the batches after the first. Times
+    are the child's `elapsed` at each epoch's end / the first batch. None while unknown.
     """
     epoch, epochs = progress["epoch"], progress["epochs"]
     steps, elapsed = max(progress["steps"], 1), progress["elapsed"]
