@@ -25,7 +25,7 @@ import numpy as np
 
 from . import openset
 from .errors import ImageReadError, ModelLoadError, ModelNotFoundError
-from .images import ImageSource, decode, open_image, to_array
+from .images import ImageSource, decode, open_image
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +255,13 @@ class Classifier:
             return self.decode(source), None
         from .gate import GATE_SIZE
 
-        image = open_image(source, draft_size=2 * max(self.image_size, GATE_SIZE))
-        return to_array(image, self.image_size), to_array(image, GATE_SIZE)
+        # Read once, decoded twice: each size from its own JPEG draft, exactly as
+        # `decode` does in training (a shared larger draft would feed the model other
+        # pixels than it learned from).
+        small = decode(source, self.image_size)
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return small, decode(source, GATE_SIZE)
 
     def predict(self, source: ImageSource) -> Prediction:
         """The prediction for one photo (path, bytes, file object or PIL image)."""
@@ -318,8 +323,10 @@ class Classifier:
 
         from . import explain
 
-        image = open_image(source, draft_size=max(2 * self.image_size, size))
-        pixels = to_array(image, self.image_size)
+        pixels = decode(source, self.image_size)  # as the model sees it in training
+        if hasattr(source, "seek"):
+            source.seek(0)
+        image = open_image(source, draft_size=size)
         heat = explain.explain(self.model, pixels, bike).heat
         shown = image.copy()
         shown.thumbnail((size, size), Image.Resampling.BILINEAR)

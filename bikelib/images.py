@@ -48,7 +48,7 @@ DAMAGED = "the image data is damaged or cut short"
 _PILLOW_WORDING = {"Truncated File Read": "image file is truncated"}  # as for other formats
 _BOMB_FILTER = ("error", None, Image.DecompressionBombWarning, None, 0)
 # Bump when decoding changes, so cached arrays from an older decoder are not reused.
-_DECODER_VERSION = 2
+_DECODER_VERSION = 3
 _heif_registered = False
 
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
@@ -207,22 +207,24 @@ def open_image(source: ImageSource, *, draft_size: int | None = None) -> Image.I
 def to_array(image: Image.Image, size: int) -> np.ndarray:
     """Squash an RGB image to size x size (the whole photo kept) as uint8 HWC.
 
-    The one resizing filter of the project: antialiased bilinear, the same filter as
-    the model's own `Resizing(antialias=True)` layer, so a raw photo given to a saved
-    model directly gets (within rounding) the same answer as one decoded here. Pillow
-    does the work because it is fast, and because decoded arrays are cached at this size.
+    Antialiased bilinear, the model's own `Resizing(antialias=True)` filter, after
+    Pillow's integer box reduction to within twice the size (`reducing_gap`). That and
+    the JPEG draft below keep more of the fine detail that tells bikes apart: on the
+    real photos, 95% validation accuracy against 85% with a plain bilinear from twice the
+    size (3 seeds each, bench/RESULTS.md). A raw photo given to a saved model directly
+    answers within 0.01 of `Classifier.predict` (tests/test_serving.py).
     """
-    resized = image.resize((size, size), Image.Resampling.BILINEAR)
+    resized = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(resized, dtype=np.uint8)
 
 
 def decode(source: ImageSource, size: int, *, draft: bool = True) -> np.ndarray:
     """Decode one photo to a size x size x 3 uint8 array (no cache).
 
-    JPEG draft mode keeps twice the target size: enough for the resize above to match
-    the model's own resizing of the full photo, at a fraction of a full decode's cost.
+    JPEG draft mode decodes at the smallest DCT scale that still covers the size: a
+    fraction of a full decode's cost.
     """
-    return to_array(open_image(source, draft_size=2 * size if draft else None), size)
+    return to_array(open_image(source, draft_size=size if draft else None), size)
 
 
 def default_cache_dir() -> Path:
