@@ -14,6 +14,7 @@ data into labels, rows and settings, so it is unit-tested without a browser
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
@@ -75,11 +76,14 @@ def model_line(meta: dict | None) -> str:
 
 
 def model_summary(meta: dict) -> str:
-    """One line to pick a model by: name, architecture, validation accuracy, shipped."""
+    """One line to pick a model by: name, architecture, validation accuracy, data, shipped."""
     accuracy = meta.get("metrics", {}).get("val_accuracy", 0)
     name = meta.get("name", Path(meta["path"]).name)
-    return f"{name} · {meta.get('architecture')} · {accuracy:.0%} validation accuracy" + (
-        " · shipped" if meta.get("shipped") else ""
+    data = meta.get("dataset") or ""
+    return (
+        f"{name} · {meta.get('architecture')} · {accuracy:.0%} validation accuracy"
+        + (f" · {data}" if data and data not in name and not meta.get("shipped") else "")
+        + (" · shipped" if meta.get("shipped") else "")
     )
 
 
@@ -117,6 +121,7 @@ def run_rows(models: list[dict]) -> list[dict]:
             {
                 "created": meta.get("created", "")[:16].replace("T", " "),
                 "name": meta.get("name", Path(meta["path"]).name),
+                "dataset": trained_on(meta),
                 "val accuracy": metrics.get("val_accuracy"),
                 "architecture": meta.get("architecture"),
                 "epochs": metrics.get("epochs_run", config.get("epochs")),
@@ -129,6 +134,25 @@ def run_rows(models: list[dict]) -> list[dict]:
             }
         )
     return rows
+
+
+def trained_on(meta: dict) -> str:
+    """What a model was trained on, in words ("" for models saved before this was kept)."""
+    if meta.get("shipped"):
+        return meta.get("dataset") or "the built-in demo bikes"
+    return meta.get("dataset") or ""
+
+
+def run_name(dataset: str, arch: str, when: float) -> str:
+    """The default name of a run: its data, its network and when it started."""
+    return f"{dataset} · {arch} · {time.strftime('%d %b %H:%M', time.localtime(when))}"
+
+
+def same_data(models: list[dict], chosen: dict | None) -> list[dict]:
+    """The models trained on the same photos as `chosen` (same dataset fingerprint)."""
+    if not chosen or not chosen.get("dataset_fingerprint"):
+        return models
+    return [m for m in models if m.get("dataset_fingerprint") == chosen["dataset_fingerprint"]]
 
 
 def past_runs(models: list[dict]) -> list[dict]:

@@ -297,8 +297,15 @@ def live(job: TrainingJob) -> None:
         job.stop()
 
 
-def past_runs(models: list[dict]) -> None:
-    """Every saved model in one table, and one metric of all of them on one chart."""
+def past_runs(models: list[dict], chosen: dict | None = None) -> None:
+    """The saved models in one table, and one metric of them on one chart: by default
+    only the runs on the same photos as `chosen` (other data makes other numbers)."""
+    same = app_state.same_data(models, chosen)
+    if len(same) < len(models) and not st.toggle(
+        f"Also runs on other data ({len(models) - len(same)})",
+        help="Accuracy on other photos is not comparable",
+    ):
+        models = same
     st.dataframe(
         pd.DataFrame(app_state.past_runs(models)),
         hide_index=True,

@@ -79,8 +79,13 @@ def describe(result, *, name: str | None = None) -> dict:
     }
 
 
-def save_model(result, directory: str | os.PathLike, *, name: str | None = None) -> Path:
-    """Write a trained model and its description to `directory`, atomically."""
+def save_model(
+    result, directory: str | os.PathLike, *, name: str | None = None, dataset: str | None = None
+) -> Path:
+    """Write a trained model and its description to `directory`, atomically.
+
+    `dataset`: a few words on what it was trained on, shown beside the model in the app.
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
@@ -92,7 +97,7 @@ def save_model(result, directory: str | os.PathLike, *, name: str | None = None)
                 features=result.reference.features.astype(np.float32),
                 labels=result.reference.labels.astype(np.int32),
             )
-        meta = describe(result, name=name or directory.name)
+        meta = {**describe(result, name=name or directory.name), "dataset": dataset}
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         if directory.exists():
             # Swap old and new with renames; the old copy is removed only afterwards.

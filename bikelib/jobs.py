@@ -1,12 +1,10 @@
 """Training in the background: one run per `TrainingJob`, in a child process.
 
-A `TrainingJob` runs `bikelib.train` in a child process (`python -m bikelib.jobs`,
-the `_child_main` below) watched by a background thread, so page reruns, other widgets
-and page switches do not interrupt it. A process-wide slot limit
-(`Settings.max_trainings`, 1) keeps a small shared box from running several trainings
-at once (each would only get slower and use more memory); the others wait, queued.
-Progress comes back as JSON lines and is kept in a `JobStatus` snapshot any thread can
-read. Plain Python: TensorFlow is imported only in the child.
+The child (`python -m bikelib.jobs`, `_child_main`) is watched by a thread, so page
+reruns and switches do not interrupt it. A process-wide slot limit (`Settings.
+max_trainings`, 1) keeps a small shared box from running trainings side by side; the
+others wait, queued. Progress comes back as JSON lines, kept in a `JobStatus` snapshot
+any thread can read. Plain Python: TensorFlow is imported only in the child.
 
 A shared server must never wedge, so the supervisor holds a few rules: at most
 `Settings.max_queue` runs wait for a slot (one more is refused with `ServerBusyError`);
@@ -161,7 +159,7 @@ def _child_main() -> None:
     """
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything else printed (TF, warnings) goes to stderr, not the protocol
-    dataset, config, save_dir, name = pickle.load(sys.stdin.buffer)
+    dataset, config, save_dir, name, label = pickle.load(sys.stdin.buffer)
     stop = threading.Event()
 
     def wait_for_stop() -> None:
@@ -184,7 +182,7 @@ def _child_main() -> None:
     try:
         result = train(dataset, config, on_progress=report, should_stop=stop.is_set)
         send("saving")
-        save_model(result, save_dir, name=name)
+        save_model(result, save_dir, name=name, dataset=label)
         metrics = {
             **result.metrics,
             "epochs_run": result.epochs_run,
@@ -221,11 +219,10 @@ class TrainingJob:
     # The child's command line; tests put a misbehaving stand-in here.
     command = (sys.executable, "-m", "bikelib.jobs")
 
-    def __init__(self, dataset, config, save_dir: str | os.PathLike, *, name: str | None = None):
-        self.dataset = dataset
-        self.config = config
-        self.save_dir = Path(save_dir)
+    def __init__(self, dataset, config, save_dir, *, name=None, label: str | None = None):
+        self.dataset, self.config, self.save_dir = dataset, config, Path(save_dir)
         self.name = name or self.save_dir.name
+        self.label = label  # what the data is, in words, for model.json
         self.created = time.time()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -353,7 +350,8 @@ class TrainingJob:
         """Feed the child its run, then relay its messages until it has finished."""
         threading.Thread(target=self._watch, args=(child, time.monotonic()), daemon=True).start()
         with contextlib.suppress(BrokenPipeError):  # a child that died at once is reported below
-            child.stdin.write(pickle.dumps((self.dataset, self.config, self.save_dir, self.name)))
+            payload = (self.dataset, self.config, self.save_dir, self.name, self.label)
+            child.stdin.write(pickle.dumps(payload))
             child.stdin.flush()
         with self._lock:
             self._child = child  # from now on stop() closes stdin itself

@@ -8,6 +8,8 @@ and page switches never interrupt it. Nothing here loads TensorFlow: only the ch
 process does. The dataset comes from the cache the Dataset page filled (`app_ui`).
 """
 
+import time
+
 import streamlit as st
 
 import app_state as state
@@ -35,6 +37,9 @@ arch = st.segmented_control(
     "Network", list(labels), format_func=labels.get, default="default", required=True, key="arch"
 )
 recipe = bikelib.TrainConfig.recommended(arch)
+label = workspace.describe_source(source)
+default_name = state.run_name(label, arch, time.time())
+run_name = st.text_input("Run name", placeholder=default_name, max_chars=80, disabled=running)
 form = app_ui.train_form(recipe, given_split=given, running=running)
 
 if form is not None:
@@ -43,7 +48,10 @@ if form is not None:
         split = {"val_fraction": config.val_fraction, "seed": config.seed}
         dataset = app_ui.open_dataset(source, split)
         workspace.prune_models()
-        job = TrainingJob.start(dataset, config, workspace.new_model_dir(arch))  # or busy
+        name = run_name.strip() or default_name
+        job = TrainingJob.start(  # or ServerBusyError: one sentence
+            dataset, config, workspace.new_model_dir(arch), name=name, label=label
+        )
     st.session_state.update({state.TRAIN_CONFIG: config, state.SPLIT: split, state.JOB: job})
     st.rerun()  # redraw the form with its button disabled while this run lasts
 
@@ -64,7 +72,8 @@ elif job is not None and st.session_state.get("announced") is not job:
         st.session_state[state.MODEL_PATH] = str(status.model_dir)
     stopped = " (stopped early; the best epoch so far was kept)" if status.state == STOPPED else ""
     st.success(
-        f"Model saved as **{status.model_dir.name}**{stopped}.", icon=":material/check_circle:"
+        f"Model saved as **{saved.get('name', status.model_dir.name)}**{stopped}.",
+        icon=":material/check_circle:",
     )
 
 models = [] if active else workspace.saved_models()
@@ -78,6 +87,7 @@ if models:
         paths.index(picked["path"]),
         format_func=lambda p: state.model_name(state.chosen_model(models, p)),
     )
-    app_ui.model_results(state.chosen_model(models, path))
+    chosen = state.chosen_model(models, path)
+    app_ui.model_results(chosen)
     st.header("Past runs")
-    app_ui.past_runs(models)
+    app_ui.past_runs(models, chosen)

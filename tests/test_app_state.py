@@ -143,3 +143,20 @@ def test_a_waiting_run_says_its_place_in_the_queue():
     assert app_state.queue_note(1).endswith(": this run is next.")
     assert app_state.queue_note(2).endswith(": place 2 in the queue (1 more run first).")
     assert app_state.queue_note(4).endswith(": place 4 in the queue (3 more runs first).")
+
+
+def test_runs_are_named_after_their_data_and_compared_on_the_same_data():
+    assert app_state.run_name("my photo set", "seed", 0).startswith("my photo set · seed · ")
+    ours = {"path": "/m/a", "dataset_fingerprint": "f1", "dataset": "my photo set"}
+    again = {"path": "/m/b", "dataset_fingerprint": "f1"}
+    other = {"path": "/m/c", "dataset_fingerprint": "f2", "shipped": True}
+    assert app_state.same_data([ours, again, other], ours) == [ours, again]
+    assert app_state.same_data([ours, other], None) == [ours, other]
+    assert app_state.trained_on(ours) == "my photo set"
+    assert app_state.trained_on(other) == "the built-in demo bikes"
+    assert app_state.trained_on(again) == ""  # saved before the data was recorded
+    named = {**ours, "name": "run 1", "architecture": "default", "metrics": {"val_accuracy": 1}}
+    assert (
+        app_state.model_summary(named)
+        == "run 1 · default · 100% validation accuracy · my photo set"
+    )

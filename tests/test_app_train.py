@@ -79,8 +79,12 @@ def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):
     assert at.session_state["job"].status().active
     assert at.get("form_submit_button")[0].disabled  # one run at a time per session
     run_until(at, lambda at: at.success)  # the first run after the job has finished
-    assert at.success[0].value.startswith("Model saved as **default-")
     model_dir = at.session_state["job"].status().model_dir  # model_path too, unless at chance
+    meta = read_meta(model_dir)
+    # Named by default after its data, network and start time; the data is kept too.
+    assert meta["name"].startswith(f"{meta['dataset']} · default · ")
+    assert meta["dataset"] == widget(at.text_input, "Run name").placeholder.split(" · ")[0]
+    assert at.success[0].value.startswith(f"Model saved as **{meta['name']}**")
     assert model_dir.parent.parent.parent == app_env / "sessions"  # inside this session
     assert read_meta(model_dir)["config"]["image_size"] == 32
     labels = {m.label: m.value for m in at.metric}
@@ -93,13 +97,15 @@ def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):
 
 def test_stop_ends_the_run_and_keeps_the_best_model_so_far(app_env):
     at = train_page()
+    widget(at.text_input, "Run name").input("my long run")
     start(at, epochs=300)
     run_until(at, lambda at: len(at.session_state["job"].status().history) >= 1)
     widget(at.button, "Stop training").click().run()
     run_until(at, lambda at: at.success)
     assert "stopped early" in at.success[0].value
-    metrics = read_meta(at.session_state["job"].status().model_dir)["metrics"]
-    assert metrics["stopped_early"] and metrics["epochs_run"] < 300
+    meta = read_meta(at.session_state["job"].status().model_dir)
+    assert meta["name"] == "my long run"  # the user's name for the run
+    assert meta["metrics"]["stopped_early"] and meta["metrics"]["epochs_run"] < 300
 
 
 def test_without_a_dataset_the_page_says_so(app_env, monkeypatch):
