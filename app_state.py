@@ -14,6 +14,7 @@ data into labels, rows and settings, so it is unit-tested without a browser
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import fields, replace
@@ -295,6 +296,17 @@ def split_note(dataset: Dataset) -> str:
 def augmentation_names(augmentation) -> str:
     """The augmentations switched on, as "flip, zoom, ...", or "no augmentation"."""
     return ", ".join(k for k, v in vars(augmentation).items() if v) or "no augmentation"
+
+
+def unique_photos(photos: list) -> tuple[list, int]:
+    """Uploads without repeats (same bytes, whatever the name), and how many were dropped."""
+    seen, unique = set(), []
+    for photo in photos:
+        digest = hashlib.sha256(photo.getvalue()).digest()
+        if digest not in seen:
+            seen.add(digest)
+            unique.append(photo)
+    return unique, len(photos) - len(unique)
 
 
 def prediction_row(name: str, data: bytes, prediction) -> dict:

@@ -32,6 +32,9 @@ if st.toggle("Use the camera (a phone works too)"):
 if not photos:
     st.info("Upload a photo of a bike, or take one, to see which bike it is.")
     st.stop()
+photos, repeats = app_state.unique_photos(photos)
+if repeats:
+    st.caption(f"{repeats} photo(s) uploaded twice: each is shown once.")
 show_why = st.toggle("Show why (heatmap)", help="Where in the photo the model found its answer")
 
 # Copies, not the uploads themselves: decoding must not move the uploads' read positions.

@@ -105,10 +105,12 @@ def test_many_photos_get_a_sortable_table_and_a_bad_one_an_error(app_env, shippe
         ("blue.jpg", blue, "image/jpeg"),
         ("green.png", green, "image/png"),
         ("broken.jpg", b"not a photo", "image/jpeg"),
+        ("blue again.jpg", blue, "image/jpeg"),  # the same photo twice is shown once
     ]
     at.file_uploader[0].set_value(uploads).run()
     assert not at.exception
     assert answers(at) == expected(shipped_model, blue, green)
+    assert "1 photo(s) uploaded twice" in " ".join(c.value for c in at.caption)
     assert at.error[0].value == "broken.jpg: not an image Pillow can read"
     table = at.dataframe[0].value
     assert list(table["file"]) == ["blue.jpg", "green.png"]

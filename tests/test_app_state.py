@@ -160,3 +160,16 @@ def test_runs_are_named_after_their_data_and_compared_on_the_same_data():
         app_state.model_summary(named)
         == "run 1 · default · 100% validation accuracy · my photo set"
     )
+
+
+def test_a_photo_uploaded_twice_is_kept_once():
+    class Upload:
+        def __init__(self, name: str, data: bytes) -> None:
+            self.name, self.data = name, data
+
+        def getvalue(self) -> bytes:
+            return self.data
+
+    a, again, b = Upload("a.jpg", b"one"), Upload("copy of a.jpg", b"one"), Upload("b.jpg", b"two")
+    assert app_state.unique_photos([a, again, b]) == ([a, b], 1)
+    assert app_state.unique_photos([]) == ([], 0)
