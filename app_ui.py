@@ -124,13 +124,22 @@ def model_results(meta: dict) -> None:
         ]
         if shown:
             st.image([i for i, _ in shown], caption=[c for _, c in shown], width=200)
-    st.download_button(
+    left, right = st.columns(2)
+    left.download_button(
         "Download this model (.zip: model.keras + model.json)",
         data=lambda: bikelib.export_zip(meta["path"]),
         file_name=f"{Path(meta['path']).name}.zip",
         mime="application/zip",
         on_click="ignore",
         icon=":material/download:",
+    )
+    right.download_button(  # converted on click only: TensorFlow is not loaded before
+        "For phones (.zip: TensorFlow Lite + class names)",
+        data=lambda: bikelib.tflite_zip(meta["path"]),
+        file_name=f"{Path(meta['path']).name}-tflite.zip",
+        mime="application/zip",
+        on_click="ignore",
+        icon=":material/smartphone:",
     )
 
 

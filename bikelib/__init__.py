@@ -43,6 +43,7 @@ _LAZY = {
     "read_meta": "artifacts",
     "export_zip": "artifacts",
     "import_zip": "portable",
+    "tflite_zip": "portable",
 }
 
 

@@ -183,3 +183,13 @@ def export_tflite(directory: str | os.PathLike, out_dir: str | os.PathLike) -> P
     (out_dir / TFLITE_FILE).write_bytes(blob)
     (out_dir / TFLITE_META_FILE).write_text(json.dumps(about, indent=2) + "\n")
     return out_dir / TFLITE_FILE
+
+
+def tflite_zip(directory: str | os.PathLike) -> bytes:
+    """model.tflite and model.tflite.json in one zip, for a download."""
+    blob, about = tflite_bytes(directory)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(TFLITE_FILE, blob)
+        archive.writestr(TFLITE_META_FILE, json.dumps(about, indent=2) + "\n")
+    return buffer.getvalue()

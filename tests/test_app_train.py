@@ -91,6 +91,7 @@ def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):
     assert labels["Best epoch"].endswith("of 2") and labels["Validation accuracy"].endswith("%")
     assert len(at.get("vega_lite_chart")) == 4  # loss, accuracy, confusion matrix, past runs
     assert at.get("download_button")[0].proto.label.startswith("Download this model")
+    assert at.get("download_button")[1].proto.label.startswith("For phones")
     runs = at.dataframe[-1].value
     assert list(runs["architecture"]) == ["default"] and list(runs["epochs"]) == [2]
 

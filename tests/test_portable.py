@@ -140,3 +140,13 @@ def test_the_tflite_export_gives_the_keras_probabilities(saved, tmp_path):
     phone = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     app = np.stack([list(classifier.predict(p).probabilities.values()) for p in photos])
     assert np.abs(phone - app).max() < 1e-4
+
+
+def test_the_phone_download_holds_the_tflite_model_and_its_classes(saved):
+    from bikelib import tflite_zip
+
+    with zipfile.ZipFile(io.BytesIO(tflite_zip(saved))) as archive:
+        assert sorted(archive.namelist()) == ["model.tflite", "model.tflite.json"]
+        about = json.loads(archive.read("model.tflite.json"))
+        assert about["classes"] == json.loads((saved / "model.json").read_text())["classes"]
+        assert archive.read("model.tflite")[4:8] == b"TFL3"  # the flatbuffer's identifier
