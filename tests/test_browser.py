@@ -109,7 +109,7 @@ def set_slider(page, label: str, steps_from_start: int) -> str:
     return slider.get_attribute("aria-valuetext")
 
 
-def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output):
+def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output, tmp_path):
     page.get_by_role("heading", name="Bike Recognition", level=1).wait_for()
     assert page.get_by_role("heading", name="This session").is_visible()
     screenshot(page, output / "1-home.png")
@@ -145,8 +145,18 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output)
     charts.nth(3).wait_for()  # loss, accuracy, confusion matrix, past runs
     assert page.get_by_text("Validation accuracy", exact=True).is_visible()
     screenshot(page, output / "5-trained.png")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download this model").click()
+    model_zip = tmp_path / "my-model.zip"
+    download.value.save_as(model_zip)
 
     go_to(page, "Classify")
+    # The downloaded zip opens again (as after a reload, which starts a new session).
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Open a saved model").click()
+    sidebar.locator('input[type="file"]').set_input_files(str(model_zip))
+    page.get_by_text("Opened my-model.zip").wait_for(timeout=120_000)
+    idle(page)
     sample = next((demo_photos / "validation").rglob("*.*"))
     upload(page, sample)
     page.get_by_text("threshold", exact=False).last.wait_for()
