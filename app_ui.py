@@ -21,6 +21,22 @@ from bikelib import charts, images, quality
 from bikelib.jobs import QUEUED, TrainingJob
 from bikelib.sessions import Workspace, source_stamp
 
+VIA_ENTRY = "via_entry"  # set by streamlit_app.py on every run of this session
+WANTED_PAGE = "wanted_page"  # the page a direct first visit asked for
+
+
+def through_the_entry(page_file: str) -> None:
+    """Every page's first line: run through streamlit_app.py, whatever the first URL.
+
+    Streamlit runs a page by itself (its older pages/ folder mode, with that folder's
+    menu and without the page config) when a session's very first visit is a direct
+    link such as /train before any session has run `st.navigation`. Such a run goes to
+    the entry script, which then switches to the page that was asked for.
+    """
+    if not st.session_state.get(VIA_ENTRY):
+        st.session_state[WANTED_PAGE] = f"pages/{Path(page_file).name}"
+        st.switch_page("streamlit_app.py")
+
 
 @contextlib.contextmanager
 def sentence_on_error(*, stop: bool = True) -> Iterator[None]:

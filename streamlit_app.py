@@ -8,6 +8,8 @@ import os
 
 import streamlit as st
 
+import app_ui
+
 # TensorFlow's C++ start-up chatter (INFO and WARNING lines) stays out of the server log;
 # set before any page imports TensorFlow. Its oneDNN notice is printed regardless.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,4 +25,11 @@ navigation = st.navigation(
         st.Page("pages/scan.py", title="Scan listings", icon=":material/travel_explore:"),
     ]
 )
+# A first visit by direct link (/train) right after the server starts runs the page
+# without this script (Streamlit's older pages/ folder mode); app_ui.through_the_entry
+# sends it here, and here on to the page it asked for, now with this navigation.
+st.session_state[app_ui.VIA_ENTRY] = True
+wanted = st.session_state.pop(app_ui.WANTED_PAGE, None)
+if wanted:
+    st.switch_page(wanted)
 navigation.run()

@@ -17,6 +17,8 @@ import bikelib
 from bikelib import charts, images
 from bikelib.sessions import Workspace
 
+app_ui.through_the_entry(__file__)
+
 CARDS = 12  # photos shown one by one; the table lists all of them
 workspace = Workspace.for_session(st.session_state)
 

@@ -15,6 +15,8 @@ from bikelib import charts, quality
 from bikelib.sessions import Workspace
 from bikelib.settings import settings
 
+app_ui.through_the_entry(__file__)
+
 workspace = Workspace.for_session(st.session_state)
 
 

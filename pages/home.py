@@ -6,7 +6,10 @@ Reads only folders and model.json files: no TensorFlow, so the app opens fast.
 import streamlit as st
 
 import app_state as state
+import app_ui
 from bikelib.sessions import Workspace
+
+app_ui.through_the_entry(__file__)
 
 workspace = Workspace.for_session(st.session_state)
 

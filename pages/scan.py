@@ -15,6 +15,8 @@ import app_ui
 from bikelib import images, scan
 from bikelib.sessions import Workspace
 
+app_ui.through_the_entry(__file__)
+
 TOP = 6  # best matches shown as cards
 TABLE_THUMBNAILS = 500  # rows with a thumbnail; beyond them the table lists names only
 workspace = Workspace.for_session(st.session_state)

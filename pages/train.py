@@ -18,6 +18,8 @@ import bikelib
 from bikelib.jobs import STOPPED, TrainingJob
 from bikelib.sessions import Workspace
 
+app_ui.through_the_entry(__file__)
+
 workspace = Workspace.for_session(st.session_state)
 
 st.title(":material/model_training: Train")

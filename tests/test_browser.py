@@ -236,3 +236,26 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     idle(page)
     screenshot(page, output / "9-scan-why.png")
     screenshot(page, output / "9-scan-why-phone.png", PHONE)
+
+
+def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(sync_api, demo_photos, tmp_path):
+    """A fresh server whose very first visit is /train: the Train page, with the app's
+    menu (its titles, "Scan listings"), not Streamlit's pages/ folder menu ("scan")."""
+    env = {
+        **os.environ,
+        "BIKE_RECOGNITION_WORKDIR": str(tmp_path / "sessions"),
+        "BIKE_RECOGNITION_DEMO_DATA": str(demo_photos),
+    }
+    with serve_app(env) as (_, url), sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+            page.goto(f"{url}/train")
+            page.get_by_role("heading", name="Train", level=1).wait_for(timeout=60_000)
+            menu = page.locator('[data-testid="stSidebarNav"]')
+            menu.get_by_role("link", name="Scan listings").wait_for()
+            assert "streamlit app" not in menu.inner_text().lower()
+        finally:
+            browser.close()
