@@ -235,7 +235,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strangers",
         type=int,
-        help="rendered other bikes trained to match none of yours (default 0: off)",
+        help="rendered other bikes trained to match none of yours (default 40; 0: off)",
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from bikelib.cli import main
 
-FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8"]
+FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8", "--strangers", "0"]
 TRAIN_OUTPUT: dict[str, str] = {}  # what `train` printed in the model_dir fixture
 
 
