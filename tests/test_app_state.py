@@ -48,7 +48,8 @@ def test_form_choices_and_recipe_extras():
     assert batch_sizes == [4, 8, 12, 16, 32, 64]
     extras = app_state.recipe_extras(recipe)
     assert (
-        extras == "constant learning rate, Adam (no weight decay), keeps the best epoch's weights"
+        extras == "constant learning rate, Adam (no weight decay), keeps the best epoch's weights, "
+        "40 photos of other bikes taught to match none"
     )
     assert "True" not in extras and ":" not in extras  # words, not Python values
     assert "epochs" not in extras and "batches" not in extras  # on the form / None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -199,7 +200,7 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     go_to(page, "Scan listings")
     # The shipped demo model (calibrated, 95%) rather than the 2-epoch run of the test above.
     page.locator('[data-testid="stSelectbox"]').first.click()
-    page.get_by_role("option", name="demo-model").click()
+    page.get_by_role("option", name=re.compile(r"^demo-model .*· shipped$")).click()
     idle(page)
     archive = listing_zip(demo_photos, tmp_path)
     upload(page, archive)
@@ -238,7 +239,7 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     screenshot(page, output / "9-scan-why-phone.png", PHONE)
 
 
-def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(sync_api, demo_photos, tmp_path):
+def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(page, demo_photos, tmp_path):
     """A fresh server whose very first visit is /train: the Train page, with the app's
     menu (its titles, "Scan listings"), not Streamlit's pages/ folder menu ("scan")."""
     env = {
@@ -246,16 +247,13 @@ def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(sync_api, demo_
         "BIKE_RECOGNITION_WORKDIR": str(tmp_path / "sessions"),
         "BIKE_RECOGNITION_DEMO_DATA": str(demo_photos),
     }
-    with serve_app(env) as (_, url), sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with serve_app(env) as (_, url):
+        fresh = page.context.browser.new_page(viewport={"width": WIDTH, "height": 900})
         try:
-            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
-            page.goto(f"{url}/train")
-            page.get_by_role("heading", name="Train", level=1).wait_for(timeout=60_000)
-            menu = page.locator('[data-testid="stSidebarNav"]')
+            fresh.goto(f"{url}/train")
+            fresh.get_by_role("heading", name="Train", level=1).wait_for(timeout=60_000)
+            menu = fresh.locator('[data-testid="stSidebarNav"]')
             menu.get_by_role("link", name="Scan listings").wait_for()
             assert "streamlit app" not in menu.inner_text().lower()
         finally:
-            browser.close()
+            fresh.close()
