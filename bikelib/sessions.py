@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import list_models, read_meta
-from .errors import DatasetError, ModelLoadError
+from .errors import DatasetError, ModelLoadError, SessionFullError
 from .images import IMAGE_SUFFIXES, prune_cache
 from .settings import settings
 
@@ -225,11 +225,33 @@ class Workspace:
         """The dataset a user builds in the browser: uploads/my-bikes/<bike>/<photo>."""
         return self.uploads / PHOTO_SET
 
+    # -- space --------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        """Bytes this session's files take on disk: uploads, photo set and models."""
+        total = 0
+        for folder, _, files in os.walk(self.path):
+            for name in files:
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    total += os.path.getsize(os.path.join(folder, name))
+        return total
+
+    def check_space(self, adding: int = 0) -> None:
+        """SessionFullError when `adding` more bytes would pass `Settings.session_mb`."""
+        limit_mb = self.settings.session_mb
+        if self.used_bytes() + adding > limit_mb * 2**20:
+            size = f"{limit_mb // 1024} GB" if limit_mb % 1024 == 0 else f"{limit_mb} MB"
+            raise SessionFullError(
+                f"This session has used its {size} of space: remove a bike or an old model first."
+            )
+
     # -- data ---------------------------------------------------------------------------
 
     def save_upload(self, name: str, data: bytes) -> Path:
         """Store an uploaded file (a dataset zip, say) in this session; returns its path."""
         target = self.uploads / safe_filename(name, "upload")
+        replaced = target.stat().st_size if target.is_file() else 0  # the same zip again
+        self.check_space(len(data) - replaced)
         partial = target.with_name(f".{target.name}.part")
         partial.write_bytes(data)
         os.replace(partial, target)
@@ -242,6 +264,8 @@ class Workspace:
         (a camera names every shot `image.jpg`, which must not overwrite the last one).
         """
         bike = check_bike_name(bike)
+        photos = list(photos)
+        self.check_space(sum(len(data) for _, data in photos))
         added = 0
         folder = self.photo_set / bike
         for name, data in photos:
@@ -325,7 +349,9 @@ class Workspace:
     # -- models -------------------------------------------------------------------------
 
     def new_model_dir(self, arch: str) -> Path:
-        """A fresh, unused folder name for a model about to be trained."""
+        """A fresh, unused folder name for a model about to be trained (or opened);
+        SessionFullError when the session has no space left for one."""
+        self.check_space(1)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = self.models / f"{arch}-{stamp}"
         candidate, n = base, 1
