@@ -8,9 +8,10 @@ session gets its own folder under the workspace root (`Settings.workdir`):
 
 The session id is a random hex uuid kept in the caller's state mapping (Streamlit's
 `st.session_state`), so visitors never see or overwrite each other's files. Folders
-idle for longer than `Settings.session_hours` are removed, at most once per process
-start, with the shared cache's unused entries. The built-in demo photos and the
-shipped demo model are only ever read. Plain Python: no Streamlit, no TensorFlow.
+idle for longer than `Settings.session_hours` are removed with the shared cache's unused
+entries by a daemon thread (`start_pruner`, once per process, a round an hour), never in
+a visitor's request. The built-in demo photos and the shipped demo model are only ever
+read. Plain Python: no Streamlit, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -139,8 +140,9 @@ def _complete(directory: Path) -> bool:
     return True
 
 
+PRUNE_EVERY_S = 3600.0  # how often the pruner thread looks for idle sessions
 _prune_lock = threading.Lock()
-_pruned_roots: set[Path] = set()
+_pruner: threading.Thread | None = None
 
 
 def prune_sessions(root: Path, max_age_s: float, now: float | None = None) -> list[Path]:
@@ -163,12 +165,9 @@ def prune_sessions(root: Path, max_age_s: float, now: float | None = None) -> li
     return removed
 
 
-def prune_once(root: Path) -> None:
-    """Prune old sessions under `root` the first time this process sees it."""
-    with _prune_lock:
-        if root in _pruned_roots:
-            return
-        _pruned_roots.add(root)
+def prune_now(root: Path | None = None) -> None:
+    """One round of pruning: idle sessions under `root` (the workdir), unused cache entries."""
+    root = settings().workdir if root is None else root
     hours = settings().session_hours
     removed = prune_sessions(root, hours * 3600)
     if removed:
@@ -177,6 +176,28 @@ def prune_once(root: Path) -> None:
     cached = prune_cache(hours * 3600)
     if cached:
         log.info("removed %d cache entries unused for over %g h", cached, hours)
+
+
+def _prune_forever(every_s: float) -> None:
+    while True:
+        try:
+            prune_now()
+        except Exception:  # a bad round must not end the thread (a shared disk fills up)
+            log.exception("pruning failed; trying again in %g s", every_s)
+        time.sleep(every_s)
+
+
+def start_pruner(every_s: float = PRUNE_EVERY_S) -> threading.Thread:
+    """Start this process's pruning thread (a daemon, a round every `every_s` seconds)
+    unless it runs already; returns it. Visitors' requests never wait for a round."""
+    global _pruner
+    with _prune_lock:
+        if _pruner is None or not _pruner.is_alive():
+            _pruner = threading.Thread(
+                target=_prune_forever, args=(every_s,), name="session-pruner", daemon=True
+            )
+            _pruner.start()
+        return _pruner
 
 
 class Workspace:
@@ -198,7 +219,7 @@ class Workspace:
         if not _SESSION_ID.match(str(state.get(SESSION_KEY, ""))):
             state[SESSION_KEY] = uuid.uuid4().hex
         workspace = cls(state[SESSION_KEY], root)
-        prune_once(workspace.root)
+        start_pruner()
         workspace.touch()
         return workspace
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -176,3 +177,32 @@ def test_the_default_share_is_said_in_gigabytes(monkeypatch):
     monkeypatch.setattr(Workspace, "used_bytes", lambda self: 2**30)
     with pytest.raises(sessions.SessionFullError, match="used its 1 GB of space"):
         workspace.check_space(1)
+
+
+def test_one_pruning_round_removes_idle_sessions_and_cache_entries(workdir, monkeypatch):
+    old, recent = workdir / ("a" * 32), workdir / ("b" * 32)
+    for folder in (old, recent):
+        (folder / "uploads").mkdir(parents=True)
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    pruned_cache = []
+    monkeypatch.setattr(sessions, "prune_cache", lambda age: pruned_cache.append(age) or 0)
+    sessions.prune_now()
+    assert not old.exists() and recent.exists()
+    assert pruned_cache == [24 * 3600]
+
+
+def test_the_pruner_is_one_thread_per_process_started_by_a_visit(monkeypatch):
+    rounds = []
+    monkeypatch.setattr(sessions, "prune_now", lambda: rounds.append(1))
+    monkeypatch.setattr(sessions, "_pruner", None)  # as in a fresh process
+    before = [t for t in threading.enumerate() if t.name == "session-pruner"]  # other tests'
+    first = sessions.start_pruner()
+    Workspace.for_session({})  # a visit starts no second one
+    assert sessions.start_pruner() is first and first.daemon and first.is_alive()
+    started = [t for t in threading.enumerate() if t.name == "session-pruner"]
+    assert [t for t in started if t not in before] == [first]
+    deadline = time.monotonic() + 5
+    while not rounds and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rounds == [1]  # its first round at once, the next an hour later
