@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import openset
-from .errors import ImageReadError, ModelLoadError, ModelNotFoundError
+from .errors import BikeLibError, ImageReadError, ModelLoadError, ModelNotFoundError
 from .images import ImageSource, decode, open_image
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,8 @@ def save_model(
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
+    prefix = f".{directory.name}-{os.getpid()}-"  # sessions.sweep_saves finds dead ones
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=prefix))
     try:
         result.model.save(staging / MODEL_FILE)
         if result.reference is not None:
@@ -99,14 +100,11 @@ def save_model(
             )
         meta = {**describe(result, name=name or directory.name), "dataset": dataset}
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        if directory.exists():
-            # Swap old and new with renames; the old copy is removed only afterwards.
-            retired = directory.with_name(f".{directory.name}-old-{os.getpid()}")
+        retired = directory.with_name(f".{directory.name}-old-{os.getpid()}")
+        if directory.exists():  # swap with renames; the old copy is removed only afterwards
             os.replace(directory, retired)
-            os.replace(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
+        os.replace(staging, directory)
+        shutil.rmtree(retired, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -359,7 +357,6 @@ class Classifier:
 
 def _load_gate():
     """The process-wide bicycle gate, or None where its weights package is missing."""
-    from .errors import BikeLibError
     from .gate import load_gate
 
     try:
@@ -381,7 +378,7 @@ def list_models(*roots: str | os.PathLike) -> list[dict]:
         root = Path(root)
         if not root.is_dir():
             continue
-        for meta_file in root.glob(f"*/{META_FILE}"):
+        for meta_file in root.glob(f"[!.]*/{META_FILE}"):  # .name-*: a save under way
             try:
                 meta = read_meta(meta_file.parent)
             except ModelLoadError:

@@ -35,6 +35,10 @@ class ServerBusyError(BikeLibError, RuntimeError):
     """A shared server has as many trainings waiting as it queues; try again later."""
 
 
+class SessionFullError(BikeLibError, OSError):
+    """A session has used its share of the shared disk (`Settings.session_mb`)."""
+
+
 class ArchiveError(DatasetError):
     """A dataset zip is refused: damaged, encrypted, unsafe, or over a size limit."""
 

@@ -8,9 +8,10 @@ session gets its own folder under the workspace root (`Settings.workdir`):
 
 The session id is a random hex uuid kept in the caller's state mapping (Streamlit's
 `st.session_state`), so visitors never see or overwrite each other's files. Folders
-idle for longer than `Settings.session_hours` are removed, at most once per process
-start, with the shared cache's unused entries. The built-in demo photos and the
-shipped demo model are only ever read. Plain Python: no Streamlit, no TensorFlow.
+idle for longer than `Settings.session_hours` are removed with the shared cache's unused
+entries by a daemon thread (`start_pruner`, once per process, a round an hour), never in
+a visitor's request. The built-in demo photos and the shipped demo model are only ever
+read. Plain Python: no Streamlit, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import list_models, read_meta
-from .errors import DatasetError, ModelLoadError
+from .errors import DatasetError, ModelLoadError, SessionFullError
 from .images import IMAGE_SUFFIXES, prune_cache
+from .saves import sweep_saves
 from .settings import settings
 
 log = logging.getLogger(__name__)
@@ -84,8 +86,9 @@ def source_stamp(source: str | os.PathLike) -> str:
     return digest.hexdigest()[:16]
 
 
+PRUNE_EVERY_S = 3600.0  # how often the pruner thread looks for idle sessions
 _prune_lock = threading.Lock()
-_pruned_roots: set[Path] = set()
+_pruner: threading.Thread | None = None
 
 
 def prune_sessions(root: Path, max_age_s: float, now: float | None = None) -> list[Path]:
@@ -101,17 +104,16 @@ def prune_sessions(root: Path, max_age_s: float, now: float | None = None) -> li
             if now - folder.stat().st_mtime > max_age_s:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
+            else:
+                sweep_saves(folder / "models", now)
         except OSError:
             continue  # removed meanwhile by another process
     return removed
 
 
-def prune_once(root: Path) -> None:
-    """Prune old sessions under `root` the first time this process sees it."""
-    with _prune_lock:
-        if root in _pruned_roots:
-            return
-        _pruned_roots.add(root)
+def prune_now(root: Path | None = None) -> None:
+    """One round of pruning: idle sessions under `root` (the workdir), unused cache entries."""
+    root = settings().workdir if root is None else root
     hours = settings().session_hours
     removed = prune_sessions(root, hours * 3600)
     if removed:
@@ -120,6 +122,28 @@ def prune_once(root: Path) -> None:
     cached = prune_cache(hours * 3600)
     if cached:
         log.info("removed %d cache entries unused for over %g h", cached, hours)
+
+
+def _prune_forever(every_s: float) -> None:
+    while True:
+        try:
+            prune_now()
+        except Exception:  # a bad round must not end the thread (a shared disk fills up)
+            log.exception("pruning failed; trying again in %g s", every_s)
+        time.sleep(every_s)
+
+
+def start_pruner(every_s: float = PRUNE_EVERY_S) -> threading.Thread:
+    """Start this process's pruning thread (a daemon, a round every `every_s` seconds)
+    unless it runs already; returns it. Visitors' requests never wait for a round."""
+    global _pruner
+    with _prune_lock:
+        if _pruner is None or not _pruner.is_alive():
+            _pruner = threading.Thread(
+                target=_prune_forever, args=(every_s,), name="session-pruner", daemon=True
+            )
+            _pruner.start()
+        return _pruner
 
 
 class Workspace:
@@ -141,7 +165,7 @@ class Workspace:
         if not _SESSION_ID.match(str(state.get(SESSION_KEY, ""))):
             state[SESSION_KEY] = uuid.uuid4().hex
         workspace = cls(state[SESSION_KEY], root)
-        prune_once(workspace.root)
+        start_pruner()
         workspace.touch()
         return workspace
 
@@ -168,11 +192,33 @@ class Workspace:
         """The dataset a user builds in the browser: uploads/my-bikes/<bike>/<photo>."""
         return self.uploads / PHOTO_SET
 
+    # -- space --------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        """Bytes this session's files take on disk: uploads, photo set and models."""
+        total = 0
+        for folder, _, files in os.walk(self.path):
+            for name in files:
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    total += os.path.getsize(os.path.join(folder, name))
+        return total
+
+    def check_space(self, adding: int = 0) -> None:
+        """SessionFullError when `adding` more bytes would pass `Settings.session_mb`."""
+        limit_mb = self.settings.session_mb
+        if self.used_bytes() + adding > limit_mb * 2**20:
+            size = f"{limit_mb // 1024} GB" if limit_mb % 1024 == 0 else f"{limit_mb} MB"
+            raise SessionFullError(
+                f"This session has used its {size} of space: remove a bike or an old model first."
+            )
+
     # -- data ---------------------------------------------------------------------------
 
     def save_upload(self, name: str, data: bytes) -> Path:
         """Store an uploaded file (a dataset zip, say) in this session; returns its path."""
         target = self.uploads / safe_filename(name, "upload")
+        replaced = target.stat().st_size if target.is_file() else 0  # the same zip again
+        self.check_space(len(data) - replaced)
         partial = target.with_name(f".{target.name}.part")
         partial.write_bytes(data)
         os.replace(partial, target)
@@ -185,6 +231,8 @@ class Workspace:
         (a camera names every shot `image.jpg`, which must not overwrite the last one).
         """
         bike = check_bike_name(bike)
+        photos = list(photos)
+        self.check_space(sum(len(data) for _, data in photos))
         added = 0
         folder = self.photo_set / bike
         for name, data in photos:
@@ -268,7 +316,9 @@ class Workspace:
     # -- models -------------------------------------------------------------------------
 
     def new_model_dir(self, arch: str) -> Path:
-        """A fresh, unused folder name for a model about to be trained."""
+        """A fresh, unused folder name for a model about to be trained (or opened);
+        SessionFullError when the session has no space left for one."""
+        self.check_space(1)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = self.models / f"{arch}-{stamp}"
         candidate, n = base, 1
@@ -294,6 +344,7 @@ class Workspace:
 
         Each entry has `shipped` True for the read-only demo model.
         """
+        sweep_saves(self.models)  # a save killed midway: its previous model back, its rest gone
         found = [{**meta, "shipped": False} for meta in list_models(self.models)]
         try:
             shipped = read_meta(self.settings.demo_model)

@@ -123,3 +123,18 @@ def test_quality_sessions_and_jobs_do_not_import_tensorflow():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_photos_are_hashed_in_chunks_not_read_whole(tiny_dataset, monkeypatch):
+    """A shared server checks many visitors' datasets: no photo is held whole in memory."""
+    (tiny_dataset / "red-bike" / "copy.png").write_bytes(
+        next((tiny_dataset / "red-bike").iterdir()).read_bytes()
+    )
+
+    def whole(self):
+        raise AssertionError(f"{self} read whole")
+
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    findings = quality.check(open_dataset(tiny_dataset), min_photos=1)
+    same = [f for f in findings if f.kind in ("duplicate", "leak") and "The same" in f.message]
+    assert [p.name for f in same for p in f.paths if p.name == "copy.png"] == ["copy.png"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from helpers import photo_bytes as png
 from helpers import synthetic_photo, write_dataset
 
+import bikelib
 from bikelib import DatasetError, open_dataset, sessions
 from bikelib.sessions import Workspace
 from bikelib.settings import settings
@@ -143,3 +145,64 @@ def test_source_stamp_changes_when_photos_change(tiny_dataset):
 def test_safe_filename():
     assert sessions.safe_filename("../../a b?.JPG") == "a_b_.jpg"
     assert sessions.safe_filename("...") == "file"
+
+
+FULL = "This session has used its 1 MB of space: remove a bike or an old model first."
+
+
+def test_a_session_stays_within_its_share_of_the_disk(monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_SESSION_MB", "1")
+    workspace = Workspace("c" * 32)
+    half = os.urandom(600_000)
+    assert workspace.add_photos("red", [("a.png", half)]) == 1
+    with pytest.raises(sessions.SessionFullError, match=FULL) as raised:
+        workspace.add_photos("blue", [("b.png", os.urandom(600_000))])
+    assert isinstance(raised.value, bikelib.BikeLibError)
+    assert workspace.photo_set_counts() == {"red": 1}  # nothing of the refused add is kept
+    with pytest.raises(sessions.SessionFullError, match=FULL):
+        workspace.save_upload("bikes.zip", os.urandom(600_000))
+    assert workspace.save_upload("small.zip", b"x" * 1000).is_file()
+    (workspace.models / "big-model").mkdir()
+    (workspace.models / "big-model" / "model.keras").write_bytes(os.urandom(500_000))
+    with pytest.raises(sessions.SessionFullError, match=FULL):
+        workspace.new_model_dir("default")  # no training starts in a full session
+    workspace.remove_bike("red")
+    assert workspace.new_model_dir("default").parent == workspace.models
+    assert workspace.add_photos("blue", [("b.png", os.urandom(100_000))]) == 1
+
+
+def test_the_default_share_is_said_in_gigabytes(monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_SESSION_MB", "1024")
+    workspace = Workspace("d" * 32)
+    monkeypatch.setattr(Workspace, "used_bytes", lambda self: 2**30)
+    with pytest.raises(sessions.SessionFullError, match="used its 1 GB of space"):
+        workspace.check_space(1)
+
+
+def test_one_pruning_round_removes_idle_sessions_and_cache_entries(workdir, monkeypatch):
+    old, recent = workdir / ("a" * 32), workdir / ("b" * 32)
+    for folder in (old, recent):
+        (folder / "uploads").mkdir(parents=True)
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    pruned_cache = []
+    monkeypatch.setattr(sessions, "prune_cache", lambda age: pruned_cache.append(age) or 0)
+    sessions.prune_now()
+    assert not old.exists() and recent.exists()
+    assert pruned_cache == [24 * 3600]
+
+
+def test_the_pruner_is_one_thread_per_process_started_by_a_visit(monkeypatch):
+    rounds = []
+    monkeypatch.setattr(sessions, "prune_now", lambda: rounds.append(1))
+    monkeypatch.setattr(sessions, "_pruner", None)  # as in a fresh process
+    before = [t for t in threading.enumerate() if t.name == "session-pruner"]  # other tests'
+    first = sessions.start_pruner()
+    Workspace.for_session({})  # a visit starts no second one
+    assert sessions.start_pruner() is first and first.daemon and first.is_alive()
+    started = [t for t in threading.enumerate() if t.name == "session-pruner"]
+    assert [t for t in started if t not in before] == [first]
+    deadline = time.monotonic() + 5
+    while not rounds and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rounds == [1]  # its first round at once, the next an hour later

@@ -15,6 +15,7 @@ def test_defaults_without_any_variable():
     assert current.max_trainings == 1 and current.max_models == 20
     assert current.session_hours == 24.0 and current.server_folders is None
     assert current.max_queue == 8 and current.training_minutes == 15.0
+    assert current.session_mb == 1024
     assert current.demo_data == APP_ROOT / "data" / "demo-bikes"
     assert current.demo_model == APP_ROOT / "data" / "demo-model"
 
@@ -27,6 +28,7 @@ def test_values_are_parsed():
             "BIKE_RECOGNITION_MAX_TRAININGS": " 2 ",
             "BIKE_RECOGNITION_MAX_MODELS": "5",
             "BIKE_RECOGNITION_MAX_QUEUE": "3",
+            "BIKE_RECOGNITION_SESSION_MB": "200",
             "BIKE_RECOGNITION_TRAINING_MINUTES": "2.5",
             "BIKE_RECOGNITION_SERVER_FOLDERS": "0",
             "BIKELIB_CACHE_DIR": "/tmp/cache",
@@ -35,7 +37,7 @@ def test_values_are_parsed():
     )
     assert current.workdir == Path("/srv/sessions") and current.session_hours == 1.5
     assert (current.max_trainings, current.max_models, current.max_queue) == (2, 5, 3)
-    assert current.training_minutes == 2.5
+    assert current.training_minutes == 2.5 and current.session_mb == 200
     assert current.server_folders is False and current.cache_dir == Path("/tmp/cache")
     assert current.demo_data == Settings().demo_data
 
@@ -45,6 +47,8 @@ def test_values_are_parsed():
     [
         ("BIKE_RECOGNITION_MAX_TRAININGS", "two", "a whole number of 1 or more, not 'two'"),
         ("BIKE_RECOGNITION_MAX_MODELS", "0", "a whole number of 1 or more, not '0'"),
+        ("BIKE_RECOGNITION_SESSION_MB", "1.5", "a whole number of MB, not '1.5'"),
+        ("BIKE_RECOGNITION_SESSION_MB", "0", "a whole number of MB, not '0'"),
         ("BIKE_RECOGNITION_SESSION_HOURS", "-3", "a number of hours above 0, not '-3'"),
         ("BIKE_RECOGNITION_SESSION_HOURS", "nan", "a number of hours above 0, not 'nan'"),
         ("BIKE_RECOGNITION_TRAINING_MINUTES", "0", "a number of minutes above 0, not '0'"),
