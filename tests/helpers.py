@@ -114,3 +114,24 @@ def run_fresh(script: str, env: dict, *args: str, timeout: float = 600) -> dict:
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def calibrated_model(root: Path, name: str | None = None) -> Path:
+    """A small real model (3 generated bikes, 32 px) saved with its open-set reference and
+    6 calibration strangers, so verdicts, the threshold and its trade-off all exist."""
+    from bikelib import TrainConfig, open_dataset, openset, save_model, train
+
+    dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
+    config = TrainConfig(epochs=6, image_size=32, batch_size=8, strangers=0)
+    result = train(dataset, config, others=openset.strangers("calibration", 32, 6))
+    return save_model(result, root / "demo-model", name=name)
+
+
+def open_page(page: str):
+    """An AppTest of the whole app (streamlit_app.py) switched to `page`, run once."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at

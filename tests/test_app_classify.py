@@ -6,10 +6,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from helpers import CLASS_COLOURS, ROOT, photo_bytes, write_dataset
-from streamlit.testing.v1 import AppTest
+from helpers import CLASS_COLOURS, ROOT, calibrated_model, open_page, photo_bytes
 
-from bikelib import TrainConfig, load_model, open_dataset, openset, save_model, train
+from bikelib import load_model, openset
 
 APP = str(ROOT / "streamlit_app.py")
 
@@ -17,12 +16,7 @@ APP = str(ROOT / "streamlit_app.py")
 @pytest.fixture(scope="module")
 def shipped_model(tmp_path_factory):
     """A small real model, standing where the demo model is shipped."""
-    root = tmp_path_factory.mktemp("classify")
-    dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
-    others = openset.strangers("calibration", 32, 6)  # for the trade-off
-    config = TrainConfig(epochs=6, image_size=32, batch_size=8, strangers=0)
-    result = train(dataset, config, others=others)
-    return save_model(result, root / "demo-model", name="demo model")
+    return calibrated_model(tmp_path_factory.mktemp("classify"), name="demo model")
 
 
 @pytest.fixture
@@ -33,11 +27,8 @@ def app_env(tmp_path, monkeypatch, shipped_model):
     return tmp_path
 
 
-def classify_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/classify.py").run()
-    assert not at.exception, at.exception
-    return at
+def classify_page():
+    return open_page("pages/classify.py")
 
 
 def photo(bike: str, seed: int, fmt: str = "PNG") -> bytes:

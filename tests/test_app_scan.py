@@ -6,10 +6,9 @@ import io
 import zipfile
 
 import pytest
-from helpers import CLASS_COLOURS, ROOT, synthetic_photo, write_dataset
-from streamlit.testing.v1 import AppTest
+from helpers import CLASS_COLOURS, ROOT, calibrated_model, open_page, synthetic_photo
 
-from bikelib import TrainConfig, load_model, open_dataset, openset, save_model, train
+from bikelib import load_model
 from bikelib import scan as scanning
 
 APP = str(ROOT / "streamlit_app.py")
@@ -18,12 +17,7 @@ BICYCLE = ROOT / "data" / "demo-bikes" / "validation" / "black-mountain" / "blac
 
 @pytest.fixture(scope="module")
 def shipped_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("scan-page")
-    dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
-    others = openset.strangers("calibration", 32, 6)
-    config = TrainConfig(epochs=6, image_size=32, batch_size=8, strangers=0)
-    result = train(dataset, config, others=others)
-    return save_model(result, root / "demo-model", name="demo model")
+    return calibrated_model(tmp_path_factory.mktemp("scan-page"), name="demo model")
 
 
 @pytest.fixture
@@ -34,11 +28,8 @@ def app_env(tmp_path, monkeypatch, shipped_model):
     return tmp_path
 
 
-def scan_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/scan.py").run()
-    assert not at.exception, at.exception
-    return at
+def scan_page():
+    return open_page("pages/scan.py")
 
 
 def png(bike: str, seed: int) -> bytes:

@@ -14,22 +14,17 @@ import zipfile
 
 import numpy as np
 import pytest
-from helpers import CLASS_COLOURS, synthetic_photo, write_dataset
+from helpers import CLASS_COLOURS, calibrated_model, synthetic_photo
 from PIL import Image
 
-from bikelib import DatasetError, TrainConfig, load_model, open_dataset, openset, save_model, train
+from bikelib import DatasetError, load_model
 from bikelib import scan as scanning
 from bikelib.cli import main
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("scan")
-    dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
-    others = openset.strangers("calibration", 32, 6)
-    config = TrainConfig(epochs=6, image_size=32, batch_size=8, strangers=0)
-    result = train(dataset, config, others=others)
-    return save_model(result, root / "model")
+    return calibrated_model(tmp_path_factory.mktemp("scan"))
 
 
 @pytest.fixture(scope="module")
