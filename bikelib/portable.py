@@ -140,8 +140,8 @@ TFLITE_META_FILE = "model.tflite.json"
 def tflite_bytes(directory: str | os.PathLike) -> tuple[bytes, dict]:
     """The saved model as a TensorFlow Lite flatbuffer, and what an app needs beside it.
 
-    Input: float32 RGB pixels 0-255, already resized to `image_size` square (bilinear,
-    as `bikelib.images.decode` does): the Keras model's own resize layer uses an
+    Input: float32 RGB pixels 0-255, already resized to `image_size` square
+    (as `bikelib.images.decode` does): the Keras model's own resize layer uses an
     anti-aliased kernel that TensorFlow Lite has no built-in op for, so it is left out.
     Output: one probability per class. The graph is traced with `training=False`
     explicitly: Keras 3's random augmentation layers default to acting when called
@@ -168,7 +168,7 @@ def tflite_bytes(directory: str | os.PathLike) -> tuple[bytes, dict]:
         "name": meta.get("name"),
         "classes": meta["classes"],
         "image_size": size,
-        "input": f"float32 [batch, {size}, {size}, 3], RGB 0-255, resized bilinear",
+        "input": f"float32 [batch, {size}, {size}, 3], RGB 0-255, resized as bikelib decodes",
         "output": "float32 [batch, classes]: probabilities in the order of 'classes'",
         "openset": "not included: the verdict (not one of yours) needs bikelib",
     }
