@@ -204,6 +204,9 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     idle(page)
     archive = listing_zip(demo_photos, tmp_path)
     upload(page, archive)
+    # Click only once the upload's rerun is over: a click during it can be lost.
+    page.get_by_text("listings.zip").first.wait_for()
+    idle(page)
     page.get_by_role("button", name="Scan").click()
     lead = page.get_by_text("photos may be your bike")
     lead.wait_for(timeout=180_000)
