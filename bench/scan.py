@@ -82,7 +82,7 @@ def main() -> None:
 
     from bikelib import load_model
     from bikelib import scan as scanning
-    from bikelib.gate import GATE_SIZE
+    from bikelib.gate import GATE_SIZE, QUICK_SIZE
 
     classifier = load_model(args.model)
     assert classifier.gate is not None, "the bicycle gate is not installed"
@@ -130,7 +130,7 @@ def main() -> None:
                         "decode",
                         t_decode,
                     ),
-                    (f"bicycle gate ({GATE_SIZE} px EfficientNet-Lite0)", "gate", t_gate),
+                    (f"bicycle gate (looks at {QUICK_SIZE}, {GATE_SIZE} px)", "gate", t_gate),
                     (model_step, "model", t_model),
                 )
             ],

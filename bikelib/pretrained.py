@@ -283,10 +283,12 @@ def _keras_name(torch_module: str) -> str:
     return torch_module.replace("._", "_").replace(".", "_").lstrip("_")
 
 
-def efficientnet_lite0(include_top: bool = True):
+def efficientnet_lite0(include_top: bool = True, size: int | None = IMAGE_SIZE):
     """EfficientNet-Lite0 as a Keras 3 functional model, weights not loaded.
 
-    Input: RGB pixels 0-255 (uint8 or float), 224 x 224 x 3; the `(x - 127) / 128` scaling
+    Input: RGB pixels 0-255 (uint8 or float), `size` x `size` x 3 (224 as trained; the
+    network ends in global pooling, so the same weights run at any size, and `None`
+    takes any); the `(x - 127) / 128` scaling
     is the model's first layer. Output: the 1000 ImageNet class probabilities, or with
     `include_top=False` the global-average-pooled 1280 features of the last layer before
     the classifier. Layers are named after the PyTorch modules whose weights they take.
@@ -308,7 +310,7 @@ def efficientnet_lite0(include_top: bool = True):
     def relu6(x, name: str):
         return layers.ReLU(max_value=6.0, name=name)(x)
 
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    inputs = keras.Input((size, size, 3), name="image")
     x = layers.Rescaling(1.0 / 128, offset=-127.0 / 128, name="preprocess")(inputs)
     x = relu6(conv_bn(x, "_conv_stem", "_bn0", _STEM, 3, 2), "stem_relu6")
     channels, index = _STEM, 0

@@ -15,6 +15,7 @@ import io
 import os
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -160,25 +161,46 @@ def scan(
     index = classifier.classes.index(bike)
     rows: list[ScanRow] = []
     done = 0
-    for batch in _batches(iter(photos), batch_size):
-        decoded, names = [], []
-        for name, source in batch:
-            try:
-                if isinstance(source, BikeLibError):
-                    raise source
-                if isinstance(source, bytes):
-                    source = io.BytesIO(source)
-                    source.name = name
-                decoded.append(classifier._decode_both(source))
-                names.append(name)
-            except ImageReadError as error:
-                rows.append(ScanRow(name, float("-inf"), "", error=str(error)))
+    for count, names, decoded, failed in _decoded_batches(classifier, photos, batch_size):
+        rows.extend(failed)
         if decoded:
             rows.extend(_score_batch(classifier, index, names, decoded))
-        done += len(batch)
+        done += count
         if on_progress:
             on_progress(done)
     return sorted(rows, key=lambda r: (bool(r.error), r.verdict == openset.NO_BICYCLE, -r.score))
+
+
+def _decode_batch(classifier, batch: list) -> tuple[int, list[str], list, list[ScanRow]]:
+    """(photos, names, decoded arrays, rows of the unreadable) for one batch."""
+    decoded, names, failed = [], [], []
+    for name, source in batch:
+        try:
+            if isinstance(source, BikeLibError):
+                raise source
+            if isinstance(source, bytes):
+                source = io.BytesIO(source)
+                source.name = name
+            decoded.append(classifier._decode_both(source))
+            names.append(name)
+        except ImageReadError as error:
+            failed.append(ScanRow(name, float("-inf"), "", error=str(error)))
+    return len(batch), names, decoded, failed
+
+
+def _decoded_batches(classifier, photos: Iterable, batch_size: int) -> Iterator[tuple]:
+    """`_decode_batch` of each batch, one batch ahead in a worker thread: the next photos
+    decode (Pillow lets go of the GIL) while the networks score these, so decoding and
+    scoring share the two cores instead of taking turns. At most two batches in memory."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-decode") as pool:
+        ahead = None
+        for batch in _batches(iter(photos), batch_size):
+            future = pool.submit(_decode_batch, classifier, batch)
+            if ahead is not None:
+                yield ahead.result()
+            ahead = future
+        if ahead is not None:
+            yield ahead.result()
 
 
 def _score_batch(classifier, index: int, names: list[str], decoded: list) -> list[ScanRow]:
