@@ -218,7 +218,7 @@ async def upload_zip(page, rng: random.Random, files: dict, action: Action) -> N
     action.detail = archive.name
     await go_to(page, "Dataset")
     await idle(page)
-    await page.get_by_role("button", name="Upload a .zip").click()
+    await page.get_by_role("radio", name="Upload a .zip").click()
     await idle(page)
     await upload(page, archive)
     await page.get_by_text(f"Showing uploaded {archive.name}").wait_for()
