@@ -143,6 +143,7 @@ class Action:
     error: str = ""
     queue_wait: float | None = None  # trainings: seconds shown "Waiting for another training"
     queued_at_stop: bool = False  # trainings: still waiting in the queue when cut off
+    step: str = ""  # what it was doing last (where a failure happened)
 
 
 @dataclass
@@ -198,6 +199,7 @@ async def set_slider(page, label: str, steps_from_start: int) -> None:
 
 
 async def view(page, rng: random.Random, files: dict, action: Action) -> None:
+    action.step = "open the page"
     if rng.random() < 0.4:
         action.detail = "Home"
         await go_to(page, "Home", "Bike Recognition")
@@ -216,8 +218,10 @@ async def view(page, rng: random.Random, files: dict, action: Action) -> None:
 async def upload_zip(page, rng: random.Random, files: dict, action: Action) -> None:
     archive = files["dataset_zip"]
     action.detail = archive.name
+    action.step = "open the page"
     await go_to(page, "Dataset")
     await idle(page)
+    action.step = "upload the zip, wait for its photos"
     await page.get_by_role("radio", name="Upload a .zip").click()
     await idle(page)
     await upload(page, archive)
@@ -228,8 +232,10 @@ async def upload_zip(page, rng: random.Random, files: dict, action: Action) -> N
 async def classify(page, rng: random.Random, files: dict, action: Action) -> None:
     photo = rng.choice(files["photos"])
     action.detail = photo.name
+    action.step = "open the page (loads the model)"
     await go_to(page, "Classify")
     await idle(page, TIMEOUT_S["classify"])  # the first model load imports TensorFlow
+    action.step = "upload the photo, wait for its verdict"
     await upload(page, photo)
     await page.locator(
         '[data-testid="stMain"] [data-testid="stMarkdownContainer"] h3'
@@ -237,6 +243,7 @@ async def classify(page, rng: random.Random, files: dict, action: Action) -> Non
     await idle(page)
     if rng.random() < 0.3:
         action.detail += " + heatmap"
+        action.step = "heatmap"
         await page.get_by_text("Show why (heatmap)").click()
         await page.get_by_text("Why: where it saw").first.wait_for()
         await idle(page)
@@ -245,17 +252,21 @@ async def classify(page, rng: random.Random, files: dict, action: Action) -> Non
 async def scan(page, rng: random.Random, files: dict, action: Action) -> None:
     archive = rng.choice(files["listing_zips"])
     action.detail = archive.name
+    action.step = "open the page (loads the model)"
     await go_to(page, "Scan listings")
     await idle(page, TIMEOUT_S["scan"])
+    action.step = "upload the zip"
     await upload(page, archive)
     await page.get_by_text(archive.name).first.wait_for()
     await idle(page)  # a click during the upload's rerun can be lost
+    action.step = "scan, wait for the ranking"
     await page.get_by_role("button", name="Scan").click()
     await page.get_by_text("photos may be your bike").wait_for(timeout=TIMEOUT_S["scan"] * 1000)
     await idle(page)
 
 
 async def train(page, rng: random.Random, files: dict, action: Action) -> None:
+    action.step = "open the page"
     await go_to(page, "Train")
     await idle(page)
     start = page.get_by_role("button", name="Start training")
@@ -263,6 +274,7 @@ async def train(page, rng: random.Random, files: dict, action: Action) -> None:
         action.detail = "own run still going"
     else:
         action.detail = "2 epochs, 64 px"
+        action.step = "set the form, start"
         await set_slider(page, "Epochs", 1)
         await set_slider(page, "Image size (pixels)", 1)
         await start.click()
@@ -271,6 +283,7 @@ async def train(page, rng: random.Random, files: dict, action: Action) -> None:
     saved = page.get_by_text("Model saved as")
     running = page.get_by_text(re.compile(r"^(Preparing the photos|Epoch \d+ of \d+)"))
     seen_queued = False
+    action.step = "wait for the run to leave the queue"
     while True:  # poll: the page redraws the run every second
         if await saved.count():
             break
@@ -282,6 +295,7 @@ async def train(page, rng: random.Random, files: dict, action: Action) -> None:
         await page.wait_for_timeout(500)
     action.queue_wait = round(time.monotonic() - clicked, 1) if seen_queued else 0.0
     action.queued_at_stop = False
+    action.step = "wait for the saved model"
     await saved.wait_for(timeout=TIMEOUT_S["train"] * 1000)
     await idle(page)
 
@@ -347,18 +361,19 @@ async def visitor(
     async def run(kind: str, body) -> bool:
         action = Action(number, kind, started=round(time.monotonic() - t0, 1))
         actions.append(action)
-        began = time.monotonic()
+        began, limit = time.monotonic(), TIMEOUT_S[kind] + 30
         try:
-            await asyncio.wait_for(body(action), TIMEOUT_S[kind] + 30)
+            await asyncio.wait_for(body(action), limit)
             await check_page(page)
         except asyncio.CancelledError:
-            action.outcome, action.error = "cut off", "still running at the hard stop"
+            action.outcome = "cut off"
+            action.error = f"still running at the hard stop, at '{action.step}'"
             action.seconds = round(time.monotonic() - began, 1)
             raise
         except Exception as error:  # noqa: BLE001 - every failure is recorded, with its text
             action.outcome = "failed"
-            text = str(error).strip().splitlines()
-            action.error = f"{type(error).__name__}: {' '.join(text[:3])[:400]}"
+            text = str(error).strip().splitlines() or [f"over the limit of {limit} s"]
+            action.error = f"{type(error).__name__} at '{action.step}': {' '.join(text[:3])[:400]}"
             print(f"visitor {number} {kind} failed: {action.error}", flush=True)
         action.seconds = round(time.monotonic() - began, 1)
         return action.outcome == "ok"
