@@ -63,11 +63,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_app(
-    env: dict, log_path: Path | None = None, timeout: float = 90
+    env: dict, log_path: Path | None = None, timeout: float = 90, port: int | None = None
 ) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`streamlit run streamlit_app.py` on a free port of 127.0.0.1: (server, url) once it
-    answers its health check; stopped after. Output goes to `log_path` (or nowhere)."""
-    port = free_port()
+    """`streamlit run streamlit_app.py` on 127.0.0.1 (`port`, or a free one): (server, url)
+    once it answers its health check; stopped after. Output goes to `log_path` (or nowhere)."""
+    port = port or free_port()
     command = [
         *(sys.executable, "-m", "streamlit", "run", "streamlit_app.py"),
         *("--server.headless", "true", "--server.address", "127.0.0.1"),

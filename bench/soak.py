@@ -1,0 +1,651 @@
+"""Soak: a real `streamlit run` server on 127.0.0.1 and N headless browser visitors.
+
+Each visitor is one browser context (its own Streamlit session) in one headless
+Chromium, looping over actions drawn by a seeded RNG: view Home or Dataset, upload a
+small zip of photos on Dataset, train a short run (2 epochs, 64 px) on Train and wait for
+it (and for its turn in the training queue), classify a photo on Classify, scan a zip
+of listing photos on Scan listings. Same selectors as tests/test_browser.py.
+
+Measured: every action's outcome (a Streamlit exception box, an error alert or a
+timeout is a failure, with its text), HTTP responses and websocket messages, the time
+each training waited in the queue, and the resident memory of the server process and
+of all its descendants (the training children), sampled every second.
+
+Bounded: no action starts after --minutes; whatever still runs is cut off
+`GRACE_S` later (reported as cut off, not hidden), and a watchdog ends everything
+`WATCHDOG_S` after that. The browser resolves no host but 127.0.0.1.
+
+    python bench/soak.py [--sessions 8] [--minutes 10] [--seed 0] [--json FILE]
+        [--mix view=30,upload=12,train=13,classify=25,scan=20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import statistics
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from common import ROOT, machine, table
+
+from tests.helpers import serve_app, write_dataset
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # no other host resolves
+]
+DEMO_BIKES = ROOT / "data" / "demo-bikes"
+MIX = {"view": 30, "upload": 12, "train": 13, "classify": 25, "scan": 20}  # relative weights
+TIMEOUT_S = {"view": 120, "upload": 180, "classify": 180, "scan": 300, "train": 900}
+GRACE_S = 120  # after the last start, how long running actions may still finish
+WATCHDOG_S = 120  # after that, the whole process ends whatever it is doing
+MB = 1024 * 1024
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def tree_rss(pid: int) -> tuple[int, dict[int, int]]:
+    """(RSS of pid, {descendant pid: RSS}) with psutil, or from /proc without it."""
+    try:
+        import psutil
+    except ImportError:
+        return _tree_rss_proc(pid)
+    try:
+        root = psutil.Process(pid)
+        own, children = root.memory_info().rss, {}
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                children[child.pid] = child.memory_info().rss
+        return own, children
+    except psutil.NoSuchProcess:
+        return 0, {}
+
+
+def _tree_rss_proc(pid: int) -> tuple[int, dict[int, int]]:
+    parents: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                resident = int((entry / "statm").read_text().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(parent, []).append(int(entry.name))
+            rss[int(entry.name)] = resident
+    children, stack = {}, list(parents.get(pid, []))
+    while stack:
+        current = stack.pop()
+        children[current] = rss.get(current, 0)
+        stack += parents.get(current, [])
+    return rss.get(pid, 0), children
+
+
+class MemorySampler(threading.Thread):
+    """RSS of the server and of its descendants every `interval` seconds, and the peaks."""
+
+    def __init__(self, pid: int, started: float, interval: float = 1.0):
+        super().__init__(daemon=True)
+        self.pid, self.started, self.interval = pid, started, interval
+        self.stopping = threading.Event()
+        self.samples: list[dict] = []
+        self.peak = {"server": 0, "children": 0, "one_child": 0, "total": 0}
+        self.at_peak_total: dict = {}
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            server, children = tree_rss(self.pid)
+            kids = sum(children.values())
+            sample = {
+                "t": round(time.monotonic() - self.started, 1),
+                "server": server,
+                "children": kids,
+                "n_children": len(children),
+            }
+            self.samples.append(sample)
+            self.peak["server"] = max(self.peak["server"], server)
+            self.peak["children"] = max(self.peak["children"], kids)
+            self.peak["one_child"] = max(self.peak["one_child"], *children.values(), 0)
+            if server + kids > self.peak["total"]:
+                self.peak["total"] = server + kids
+                self.at_peak_total = sample
+            self.stopping.wait(self.interval)
+
+
+# -- what the visitors do -------------------------------------------------------------------
+
+
+@dataclass
+class Action:
+    visitor: int
+    kind: str
+    detail: str = ""
+    started: float = 0.0  # seconds since the soak began
+    seconds: float = 0.0
+    outcome: str = "ok"  # ok | failed | cut off
+    error: str = ""
+    queue_wait: float | None = None  # trainings: seconds shown "Waiting for another training"
+    queued_at_stop: bool = False  # trainings: still waiting in the queue when cut off
+    step: str = ""  # what it was doing last (where a failure happened)
+
+
+@dataclass
+class Traffic:
+    responses: int = 0
+    http_errors: list[str] = field(default_factory=list)  # status >= 400
+    failed: list[str] = field(default_factory=list)  # failed requests, not aborted
+    aborted: int = 0  # cancelled by the page itself (a rerun replaced an image)
+    offhost: list[str] = field(default_factory=list)
+    ws_sent: int = 0
+    ws_received: int = 0
+    ws_closed: int = 0
+
+
+class Failure(Exception):
+    pass
+
+
+async def idle(page, timeout_s: float = 120) -> None:
+    """Until the script run is over (its status widget gone), not just begun."""
+    await page.wait_for_timeout(500)
+    await page.locator('[data-testid="stStatusWidget"]').wait_for(
+        state="hidden", timeout=timeout_s * 1000
+    )
+
+
+async def check_page(page) -> None:
+    """A Streamlit exception box or a red error alert on the page is a failure."""
+    for testid in ("stException", "stAlertContentError"):
+        boxes = page.locator(f'[data-testid="{testid}"]')
+        if await boxes.count():
+            text = (await boxes.first.inner_text()).strip().replace("\n", " ")
+            raise Failure(f"{testid}: {text[:300]}")
+
+
+async def go_to(page, link: str, heading: str | None = None) -> None:
+    await page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).click()
+    await page.get_by_role("heading", name=heading or link, level=1).wait_for()
+
+
+async def upload(page, path: Path) -> None:
+    """Into the page's own uploader (the sidebar has one too: "Open a saved model")."""
+    main = page.locator('[data-testid="stMain"] [data-testid="stFileUploader"]')
+    await main.locator('input[type="file"]').first.set_input_files(str(path))
+
+
+async def set_slider(page, label: str, steps_from_start: int) -> None:
+    slider = page.get_by_role("slider", name=label)
+    await slider.focus()
+    await slider.press("Home")
+    for _ in range(steps_from_start):
+        await slider.press("ArrowRight")
+
+
+async def view(page, rng: random.Random, files: dict, action: Action) -> None:
+    action.step = "open the page"
+    if rng.random() < 0.4:
+        action.detail = "Home"
+        await go_to(page, "Home", "Bike Recognition")
+        await page.get_by_role("heading", name="This session").wait_for()
+    else:
+        action.detail = "Dataset"
+        await go_to(page, "Dataset")
+        await page.locator('[data-testid="stImage"] img').first.wait_for()
+        if rng.random() < 0.3:
+            action.detail += " + Statistics"
+            await page.get_by_role("tab", name="Statistics").click()
+            await page.get_by_text("Photos per bike and split").wait_for()
+    await idle(page)
+
+
+async def upload_zip(page, rng: random.Random, files: dict, action: Action) -> None:
+    archive = files["dataset_zip"]
+    action.detail = archive.name
+    action.step = "open the page"
+    await go_to(page, "Dataset")
+    await idle(page)
+    action.step = "upload the zip, wait for its photos"
+    await page.get_by_role("radio", name="Upload a .zip").click()
+    await idle(page)
+    await upload(page, archive)
+    await page.get_by_text(f"Showing uploaded {archive.name}").wait_for()
+    await idle(page)
+
+
+async def classify(page, rng: random.Random, files: dict, action: Action) -> None:
+    photo = rng.choice(files["photos"])
+    action.detail = photo.name
+    action.step = "open the page (loads the model)"
+    await go_to(page, "Classify")
+    await idle(page, TIMEOUT_S["classify"])  # the first model load imports TensorFlow
+    action.step = "upload the photo, wait for its verdict"
+    await upload(page, photo)
+    await page.locator(
+        '[data-testid="stMain"] [data-testid="stMarkdownContainer"] h3'
+    ).first.wait_for()
+    await idle(page)
+    if rng.random() < 0.3:
+        action.detail += " + heatmap"
+        action.step = "heatmap"
+        await page.get_by_text("Show why (heatmap)").click()
+        await page.get_by_text("Why: where it saw").first.wait_for()
+        await idle(page)
+
+
+async def scan(page, rng: random.Random, files: dict, action: Action) -> None:
+    archive = rng.choice(files["listing_zips"])
+    action.detail = archive.name
+    action.step = "open the page (loads the model)"
+    await go_to(page, "Scan listings")
+    await idle(page, TIMEOUT_S["scan"])
+    action.step = "upload the zip"
+    await upload(page, archive)
+    await page.get_by_text(archive.name).first.wait_for()
+    await idle(page)  # a click during the upload's rerun can be lost
+    action.step = "scan, wait for the ranking"
+    await page.get_by_role("button", name="Scan").click()
+    await page.get_by_text("photos may be your bike").wait_for(timeout=TIMEOUT_S["scan"] * 1000)
+    await idle(page)
+
+
+async def train(page, rng: random.Random, files: dict, action: Action) -> None:
+    action.step = "open the page"
+    await go_to(page, "Train")
+    await idle(page)
+    start = page.get_by_role("button", name="Start training")
+    if await start.is_disabled():
+        action.detail = "own run still going"
+    else:
+        action.detail = "2 epochs, 64 px"
+        action.step = "set the form, start"
+        await set_slider(page, "Epochs", 1)
+        await set_slider(page, "Image size (pixels)", 1)
+        await start.click()
+    clicked = time.monotonic()
+    queued = page.get_by_text("Waiting for another training")
+    saved = page.get_by_text("Model saved as")
+    running = page.get_by_text(re.compile(r"^(Preparing the photos|Epoch \d+ of \d+)"))
+    seen_queued = False
+    action.step = "wait for the run to leave the queue"
+    while True:  # poll: the page redraws the run every second
+        if await saved.count():
+            break
+        await check_page(page)
+        if await queued.count():
+            seen_queued = action.queued_at_stop = True  # until it leaves the queue
+        elif await running.count() or await saved.count():
+            break
+        await page.wait_for_timeout(500)
+    action.queue_wait = round(time.monotonic() - clicked, 1) if seen_queued else 0.0
+    action.queued_at_stop = False
+    action.step = "wait for the saved model"
+    await saved.wait_for(timeout=TIMEOUT_S["train"] * 1000)
+    await idle(page)
+
+
+ACTIONS = {"view": view, "upload": upload_zip, "train": train, "classify": classify, "scan": scan}
+
+
+async def visitor(
+    number: int,
+    browser,
+    url: str,
+    files: dict,
+    seed: int,
+    t0: float,
+    last_start: float,
+    actions: list[Action],
+    traffic: Traffic,
+    mix: dict[str, float],
+) -> None:
+    rng = random.Random(seed * 1000 + number)
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    host = urlparse(url).netloc
+
+    def on_request(request) -> None:
+        parsed = urlparse(request.url)
+        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.netloc != host:
+            traffic.offhost.append(request.url[:200])
+
+    def on_response(response) -> None:
+        traffic.responses += 1
+        if response.status >= 400:
+            traffic.http_errors.append(f"{response.status} {response.url[:200]}")
+
+    def on_failed(request) -> None:
+        reason = request.failure or ""
+        if "ERR_ABORTED" in reason:
+            traffic.aborted += 1
+        else:
+            traffic.failed.append(f"{reason} {request.url[:200]}")
+
+    def on_websocket(ws) -> None:
+        def sent(_):
+            traffic.ws_sent += 1
+
+        def received(_):
+            traffic.ws_received += 1
+
+        def closed(_):
+            traffic.ws_closed += 1
+
+        ws.on("framesent", sent)
+        ws.on("framereceived", received)
+        ws.on("close", closed)
+
+    context.on("request", on_request)
+    context.on("response", on_response)
+    context.on("requestfailed", on_failed)
+    page = await context.new_page()
+    page.on("websocket", on_websocket)
+    page.set_default_timeout(120_000)
+    await asyncio.sleep(rng.uniform(0, 10))  # visitors do not all arrive at once
+
+    async def run(kind: str, body) -> bool:
+        action = Action(number, kind, started=round(time.monotonic() - t0, 1))
+        actions.append(action)
+        began, limit = time.monotonic(), TIMEOUT_S[kind] + 30
+        try:
+            await asyncio.wait_for(body(action), limit)
+            await check_page(page)
+        except asyncio.CancelledError:
+            action.outcome = "cut off"
+            action.error = f"still running at the hard stop, at '{action.step}'"
+            action.seconds = round(time.monotonic() - began, 1)
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure is recorded, with its text
+            action.outcome = "failed"
+            text = str(error).strip().splitlines() or [f"over the limit of {limit} s"]
+            action.error = f"{type(error).__name__} at '{action.step}': {' '.join(text[:3])[:400]}"
+            print(f"visitor {number} {kind} failed: {action.error}", flush=True)
+        action.seconds = round(time.monotonic() - began, 1)
+        return action.outcome == "ok"
+
+    async def first_visit(action: Action) -> None:
+        action.detail = "first visit, Home"
+        await page.goto(url)
+        await page.get_by_role("heading", name="Bike Recognition", level=1).wait_for()
+        await idle(page)
+
+    try:
+        ok = await run("view", first_visit)
+        while time.monotonic() < last_start:
+            if not ok:  # start again from a fresh load of the app, as a person would
+                await run("view", first_visit)
+            kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+            ok = await run(kind, lambda action, k=kind: ACTIONS[k](page, rng, files, action))
+            await asyncio.sleep(rng.uniform(0.5, 3.0))  # a person reads the page
+    finally:
+        await context.close()
+
+
+# -- setup, run, report ---------------------------------------------------------------------
+
+
+def make_files(folder: Path, seed: int) -> dict:
+    """The zips and photos the visitors upload (generated or taken from the demo set)."""
+    rng = random.Random(seed)
+    photos_root = write_dataset(folder / "soak-bikes", per_class=6)
+    dataset_zip = folder / "soak-bikes.zip"
+    with zipfile.ZipFile(dataset_zip, "w") as z:
+        for photo in sorted(photos_root.rglob("*.png")):
+            z.write(photo, f"soak-bikes/{photo.relative_to(photos_root)}")
+    demo = sorted((DEMO_BIKES / "validation").rglob("*.jpg")) or sorted(photos_root.rglob("*.png"))
+    listing_zips = []
+    for number in range(3):
+        archive = folder / f"listings-{number}.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            for photo in rng.sample(demo, min(6, len(demo))):
+                z.write(photo, f"listings/{photo.parent.name}-{photo.name}")
+            z.writestr("listings/not-a-photo.jpg", b"this is text, not a JPEG")
+        listing_zips.append(archive)
+    return {"dataset_zip": dataset_zip, "photos": demo, "listing_zips": listing_zips}
+
+
+async def soak(url: str, args, files: dict, t0: float, actions: list, traffic: Traffic) -> None:
+    from playwright.async_api import async_playwright
+
+    last_start = t0 + args.minutes * 60
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            tasks = [
+                asyncio.create_task(
+                    visitor(
+                        *(n, browser, url, files, args.seed, t0, last_start, actions, traffic),
+                        args.mix,
+                    )
+                )
+                for n in range(args.sessions)
+            ]
+            _, pending = await asyncio.wait(tasks, timeout=last_start + GRACE_S - time.monotonic())
+            for task in pending:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for n, result in enumerate(results):
+                if isinstance(result, Exception) and not isinstance(result, asyncio.CancelledError):
+                    print(f"visitor {n} ended with {type(result).__name__}: {result}", flush=True)
+        finally:
+            await browser.close()
+
+
+def watchdog(seconds: float, server_pid: list[int]) -> None:
+    """The hard stop behind the hard stop: end the server and this process."""
+
+    def fire() -> None:
+        print(f"watchdog: still running after {seconds:.0f} s; ending everything", flush=True)
+        for pid in server_pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        os._exit(3)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+
+
+def seconds_summary(values: list[float]) -> str:
+    if not values:
+        return ""
+    values = sorted(values)
+    return f"{statistics.median(values):.1f} / {values[-1]:.1f}"
+
+
+def report(args, actions: list[Action], traffic: Traffic, sampler: MemorySampler, meta: dict):
+    rows = []
+    for kind in ["view", "upload", "train", "classify", "scan"]:
+        mine = [a for a in actions if a.kind == kind]
+        done = [a.seconds for a in mine if a.outcome == "ok"]
+        rows.append(
+            [
+                kind,
+                len(mine),
+                sum(a.outcome == "ok" for a in mine),
+                sum(a.outcome == "failed" for a in mine),
+                sum(a.outcome == "cut off" for a in mine),
+                seconds_summary(done),
+            ]
+        )
+    rows.append(
+        [
+            "**all**",
+            len(actions),
+            sum(a.outcome == "ok" for a in actions),
+            sum(a.outcome == "failed" for a in actions),
+            sum(a.outcome == "cut off" for a in actions),
+            "",
+        ]
+    )
+    per_kind = table(
+        ["action", "started", "ok", "failed", "cut off at stop", "seconds median / max (ok)"], rows
+    )
+    trainings = [a for a in actions if a.kind == "train"]
+    waits = [a.queue_wait for a in trainings if a.queue_wait is not None]
+    queued = [w for w in waits if w > 0]
+    still_queued = sum(a.queued_at_stop and a.outcome == "cut off" for a in trainings)
+    peak, at = sampler.peak, sampler.at_peak_total
+    ok_trainings = sum(a.outcome == "ok" for a in trainings)
+    waited = f"{len(queued)}" + (f", {still_queued} still waiting at the stop" * bool(still_queued))
+    median_wait = statistics.median(queued) if queued else 0
+    at_peak = (
+        f"server {at.get('server', 0) / MB:.0f} + children {at.get('children', 0) / MB:.0f},"
+        f" at {at.get('t', 0):.0f} s"
+    )
+    served, errors = traffic.responses - len(traffic.http_errors), len(traffic.http_errors)
+    children = f"{peak['children'] / MB:.0f} MB ({peak['one_child'] / MB:.0f} MB)"
+    load = f"{meta['load_before']} / {meta['load_after']}"
+    summary = [
+        ["visitors (browser sessions)", str(args.sessions)],
+        [
+            "minutes of new actions; wall time to the last one",
+            f"{args.minutes:g}; {meta['wall_s']:.0f} s",
+        ],
+        ["actions ok / failed / cut off", "{} / {} / {}".format(*rows[-1][2:5])],
+        ["HTTP responses, status < 400 / >= 400", f"{served} / {errors}"],
+        [
+            "requests failed (aborted by the page itself)",
+            f"{len(traffic.failed)} ({traffic.aborted})",
+        ],
+        ["websocket messages to / from the server", f"{traffic.ws_sent} / {traffic.ws_received}"],
+        ["websockets closed before the end", str(traffic.ws_closed)],
+        ["requests to any host but 127.0.0.1", str(len(traffic.offhost))],
+        ["trainings finished (of started)", f"{ok_trainings} (of {len(trainings)})"],
+        ["trainings that waited in the queue", waited],
+        [
+            "longest / median queue wait (of those)",
+            f"{max(queued, default=0):.0f} s / {median_wait:.0f} s",
+        ],
+        ["peak RSS, server process", f"{peak['server'] / MB:.0f} MB"],
+        ["peak RSS, training children together (one child)", children],
+        [
+            "**peak RSS, server + children** (target <= 1.5 GB)",
+            f"**{peak['total'] / MB:.0f} MB** ({at_peak})",
+        ],
+        ["load average before / after (1, 5, 15 min)", load],
+    ]
+    out = [
+        f"Soak: {args.sessions} visitors, {args.minutes:g} minutes, seed {args.seed}; {machine()}",
+        "",
+        per_kind,
+        "",
+        table(["what", "measured"], summary),
+    ]
+    failures = [a for a in actions if a.outcome != "ok"]
+    if failures:
+        out += ["", "Failures and cut-off actions:", ""]
+        out += [
+            f"- {a.started:.0f} s, visitor {a.visitor}, {a.kind} ({a.detail}): "
+            f"{a.outcome}, {a.error}"
+            for a in failures
+        ]
+    for name, items in [
+        ("HTTP errors", traffic.http_errors),
+        ("failed requests", traffic.failed),
+        ("off-host requests", traffic.offhost),
+    ]:
+        if items:
+            out += ["", f"{name} (first 10 of {len(items)}):", *(f"- {i}" for i in items[:10])]
+    return "\n".join(out)
+
+
+def mix_weights(text: str) -> dict[str, float]:
+    """`view=3,upload=1`: the actions to draw from and their relative weights."""
+    weights = {}
+    for part in text.split(","):
+        kind, _, weight = part.partition("=")
+        if kind.strip() not in ACTIONS:
+            raise argparse.ArgumentTypeError(f"{kind!r} is not one of {', '.join(ACTIONS)}")
+        weights[kind.strip()] = float(weight or 1)
+    return weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write every action and memory sample here")
+    parser.add_argument(
+        "--mix", type=mix_weights, default=MIX, help="relative weights, e.g. view=3,upload=1"
+    )
+    parser.add_argument(
+        "--log", type=Path, default=ROOT / "test-output" / "soak-server.log", help="server output"
+    )
+    args = parser.parse_args()
+    if not 1 <= args.sessions <= 16 or not 0 < args.minutes <= 30:
+        parser.error("--sessions 1..16 and --minutes up to 30 (the soak is bounded)")
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"no browser: {CHROMIUM} is not installed")
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    actions: list[Action] = []
+    traffic = Traffic()
+    server_pid: list[int] = []
+    watchdog(args.minutes * 60 + GRACE_S + WATCHDOG_S + 120, server_pid)  # + start-up
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
+        scratch = Path(scratch)
+        files = make_files(scratch, args.seed)
+        env = {
+            **os.environ,
+            "BIKE_RECOGNITION_WORKDIR": str(scratch / "sessions"),
+            "BIKELIB_CACHE_DIR": str(scratch / "cache"),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": str(ROOT),
+        }
+        with serve_app(env, log_path=args.log, timeout=120) as (server, url):
+            server_pid.append(server.pid)
+            print(f"server {server.pid} at {url}; {args.sessions} visitors", flush=True)
+            t0 = time.monotonic()
+            sampler = MemorySampler(server.pid, t0)
+            sampler.start()
+            try:
+                asyncio.run(soak(url, args, files, t0, actions, traffic))
+            finally:
+                wall_s = time.monotonic() - t0
+                sampler.stopping.set()
+                sampler.join(5)
+    meta = {
+        "wall_s": wall_s,
+        "load_before": load_before,
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "machine": machine(),
+    }
+    text = report(args, actions, traffic, sampler, meta)
+    print(text)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "meta": meta,
+                    "actions": [asdict(a) for a in actions],
+                    "traffic": asdict(traffic),
+                    "memory": {"peak": sampler.peak, "at_peak": sampler.at_peak_total},
+                    "samples": sampler.samples,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
