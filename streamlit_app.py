@@ -1,7 +1,9 @@
 """Bike Recognition: the entry point. `streamlit run streamlit_app.py`.
 
 Builds the navigation over the page scripts in `pages/`; each page is a thin script
-over `bikelib`. Only this file sets the page config, so every page shares it.
+over `bikelib`. Only this file sets the page config, so every page shares it. It also
+keeps the session's heartbeat (`bikelib.presence`): a fragment beats every 30 s while
+the tab is open and a page run counts as present, so a closed tab's training ends.
 """
 
 import os
@@ -9,6 +11,8 @@ import os
 import streamlit as st
 
 import app_ui
+from bikelib import presence
+from bikelib.sessions import Workspace
 
 # TensorFlow's C++ start-up chatter (INFO and WARNING lines) stays out of the server log;
 # set before any page imports TensorFlow. Its oneDNN notice is printed regardless.
@@ -32,4 +36,16 @@ st.session_state[app_ui.VIA_ENTRY] = True
 wanted = st.session_state.pop(app_ui.WANTED_PAGE, None)
 if wanted:
     st.switch_page(wanted)
-navigation.run()
+session_id = Workspace.for_session(st.session_state).session_id
+
+
+@st.fragment(run_every=30)
+def heartbeat() -> None:
+    """This tab is still open: beats while the browser is connected, stops when closed."""
+    presence.beat(session_id)
+
+
+with st.sidebar:
+    heartbeat()
+with presence.attending(session_id):  # a page still running is not a closed tab
+    navigation.run()

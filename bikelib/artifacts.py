@@ -26,6 +26,7 @@ import numpy as np
 from . import openset
 from .errors import BikeLibError, ImageReadError, ModelLoadError, ModelNotFoundError
 from .images import ImageSource, decode, open_image
+from .stamps import parsed_json
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def read_meta(directory: str | os.PathLike) -> dict:
     if missing:
         raise ModelLoadError(f"{directory} is not a complete model: {', '.join(missing)} missing")
     try:
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = parsed_json(directory / META_FILE)  # parsed once per version of the file
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"{directory / META_FILE} is not valid JSON: {error}") from error
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -1,6 +1,6 @@
 """Training in the background: one run per `TrainingJob`, in a child process.
 
-The child (`python -m bikelib.jobs`, `_child_main`) is watched by a thread, so page
+The child (`python -m bikelib.job_child`) is watched by a thread, so page
 reruns and switches do not interrupt it. A process-wide slot limit (`Settings.
 max_trainings`, 1) keeps a small shared box from running trainings side by side; the
 others wait, queued. Progress comes back as JSON lines, kept in a `JobStatus` snapshot
@@ -10,8 +10,9 @@ A shared server must never wedge, so the supervisor holds a few rules: at most
 `Settings.max_queue` runs wait for a slot (one more is refused with `ServerBusyError`);
 a run longer than `Settings.training_minutes` is ended and says so; Stop asks the child
 to end after its batch and terminates it when it has not started saving a few seconds
-later; and whatever goes wrong in the supervising thread, the child is ended and the
-slot released.
+later; a run whose page was closed (no heartbeat for `Settings.abandon_minutes`, see
+`bikelib.presence`) is dropped from the queue or stopped; and whatever goes wrong in the
+supervising thread, the child is ended and the slot released.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from .errors import BikeLibError, ServerBusyError
+from . import presence
+from .errors import ServerBusyError
 from .settings import APP_ROOT, settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0  # after Stop, seconds the child has to reach saving before it is ended
 END_GRACE_S = 5.0  # after SIGTERM, seconds before SIGKILL
 BUSY = "The server is busy: try again in a few minutes."
+GONE = "Stopped: the page that started this training was closed."
 
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
@@ -108,6 +110,7 @@ class JobStatus:
     model_dir: Path | None = None  # set once the model is saved
     metrics: dict = field(default_factory=dict)
     stop_requested: bool = False
+    reason: str | None = None  # why it ended early, in one sentence (a closed page)
 
     @property
     def active(self) -> bool:
@@ -150,62 +153,11 @@ def steady_seconds_left(
     return max(per_epoch * (epochs - epoch + 1 - done), 0.0)
 
 
-def _child_main() -> None:
-    """`python -m bikelib.jobs`: one training run for a TrainingJob, in its own process.
-
-    Reads (dataset, config, save_dir, name) as a pickle on stdin, then treats the end of
-    stdin as a stop request (the parent closes it to stop, and it also ends when the
-    parent is gone, so no training outlives the app). Reports JSON lines on stdout.
-    """
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # anything else printed (TF, warnings) goes to stderr, not the protocol
-    dataset, config, save_dir, name, label = pickle.load(sys.stdin.buffer)
-    stop = threading.Event()
-
-    def wait_for_stop() -> None:
-        sys.stdin.buffer.read()  # returns at end of input
-        stop.set()
-
-    threading.Thread(target=wait_for_stop, daemon=True).start()
-
-    def send(kind: str, payload: Any = None) -> None:
-        protocol.write(json.dumps([kind, payload]) + "\n")
-
-    from .artifacts import save_model
-    from .training import train
-
-    def report(progress) -> None:
-        fields = ("kind", "epoch", "epochs", "step", "steps", "elapsed", "logs")
-        payload = {key: getattr(progress, key) for key in fields}
-        send("progress", {**payload, "fraction": progress.fraction, "left": progress.seconds_left})
-
-    try:
-        result = train(dataset, config, on_progress=report, should_stop=stop.is_set)
-        send("saving")
-        save_model(result, save_dir, name=name, dataset=label)
-        metrics = {
-            **result.metrics,
-            "epochs_run": result.epochs_run,
-            "best_epoch": result.best_epoch,
-            "train_seconds": result.seconds,
-        }
-        send("finished", {"stopped": result.stopped, "metrics": metrics})
-    except BikeLibError as error:
-        send("failed", str(error))
-    except Exception as error:  # the parent shows one sentence; stderr keeps the trace
-        log.exception("training %s failed", Path(save_dir).name)
-        send("failed", f"Training failed: {type(error).__name__}: {error}")
-    protocol.flush()
-    sys.stderr.flush()
-    # Exit now: the stdin watcher is blocked in a read that would stall interpreter shutdown.
-    os._exit(0)
-
-
 class TrainingJob:
     """One training run, supervised by a background thread: progress, stop, saved result.
 
     The thread waits for a free training slot, then runs `bikelib.train` in a child
-    process (`python -m bikelib.jobs`) and relays its progress into a snapshot any
+    process (`python -m bikelib.job_child`) and relays its progress into a snapshot any
     thread can read. The child saves the model (the best epoch so far when stopped) to
     `save_dir` and exits.
 
@@ -217,12 +169,15 @@ class TrainingJob:
     """
 
     # The child's command line; tests put a misbehaving stand-in here.
-    command = (sys.executable, "-m", "bikelib.jobs")
+    command = (sys.executable, "-m", "bikelib.job_child")
 
-    def __init__(self, dataset, config, save_dir, *, name=None, label: str | None = None):
+    def __init__(
+        self, dataset, config, save_dir, *, name=None, label: str | None = None, session=None
+    ):
         self.dataset, self.config, self.save_dir = dataset, config, Path(save_dir)
         self.name = name or self.save_dir.name
         self.label = label  # what the data is, in words, for model.json
+        self.session = session  # the owner's session id: its closed page ends the run
         self.created = time.time()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -239,7 +194,11 @@ class TrainingJob:
 
     @classmethod
     def start(cls, dataset, config, save_dir: str | os.PathLike, **kwargs) -> TrainingJob:
-        """Create a job and start its thread; ServerBusyError when the queue is full."""
+        """Create a job and start its thread; ServerBusyError when the queue is full.
+
+        `session=` (a session id) ties the run to a page: when that session stops
+        beating (`bikelib.presence.is_gone`), the run is dropped from the queue or stopped.
+        """
         job = cls(dataset, config, save_dir, **kwargs)
         _join_queue(job)
         job._thread.start()
@@ -275,6 +234,10 @@ class TrainingJob:
         self._thread.join(timeout)
         return self.status()
 
+    def _abandoned(self) -> bool:
+        """True when the page that started this run is gone (no owner: never)."""
+        return self.session is not None and presence.is_gone(self.session)
+
     def _update(self, **changes) -> None:
         with self._lock:
             self._status = replace(self._status, **changes)
@@ -301,6 +264,9 @@ class TrainingJob:
             while not (_place(self) == 1 and slots.acquire(timeout=0.2)):
                 if self._stop.is_set():
                     self._update(state=STOPPED)
+                    return
+                if self._abandoned():  # nobody is waiting for it any more
+                    self._update(state=STOPPED, reason=GONE)
                     return
                 if _place(self) != 1:
                     time.sleep(0.2)
@@ -341,6 +307,9 @@ class TrainingJob:
                 self._ended_by = "limit"
             elif stop_at is not None and state != SAVING and now - stop_at > STOP_GRACE_S:
                 self._ended_by = "stop"
+            elif stop_at is None and self._abandoned():  # the usual Stop, then the grace
+                self._update(reason=GONE)
+                self.stop()
             if self._ended_by:
                 _end(child)
                 return
@@ -392,7 +361,3 @@ class TrainingJob:
                 model_dir=self.save_dir,
                 metrics=final[1]["metrics"],
             )
-
-
-if __name__ == "__main__":
-    _child_main()

@@ -34,6 +34,7 @@ from .errors import DatasetError, ModelLoadError, SessionFullError
 from .images import IMAGE_SUFFIXES, prune_cache
 from .saves import sweep_saves
 from .settings import settings
+from .stamps import source_stamp  # noqa: F401 - the pages' dataset caches key on it here
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +67,6 @@ def check_bike_name(name: str) -> str:
             f"and must start with a letter or digit, not '{name}'"
         )
     return name
-
-
-def source_stamp(source: str | os.PathLike) -> str:
-    """A cheap signature of a dataset source's files (names, sizes, modification times).
-
-    Changes when a photo is added, removed or replaced, so caches keyed by it stay right
-    without hashing every photo's bytes on each page view.
-    """
-    source = Path(source)
-    digest = hashlib.sha256(str(source).encode())
-    try:
-        entries = [source] if source.is_file() else sorted(source.rglob("*"))
-        for entry in entries:
-            stat = entry.stat()
-            digest.update(f"{entry}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    except OSError:
-        digest.update(b"unreadable")
-    return digest.hexdigest()[:16]
 
 
 PRUNE_EVERY_S = 3600.0  # how often the pruner thread looks for idle sessions

@@ -52,8 +52,9 @@ if form is not None:
         workspace.prune_models()
         name = run_name.strip() or default_name
         job = TrainingJob.start(  # or ServerBusyError: one sentence
-            dataset, config, workspace.new_model_dir(arch), name=name, label=label
-        )
+            dataset, config, workspace.new_model_dir(arch), name=name, label=label,
+            session=workspace.session_id,  # a closed tab ends its run (bikelib.presence)
+        )  # fmt: skip
     st.session_state.update({state.TRAIN_CONFIG: config, state.SPLIT: split, state.JOB: job})
     st.rerun()  # redraw the form with its button disabled while this run lasts
 
@@ -62,6 +63,8 @@ if active:
     app_ui.live(job)
     # Only this run while it lasts: the models below would read as its results.
     st.caption("Results and past runs come back when this training has finished.")
+elif job is not None and job.status().reason:  # ended because its page was closed
+    st.warning(job.status().reason, icon=":material/info:")
 elif job is not None and job.status().error:
     st.error(job.status().error)
 elif job is not None and job.status().model_dir is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers import ROOT, write_dataset
 from streamlit.testing.v1 import AppTest
 
-from bikelib import TrainConfig, open_dataset, save_model, train
+from bikelib import TrainConfig, open_dataset, presence, save_model, train
 
 APP = str(ROOT / "streamlit_app.py")
 
@@ -20,6 +20,8 @@ def test_home_explains_the_app_and_links_the_three_steps(app_env):
     assert "The built-in demo bikes" in state
     assert "none yet" in state and "Models available**: 0" in state
     assert "train one" in at.info[0].value
+    session = at.session_state["workspace_id"]  # the page run beat for its session
+    assert presence.last_seen(session) is not None and not presence.is_gone(session)
 
 
 def test_home_shows_the_shipped_model_and_the_selected_dataset(app_env, monkeypatch):

@@ -224,6 +224,29 @@ def test_a_waiting_run_shows_its_place_in_the_queue_not_an_empty_bar(app_env):
         slots.release()
 
 
+def test_a_closed_tabs_waiting_run_is_dropped_and_the_page_says_why(app_env, monkeypatch):
+    from bikelib import jobs
+
+    monkeypatch.setenv("BIKE_RECOGNITION_ABANDON_MINUTES", "0.02")  # 1.2 s without a beat
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session trains...
+    mine = None
+    try:
+        at = train_page()
+        at.get("form_submit_button")[0].click().run()
+        mine = at.session_state["job"]
+        assert mine.session == at.session_state["workspace_id"]  # tied to this tab
+        # No page run and no heartbeat from here on: the tab was closed.
+        assert mine.wait(timeout=15).state == jobs.STOPPED
+    finally:
+        if mine is not None:
+            mine.stop()
+        slots.release()
+    assert mine.status().reason == jobs.GONE and mine.queue_position() is None
+    at.run()  # the visitor comes back after all: one sentence, no model
+    assert [w.value for w in at.warning] == [jobs.GONE]
+
+
 def test_a_model_at_chance_level_is_flagged_and_not_made_the_sessions_model(app_env):
     from bikelib import jobs
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from dataclasses import replace
 
 import pytest
 from helpers import write_dataset
 
 import app_state
-from bikelib import TrainConfig, jobs, load_model, open_dataset, read_meta
+from bikelib import TrainConfig, jobs, load_model, open_dataset, presence, read_meta
 from bikelib.errors import ServerBusyError
 from bikelib.jobs import TrainingJob
 from bikelib.sessions import Workspace
@@ -203,3 +204,60 @@ def test_stop_ends_a_child_that_does_not_listen(stand_in, monkeypatch, tmp_path)
     status = job.wait(timeout=20)
     assert status.state == jobs.STOPPED and status.model_dir is None
     assert job._child.poll() is not None and slot_is_free()
+
+
+# --- a closed tab does not keep its training (bikelib.presence) ------------------------
+
+
+@pytest.fixture
+def tab(monkeypatch):
+    """A session id that beats now, gone after 1.2 s without a beat (not 5 minutes)."""
+    monkeypatch.setenv("BIKE_RECOGNITION_ABANDON_MINUTES", "0.02")
+    session = uuid.uuid4().hex
+    presence.beat(session)
+    yield session
+    presence.forget(session)
+
+
+def test_a_queued_run_whose_page_was_closed_is_dropped(stand_in, tab, tmp_path):
+    config = stand_in(SLEEPER)
+    slots = jobs._training_slots()
+    assert slots.acquire(timeout=30)  # another session's training holds the only slot
+    job = None
+    try:
+        job = TrainingJob.start(None, config, tmp_path / "m", session=tab)
+        for _ in range(20):  # 2 s of an open tab, beating: the run keeps its place
+            presence.beat(tab)
+            time.sleep(0.1)
+        assert job.status().state == jobs.QUEUED and job.queue_position() == 1
+        status = job.wait(timeout=15)  # the tab is closed: no more beats
+    finally:
+        if job is not None:
+            job.stop()
+        slots.release()
+    assert status.state == jobs.STOPPED and status.reason == jobs.GONE
+    assert status.reason == "Stopped: the page that started this training was closed."
+    assert job.queue_position() is None and job._child is None  # never started
+
+
+def test_a_running_run_whose_page_was_closed_is_stopped_and_its_slot_freed(
+    stand_in, tab, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(jobs, "STOP_GRACE_S", 0.5)  # SLEEPER ignores the cooperative stop
+    job = TrainingJob.start(None, stand_in(SLEEPER), tmp_path / "m", session=tab)
+    try:
+        wait_until(lambda: job._child is not None, timeout=10)
+        status = job.wait(timeout=20)
+    finally:
+        job.stop()
+    assert status.state == jobs.STOPPED and status.reason == jobs.GONE
+    assert status.stop_requested and status.model_dir is None
+    assert job._child.poll() is not None and slot_is_free()
+
+
+def test_a_run_without_an_owner_or_with_a_live_one_is_never_abandoned(tab, tmp_path):
+    owned = TrainingJob(None, TrainConfig(epochs=1), tmp_path / "a", session=tab)
+    unowned = TrainingJob(None, TrainConfig(epochs=1), tmp_path / "b")
+    assert not owned._abandoned() and not unowned._abandoned()
+    time.sleep(1.3)
+    assert owned._abandoned() and not unowned._abandoned()
