@@ -258,9 +258,11 @@ def augmentation_preview(dataset: bikelib.Dataset, config: bikelib.TrainConfig |
         settings = config.augmentation if config else bikelib.Augmentation()
         with st.spinner("Augmenting…"):
             versions = images.augment_preview(names[name], settings, n=7, seed=len(name))
-        st.image([bikelib.decode(names[name], 192), *versions], width=160)
+        captions = app_state.preview_captions(len(versions))
+        st.image([bikelib.decode(names[name], 192), *versions], caption=captions, width=160)
         used = app_state.augmentation_names(settings)
-        st.caption(f"The original, then seven versions as training sees them: {used}")
+        st.caption(f"The original, then seven variants as training sees them: {used}.")
+        st.caption(app_state.fill_note(settings))
 
 
 # -- Train page ---------------------------------------------------------------------------

@@ -162,3 +162,5 @@ def test_augmentation_preview(app_env):
     next(b for b in at.button if b.label == "Show augmented versions").click().run()
     assert not at.exception
     assert len(at.image[0].value) == 8  # the photo and seven versions
+    assert at.image[0].captions == ["original", *(f"variant {i}" for i in range(1, 8))]
+    assert any("(fill: reflect)" in c.value for c in at.caption)

@@ -35,6 +35,10 @@ def test_the_train_form_maps_to_a_config_with_default_strengths():
     assert switches["rotation"] == (f"Rotation ±{defaults.rotation:g}°", True)
     on = app_state.config_from_form(plain, flip=True, switched_on=["zoom"], seed=0)
     assert on.augmentation.zoom == defaults.zoom and on.augmentation.rotation == 0.0
+    black = TrainConfig(augmentation=Augmentation(fill="constant"))  # not on the form: kept
+    assert app_state.config_from_form(
+        black, flip=True, switched_on=[], seed=0
+    ).augmentation.fill == ("constant")
     with pytest.raises(ValueError, match="epochs"):
         app_state.config_from_form(recipe, flip=True, switched_on=[], seed=0, epochs=0)
 
@@ -122,6 +126,23 @@ def test_prediction_row_and_augmentation_names():
         )
         == "no augmentation"
     )
+    assert app_state.augmentation_names(Augmentation(fill="constant")).endswith("contrast")
+    meta = {"path": "/m/a", "config": TrainConfig().to_dict()}
+    assert "fill" not in app_state.run_rows([meta])[0]["augmentation"]
+
+
+def test_preview_captions_and_fill_note():
+    assert app_state.preview_captions(3) == ["original", "variant 1", "variant 2", "variant 3"]
+    assert app_state.fill_note(Augmentation()) == (
+        "Edges uncovered by rotation, zoom and translation show a mirror image of the "
+        "photo's own edge (fill: reflect)."
+    )
+    constant = Augmentation(fill="constant", zoom=0, translation=0)
+    assert (
+        app_state.fill_note(constant) == "Edges uncovered by rotation show black (fill: constant)."
+    )
+    still = Augmentation(zoom=0, rotation=0, translation=0)
+    assert app_state.fill_note(still) == "Nothing moves the photo, so no edges need filling."
 
 
 @pytest.mark.parametrize(
