@@ -188,6 +188,24 @@ def queue_note(place: int | None) -> str:
     return f"{waiting}: place {place} in the queue ({ahead} more run{'s' * (ahead > 1)} first)."
 
 
+# -- tables -----------------------------------------------------------------------------
+
+WHOLE_TABLE_ROWS = 12  # a table of up to this many rows is shown whole, without scrolling
+TABLE_ROW_PX = 35  # Streamlit's default row height (and its header's)
+TABLE_WINDOW_PX = 420  # the scroll window of a longer table: about 11 rows of text
+
+
+def table_height(rows: int, row_height: int = TABLE_ROW_PX) -> str | int:
+    """`st.dataframe`'s height for a table of `rows` rows: "content" (the whole table, no
+    inner scroll bar) up to WHOLE_TABLE_ROWS, else a scroll window of a fixed height
+    (at most TABLE_WINDOW_PX below the header, ending half-way through a row so that
+    the cut shows there is more)."""
+    if rows <= WHOLE_TABLE_ROWS:
+        return "content"
+    shown = min(TABLE_WINDOW_PX // row_height, WHOLE_TABLE_ROWS) + 0.5
+    return TABLE_ROW_PX + round(shown * row_height) + 2  # + the frame's two borders
+
+
 # -- the Train form ---------------------------------------------------------------------
 
 # The choices the form's sliders offer (each recipe's own value is added to them).

@@ -58,6 +58,16 @@ def sentence_on_error(*, stop: bool = True) -> Iterator[None]:
             st.stop()
 
 
+def table(data, where=st, *, row_height: int | None = None, **kwargs) -> None:
+    """Every page's table: `st.dataframe` without the index, shown whole up to
+    `app_state.WHOLE_TABLE_ROWS` rows and in a scroll window of fixed height beyond
+    (`app_state.table_height`). `where` is a column or container; `kwargs` go on to
+    `st.dataframe` (column_config, ...)."""
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    height = app_state.table_height(len(frame), row_height or app_state.TABLE_ROW_PX)
+    where.dataframe(frame, hide_index=True, height=height, row_height=row_height, **kwargs)
+
+
 @st.cache_data(max_entries=16, show_spinner="Reading the photos…")
 def _open_dataset(source: str, stamp: str, split: tuple) -> bikelib.Dataset:
     return bikelib.open_dataset(source, **dict(split))
@@ -121,9 +131,9 @@ def model_results(meta: dict) -> None:
         heatmap = charts.confusion_matrix(classes, evaluation["confusion_matrix"])
         left.altair_chart(heatmap, width="stretch", height=48 * len(classes) + 110)
         right.markdown("**Per bike**: accuracy = share of its validation photos recognised")
-        right.dataframe(
+        table(
             charts.per_class_table(evaluation["per_class"]),
-            hide_index=True,
+            right,
             column_config={
                 "accuracy": st.column_config.ProgressColumn(format="percent", max_value=1),
                 "precision": st.column_config.NumberColumn(format="percent"),
@@ -333,9 +343,8 @@ def past_runs(models: list[dict], chosen: dict | None = None) -> None:
         help="Accuracy on other photos is not comparable",
     ):
         models = same
-    st.dataframe(
-        pd.DataFrame(app_state.past_runs(models)),
-        hide_index=True,
+    table(
+        app_state.past_runs(models),
         column_config={
             "val accuracy": st.column_config.NumberColumn(format="percent"),
             "seconds": st.column_config.NumberColumn(format="%.0f"),

@@ -195,3 +195,13 @@ def test_a_photo_uploaded_twice_is_kept_once():
     a, again, b = Upload("a.jpg", b"one"), Upload("copy of a.jpg", b"one"), Upload("b.jpg", b"two")
     assert app_state.unique_photos([a, again, b]) == ([a, b], 1)
     assert app_state.unique_photos([]) == ([], 0)
+
+
+def test_table_height_whole_up_to_twelve_rows_then_a_fixed_window():
+    assert app_state.table_height(0) == app_state.table_height(12) == "content"
+    window = app_state.table_height(13)
+    assert isinstance(window, int) and window == app_state.table_height(5000)
+    assert 12 * 35 < window < 14 * 35  # about twelve rows and a half, then scroll
+    tall = app_state.table_height(13, row_height=80)  # rows with thumbnails
+    assert isinstance(tall, int) and tall <= 35 + app_state.TABLE_WINDOW_PX + 80
+    assert (tall - 35 - 2) % 80 == 40  # ends half-way through a row: more below
