@@ -65,6 +65,9 @@ class Augmentation:
         the same numbers (every flipped photo also darkened, say), and five augmentations
         would collapse into one.
         """
+        from .quiet import load_tensorflow
+
+        load_tensorflow()  # quietly, if this is the first TensorFlow import
         from keras import layers  # only here: the config itself must not load TensorFlow
 
         stream = itertools.repeat(None) if seed is None else itertools.count(seed)

@@ -171,6 +171,7 @@ def _child_main() -> None:
     def send(kind: str, payload: Any = None) -> None:
         protocol.write(json.dumps([kind, payload]) + "\n")
 
+    __import__("bikelib.quiet").quiet.load_tensorflow()  # TF without its start-up lines
     from .artifacts import save_model
     from .training import train
 
