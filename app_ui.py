@@ -134,9 +134,12 @@ def model_results(meta: dict) -> None:
         table(
             charts.per_class_table(evaluation["per_class"]),
             right,
-            column_config={
-                "accuracy": st.column_config.ProgressColumn(format="percent", max_value=1),
-                "precision": st.column_config.NumberColumn(format="percent"),
+            column_config={  # narrow numbers: the bike's name keeps the room, on phones too
+                "accuracy": st.column_config.ProgressColumn(
+                    format="percent", max_value=1, width="small"
+                ),
+                "precision": st.column_config.NumberColumn(format="percent", width="small"),
+                "photos": st.column_config.NumberColumn(width="small"),
             },
         )
         mistakes = evaluation["misclassified"][:24]
@@ -304,8 +307,8 @@ def train_form(recipe: bikelib.TrainConfig, *, given_split: bool, running: bool)
         form["seed"] = right.number_input(
             "Seed", 0, 2**31 - 1, recipe.seed, help="Same seed, same model"
         )
+        st.caption(f"Also from the recipe: {app_state.recipe_extras(recipe)}")
         start = st.form_submit_button("Start training", type="primary", disabled=running)
-    st.caption(f"Also from the recipe: {app_state.recipe_extras(recipe)}")
     return form if start and not running else None
 
 

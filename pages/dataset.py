@@ -88,7 +88,9 @@ if photos.open:
         app_ui.gallery(dataset)
 if statistics.open:
     with statistics:
-        st.altair_chart(charts.photos_per_class(summary["per_class"]), width="stretch")
+        per_class = summary["per_class"]
+        height = charts.photos_per_class_height(len(per_class))
+        st.altair_chart(charts.photos_per_class(per_class), width="stretch", height=height)
         st.markdown(f"**Split**: {state.split_note(dataset)}.")
         left, right = st.columns(2)
         left.markdown("**Photos per bike and split**")
