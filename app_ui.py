@@ -271,8 +271,12 @@ def augmentation_preview(dataset: bikelib.Dataset, config: bikelib.TrainConfig |
         settings = config.augmentation if config else bikelib.Augmentation()
         with st.spinner("Augmenting…"):
             versions = images.augment_preview(names[name], settings, n=7, seed=len(name))
-        captions = app_state.preview_captions(len(versions))
-        st.image([bikelib.decode(names[name], 192), *versions], caption=captions, width=160)
+        pictures = [bikelib.decode(names[name], 192), *versions]
+        # One image each in a wrapping row, with gaps: a grid of touching pictures
+        # reads as one mirrored mosaic, and the original would not stand apart.
+        row = st.container(horizontal=True, gap="medium")
+        for picture, caption in zip(pictures, app_state.preview_captions(7), strict=True):
+            row.image(picture, caption=caption, width=150)
         used = app_state.augmentation_names(settings)
         st.caption(f"The original, then seven variants as training sees them: {used}.")
         st.caption(app_state.fill_note(settings))
