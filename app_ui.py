@@ -134,12 +134,14 @@ def model_results(meta: dict) -> None:
         table(
             charts.per_class_table(evaluation["per_class"]),
             right,
-            column_config={  # narrow numbers: the bike's name keeps the room, on phones too
+            # Narrow numbers (pixels), so a bike's name and all four columns fit a phone's
+            # 358 px (75 px "small" columns pushed "photos" out of sight there).
+            column_config={
                 "accuracy": st.column_config.ProgressColumn(
-                    format="percent", max_value=1, width="small"
+                    format="percent", max_value=1, width=68
                 ),
-                "precision": st.column_config.NumberColumn(format="percent", width="small"),
-                "photos": st.column_config.NumberColumn(width="small"),
+                "precision": st.column_config.NumberColumn(format="percent", width=68),
+                "photos": st.column_config.NumberColumn(width=58),
             },
         )
         mistakes = evaluation["misclassified"][:24]
