@@ -14,7 +14,8 @@ drops exactly those start-up lines and lets everything else through, errors incl
 `TF_ENABLE_ONEDNN_OPTS` is left alone: turning oneDNN off would change the numbers.
 
 Called before the first TensorFlow import wherever one can happen: bikelib's lazy loader,
-`Augmentation.layers`, opening a model zip, and the training child process.
+`Augmentation.layers`, opening a model zip, the training child process and the command
+line (`ABSL_MIN_LOG_LEVEL`, which it also sets, does not silence these lines).
 """
 
 from __future__ import annotations
