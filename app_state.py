@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bikelib import Augmentation, Dataset, TrainConfig
-from bikelib.config import SEED_MIN_IMAGE_SIZE
+from bikelib.config import FILL_MODES, SEED_MIN_IMAGE_SIZE
 from bikelib.images import thumbnail
 
 # -- session state shared between pages -------------------------------------------------
@@ -130,7 +130,10 @@ def run_rows(models: list[dict]) -> list[dict]:
                 "image size": meta.get("image_size"),
                 "batch size": config.get("batch_size"),
                 "learning rate": config.get("learning_rate"),
-                "augmentation": ", ".join(k for k, v in augmentation.items() if v) or "none",
+                "augmentation": ", ".join(
+                    k for k, v in augmentation.items() if k in AUGMENTATION_NAMES and v
+                )
+                or "none",
                 "shipped": meta.get("shipped", False),
             }
         )
@@ -185,6 +188,24 @@ def queue_note(place: int | None) -> str:
     return f"{waiting}: place {place} in the queue ({ahead} more run{'s' * (ahead > 1)} first)."
 
 
+# -- tables -----------------------------------------------------------------------------
+
+WHOLE_TABLE_ROWS = 12  # a table of up to this many rows is shown whole, without scrolling
+TABLE_ROW_PX = 35  # Streamlit's default row height (and its header's)
+TABLE_WINDOW_PX = 420  # the scroll window of a longer table: about 11 rows of text
+
+
+def table_height(rows: int, row_height: int = TABLE_ROW_PX) -> str | int:
+    """`st.dataframe`'s height for a table of `rows` rows: "content" (the whole table, no
+    inner scroll bar) up to WHOLE_TABLE_ROWS, else a scroll window of a fixed height
+    (at most TABLE_WINDOW_PX below the header, ending half-way through a row so that
+    the cut shows there is more)."""
+    if rows <= WHOLE_TABLE_ROWS:
+        return "content"
+    shown = min(TABLE_WINDOW_PX // row_height, WHOLE_TABLE_ROWS) + 0.5
+    return TABLE_ROW_PX + round(shown * row_height) + 2  # + the frame's two borders
+
+
 # -- the Train form ---------------------------------------------------------------------
 
 # The choices the form's sliders offer (each recipe's own value is added to them).
@@ -196,6 +217,7 @@ FORM_CHOICES = {
 # TrainConfig fields the form sets; the others come from the recipe as they are.
 FORM_FIELDS = {*FORM_CHOICES, "arch", "epochs", "augmentation", "val_fraction", "seed"}
 AUGMENTATION_STRENGTHS = ("zoom", "rotation", "translation", "brightness", "contrast")
+AUGMENTATION_NAMES = ("flip", *AUGMENTATION_STRENGTHS)  # the switches, not `fill`
 
 
 def form_choices(recipe: TrainConfig, name: str) -> list:
@@ -240,7 +262,7 @@ def config_from_form(
         name: augmentation_strength(recipe, name) if name in switched_on else 0.0
         for name in AUGMENTATION_STRENGTHS
     }
-    augmentation = Augmentation(flip=flip, **strengths)
+    augmentation = Augmentation(flip=flip, fill=recipe.augmentation.fill, **strengths)
     return replace(recipe, augmentation=augmentation, seed=int(seed), **values)
 
 
@@ -295,7 +317,23 @@ def split_note(dataset: Dataset) -> str:
 
 def augmentation_names(augmentation) -> str:
     """The augmentations switched on, as "flip, zoom, ...", or "no augmentation"."""
-    return ", ".join(k for k, v in vars(augmentation).items() if v) or "no augmentation"
+    on = [name for name in AUGMENTATION_NAMES if getattr(augmentation, name)]
+    return ", ".join(on) or "no augmentation"
+
+
+def preview_captions(n: int) -> list[str]:
+    """The augmentation preview's captions: the photo itself, then its `n` variants."""
+    return ["original", *(f"variant {i}" for i in range(1, n + 1))]
+
+
+def fill_note(augmentation) -> str:
+    """One line on what fills the edges a rotation, zoom-out or shift uncovers."""
+    moves = [n for n in ("rotation", "zoom", "translation") if getattr(augmentation, n)]
+    if not moves:
+        return "Nothing moves the photo, so no edges need filling."
+    listed = " and ".join([", ".join(moves[:-1]), moves[-1]] if len(moves) > 1 else moves)
+    what = FILL_MODES.get(augmentation.fill, augmentation.fill)
+    return f"Edges uncovered by {listed} show {what} (fill: {augmentation.fill})."
 
 
 def unique_photos(photos: list) -> tuple[list, int]:

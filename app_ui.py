@@ -58,6 +58,16 @@ def sentence_on_error(*, stop: bool = True) -> Iterator[None]:
             st.stop()
 
 
+def table(data, where=st, *, row_height: int | None = None, **kwargs) -> None:
+    """Every page's table: `st.dataframe` without the index, shown whole up to
+    `app_state.WHOLE_TABLE_ROWS` rows and in a scroll window of fixed height beyond
+    (`app_state.table_height`). `where` is a column or container; `kwargs` go on to
+    `st.dataframe` (column_config, ...)."""
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    height = app_state.table_height(len(frame), row_height or app_state.TABLE_ROW_PX)
+    where.dataframe(frame, hide_index=True, height=height, row_height=row_height, **kwargs)
+
+
 @st.cache_data(max_entries=16, show_spinner="Reading the photos…")
 def _open_dataset(source: str, stamp: str, split: tuple) -> bikelib.Dataset:
     return bikelib.open_dataset(source, **dict(split))
@@ -121,12 +131,17 @@ def model_results(meta: dict) -> None:
         heatmap = charts.confusion_matrix(classes, evaluation["confusion_matrix"])
         left.altair_chart(heatmap, width="stretch", height=48 * len(classes) + 110)
         right.markdown("**Per bike**: accuracy = share of its validation photos recognised")
-        right.dataframe(
+        table(
             charts.per_class_table(evaluation["per_class"]),
-            hide_index=True,
+            right,
+            # Narrow numbers (pixels), so a bike's name and all four columns fit a phone's
+            # 358 px (75 px "small" columns pushed "photos" out of sight there).
             column_config={
-                "accuracy": st.column_config.ProgressColumn(format="percent", max_value=1),
-                "precision": st.column_config.NumberColumn(format="percent"),
+                "accuracy": st.column_config.ProgressColumn(
+                    format="percent", max_value=1, width=68
+                ),
+                "precision": st.column_config.NumberColumn(format="percent", width=68),
+                "photos": st.column_config.NumberColumn(width=58),
             },
         )
         mistakes = evaluation["misclassified"][:24]
@@ -258,9 +273,15 @@ def augmentation_preview(dataset: bikelib.Dataset, config: bikelib.TrainConfig |
         settings = config.augmentation if config else bikelib.Augmentation()
         with st.spinner("Augmenting…"):
             versions = images.augment_preview(names[name], settings, n=7, seed=len(name))
-        st.image([bikelib.decode(names[name], 192), *versions], width=160)
+        pictures = [bikelib.decode(names[name], 192), *versions]
+        # One image each in a wrapping row, with gaps: a grid of touching pictures
+        # reads as one mirrored mosaic, and the original would not stand apart.
+        row = st.container(horizontal=True, gap="medium")
+        for picture, caption in zip(pictures, app_state.preview_captions(7), strict=True):
+            row.image(picture, caption=caption, width=150)
         used = app_state.augmentation_names(settings)
-        st.caption(f"The original, then seven versions as training sees them: {used}")
+        st.caption(f"The original, then seven variants as training sees them: {used}.")
+        st.caption(app_state.fill_note(settings))
 
 
 # -- Train page ---------------------------------------------------------------------------
@@ -292,8 +313,8 @@ def train_form(recipe: bikelib.TrainConfig, *, given_split: bool, running: bool)
         form["seed"] = right.number_input(
             "Seed", 0, 2**31 - 1, recipe.seed, help="Same seed, same model"
         )
+        st.caption(f"Also from the recipe: {app_state.recipe_extras(recipe)}")
         start = st.form_submit_button("Start training", type="primary", disabled=running)
-    st.caption(f"Also from the recipe: {app_state.recipe_extras(recipe)}")
     return form if start and not running else None
 
 
@@ -331,9 +352,8 @@ def past_runs(models: list[dict], chosen: dict | None = None) -> None:
         help="Accuracy on other photos is not comparable",
     ):
         models = same
-    st.dataframe(
-        pd.DataFrame(app_state.past_runs(models)),
-        hide_index=True,
+    table(
+        app_state.past_runs(models),
         column_config={
             "val accuracy": st.column_config.NumberColumn(format="percent"),
             "seconds": st.column_config.NumberColumn(format="%.0f"),

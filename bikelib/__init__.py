@@ -14,6 +14,7 @@ only reads datasets (the Dataset page, say) starts fast.
 
 from importlib import import_module
 
+from . import quiet
 from .config import ARCHITECTURE_LABELS, Augmentation, TrainConfig
 from .dataset import Dataset, Sample, Skipped, kfold, load_split, open_dataset, summarize
 from .errors import (
@@ -49,6 +50,7 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
+        quiet.load_tensorflow()  # the first TensorFlow import, without its start-up lines
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'bikelib' has no attribute '{name}'")
 

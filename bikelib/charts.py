@@ -132,6 +132,13 @@ def photos_per_class(per_class: list[dict]) -> alt.Chart:
     )
 
 
+def photos_per_class_height(bikes: int) -> int:
+    """The pixels `photos_per_class` takes on a page for `bikes` bikes: its bars, title
+    and axis. Given to `st.altair_chart` as the element's height, so Streamlit neither
+    squeezes the chart nor leaves a gap below it."""
+    return BAR_HEIGHT * max(bikes, 1) + 80
+
+
 def runs_overlay(curve_rows: list[dict], metric: str) -> alt.Chart | None:
     """One metric's curve for every past run, overlaid; None when no run recorded it.
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .errors import BikeLibError
+from .quiet import load_tensorflow
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -302,6 +303,7 @@ def describe_os_error(error: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     _quiet_tensorflow()
     args = build_parser().parse_args(argv)
+    load_tensorflow()  # every command needs it; without absl's and oneDNN's start-up lines
     started = time.perf_counter()
     try:
         code = args.run(args)

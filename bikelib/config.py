@@ -20,6 +20,13 @@ ARCHITECTURE_LABELS = {
     "seed": "seed: the 2018 assignment's CNN",
 }
 
+# What fills the edges a rotation, zoom-out or shift uncovers (Keras fill modes).
+FILL_MODES = {
+    "reflect": "a mirror image of the photo's own edge",
+    "constant": "black",
+    "nearest": "the edge pixels stretched outwards",
+}
+
 # The 2018 network's four unpadded 5x5 convolutions, each halved by pooling, leave
 # nothing of a smaller photo: 76 -> 72 -> 36 -> 32 -> 16 -> 12 -> 6 -> 2 -> 1.
 SEED_MIN_IMAGE_SIZE = 76
@@ -39,6 +46,16 @@ class Augmentation:
     translation: float = 0.1  # fraction of the side the view may shift
     brightness: float = 0.15  # fraction of the value range (sun, overcast)
     contrast: float = 0.15
+    # What fills the uncovered edges. "reflect" by measurement (bench/fill.py, real
+    # photos): the mirrored edge reads as more ground or wall, where black corners
+    # ("constant") teach the network a frame that no real photo has.
+    fill: str = "reflect"
+
+    def __post_init__(self) -> None:
+        if self.fill not in FILL_MODES:
+            raise ConfigError(
+                f"Invalid setting: augmentation fill must be one of {', '.join(FILL_MODES)}"
+            )
 
     def layers(self, seed: int | None = None) -> list:
         """The Keras random layers for these settings (pixel values 0-255).
@@ -48,26 +65,27 @@ class Augmentation:
         the same numbers (every flipped photo also darkened, say), and five augmentations
         would collapse into one.
         """
+        from .quiet import load_tensorflow
+
+        load_tensorflow()  # quietly, if this is the first TensorFlow import
         from keras import layers  # only here: the config itself must not load TensorFlow
 
         stream = itertools.repeat(None) if seed is None else itertools.count(seed)
         chosen: list[layers.Layer] = []
         if self.flip:
             chosen.append(layers.RandomFlip("horizontal", seed=next(stream)))
+        fill = self.fill
         if self.rotation:
-            # Reflected borders look like more ground or wall, not black corners.
             chosen.append(
-                layers.RandomRotation(self.rotation / 360.0, "reflect", seed=next(stream))
+                layers.RandomRotation(self.rotation / 360.0, fill_mode=fill, seed=next(stream))
             )
         if self.zoom:
             chosen.append(
-                layers.RandomZoom((-self.zoom, self.zoom), fill_mode="reflect", seed=next(stream))
+                layers.RandomZoom((-self.zoom, self.zoom), fill_mode=fill, seed=next(stream))
             )
         if self.translation:
             shift = self.translation
-            chosen.append(
-                layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=next(stream))
-            )
+            chosen.append(layers.RandomTranslation(shift, shift, fill_mode=fill, seed=next(stream)))
         if self.brightness:
             chosen.append(
                 layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=next(stream))

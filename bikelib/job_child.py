@@ -43,6 +43,9 @@ def main() -> None:
     def send(kind: str, payload: Any = None) -> None:
         protocol.write(json.dumps([kind, payload]) + "\n")
 
+    from .quiet import load_tensorflow
+
+    load_tensorflow()  # before artifacts/training import it: TF without its start-up lines
     from .artifacts import save_model
     from .training import train
 

@@ -317,6 +317,9 @@ class Workspace:
         that is not a model of this app is refused with one sentence.
         """
         from .portable import import_zip  # loads Keras: only when a zip is opened
+        from .quiet import load_tensorflow
+
+        load_tensorflow()
 
         directory = import_zip(data, self.new_model_dir("opened"))
         self.prune_models()

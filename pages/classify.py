@@ -7,7 +7,6 @@ the verdicts follow it. The model picker and the threshold live in app_ui (Scan 
 
 import io
 
-import pandas as pd
 import streamlit as st
 
 import app_models
@@ -73,9 +72,8 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
 
 if len(rows) > 1:
     st.subheader(f"All {len(rows)} photos")
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
+    app_ui.table(
+        rows,
         row_height=80,
         column_config={
             "photo": st.column_config.ImageColumn(width="small"),

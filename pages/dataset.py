@@ -6,7 +6,6 @@ stamp of the files, so a second visitor of the demo set pays nothing, and Train
 reuses the dataset opened here.
 """
 
-import pandas as pd
 import streamlit as st
 
 import app_state as state
@@ -89,13 +88,15 @@ if photos.open:
         app_ui.gallery(dataset)
 if statistics.open:
     with statistics:
-        st.altair_chart(charts.photos_per_class(summary["per_class"]), width="stretch")
+        per_class = summary["per_class"]
+        height = charts.photos_per_class_height(len(per_class))
+        st.altair_chart(charts.photos_per_class(per_class), width="stretch", height=height)
         st.markdown(f"**Split**: {state.split_note(dataset)}.")
         left, right = st.columns(2)
         left.markdown("**Photos per bike and split**")
-        left.dataframe(pd.DataFrame(summary["per_class"]), hide_index=True)
+        app_ui.table(summary["per_class"], left)
         right.markdown("**Image sizes** (width × height, before resizing)")
-        right.dataframe(pd.DataFrame(quality.size_counts(dataset)), hide_index=True)
+        app_ui.table(quality.size_counts(dataset), right)
 if warnings.open:
     with warnings:
         app_ui.findings(findings)

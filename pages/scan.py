@@ -93,9 +93,8 @@ for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # 
             f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}"
         )
 
-st.dataframe(
+app_ui.table(
     scan.table_rows(rows, result["thumbs"]),
-    hide_index=True,
     row_height=64,
     column_config={
         "rank": st.column_config.NumberColumn(width="small"),
@@ -109,4 +108,4 @@ unreadable = [{"file": r.file, "why": r.error} for r in rows if r.error]
 if unreadable:
     files_word = "file" if len(unreadable) == 1 else "files"
     st.warning(f"{len(unreadable)} {files_word} could not be read (left out of the ranking):")
-    st.dataframe(unreadable, hide_index=True)
+    app_ui.table(unreadable)

@@ -161,4 +161,7 @@ def test_augmentation_preview(app_env):
     assert not at.image  # nothing computed (no TensorFlow) until asked
     next(b for b in at.button if b.label == "Show augmented versions").click().run()
     assert not at.exception
-    assert len(at.image[0].value) == 8  # the photo and seven versions
+    assert len(at.image) == 8  # the photo and seven versions
+    captions = [caption for image in at.image for caption in image.captions]
+    assert captions == ["original", *(f"variant {i}" for i in range(1, 8))]
+    assert any("(fill: reflect)" in c.value for c in at.caption)

@@ -35,6 +35,10 @@ def test_the_train_form_maps_to_a_config_with_default_strengths():
     assert switches["rotation"] == (f"Rotation ±{defaults.rotation:g}°", True)
     on = app_state.config_from_form(plain, flip=True, switched_on=["zoom"], seed=0)
     assert on.augmentation.zoom == defaults.zoom and on.augmentation.rotation == 0.0
+    black = TrainConfig(augmentation=Augmentation(fill="constant"))  # not on the form: kept
+    assert app_state.config_from_form(
+        black, flip=True, switched_on=[], seed=0
+    ).augmentation.fill == ("constant")
     with pytest.raises(ValueError, match="epochs"):
         app_state.config_from_form(recipe, flip=True, switched_on=[], seed=0, epochs=0)
 
@@ -122,6 +126,23 @@ def test_prediction_row_and_augmentation_names():
         )
         == "no augmentation"
     )
+    assert app_state.augmentation_names(Augmentation(fill="constant")).endswith("contrast")
+    meta = {"path": "/m/a", "config": TrainConfig().to_dict()}
+    assert "fill" not in app_state.run_rows([meta])[0]["augmentation"]
+
+
+def test_preview_captions_and_fill_note():
+    assert app_state.preview_captions(3) == ["original", "variant 1", "variant 2", "variant 3"]
+    assert app_state.fill_note(Augmentation()) == (
+        "Edges uncovered by rotation, zoom and translation show a mirror image of the "
+        "photo's own edge (fill: reflect)."
+    )
+    constant = Augmentation(fill="constant", zoom=0, translation=0)
+    assert (
+        app_state.fill_note(constant) == "Edges uncovered by rotation show black (fill: constant)."
+    )
+    still = Augmentation(zoom=0, rotation=0, translation=0)
+    assert app_state.fill_note(still) == "Nothing moves the photo, so no edges need filling."
 
 
 @pytest.mark.parametrize(
@@ -174,3 +195,13 @@ def test_a_photo_uploaded_twice_is_kept_once():
     a, again, b = Upload("a.jpg", b"one"), Upload("copy of a.jpg", b"one"), Upload("b.jpg", b"two")
     assert app_state.unique_photos([a, again, b]) == ([a, b], 1)
     assert app_state.unique_photos([]) == ([], 0)
+
+
+def test_table_height_whole_up_to_twelve_rows_then_a_fixed_window():
+    assert app_state.table_height(0) == app_state.table_height(12) == "content"
+    window = app_state.table_height(13)
+    assert isinstance(window, int) and window == app_state.table_height(5000)
+    assert 12 * 35 < window < 14 * 35  # about twelve rows and a half, then scroll
+    tall = app_state.table_height(13, row_height=80)  # rows with thumbnails
+    assert isinstance(tall, int) and tall <= 35 + app_state.TABLE_WINDOW_PX + 80
+    assert (tall - 35 - 2) % 80 == 40  # ends half-way through a row: more below

@@ -1,8 +1,9 @@
 """Augmentation: each random layer draws from its own stream."""
 
 import numpy as np
+import pytest
 
-from bikelib import Augmentation
+from bikelib import Augmentation, ConfigError, TrainConfig
 
 
 def test_flip_and_brightness_draw_independently():
@@ -25,3 +26,22 @@ def test_layers_get_distinct_seeds_and_repeat():
     first = [layer.seed for layer in Augmentation().layers(seed=3)]
     assert len(set(first)) == len(first) == 6
     assert first == [layer.seed for layer in Augmentation().layers(seed=3)]
+
+
+def test_fill_reaches_the_moving_layers_and_the_saved_config():
+    layers = Augmentation(fill="constant").layers(seed=0)
+    fills = {
+        type(layer).__name__: layer.fill_mode for layer in layers if hasattr(layer, "fill_mode")
+    }
+    assert fills == dict.fromkeys(("RandomRotation", "RandomZoom", "RandomTranslation"), "constant")
+    config = TrainConfig(augmentation=Augmentation(fill="nearest"))
+    assert config.to_dict()["augmentation"]["fill"] == "nearest"
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    old = config.to_dict()
+    del old["augmentation"]["fill"]  # a model.json saved before the field existed
+    assert TrainConfig.from_dict(old).augmentation.fill == "reflect"
+
+
+def test_an_unknown_fill_is_one_sentence():
+    with pytest.raises(ConfigError, match="fill must be one of reflect, constant, nearest"):
+        Augmentation(fill="wrap")

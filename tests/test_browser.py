@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, SHARED_BIKES, serve_app, write_dataset
 
+from bikelib.quiet import is_startup_line
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,12 +86,13 @@ def page(sync_api, app_url):
             browser.close()
 
 
-def screenshot(page, path: Path, width: int = WIDTH) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the viewport."""
-    page.set_viewport_size({"width": width, "height": 900})
+def screenshot(page, path: Path, width: int = WIDTH, height: int = 900) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport
+    (from `height`, the screen's, for a layout as that screen shows it)."""
+    page.set_viewport_size({"width": width, "height": height})
     page.wait_for_timeout(500)  # a narrower page is taller: measure after the new layout
-    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": width, "height": min(max(height, 900), 6000)})
+    tall = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": width, "height": min(max(tall, height), 6000)})
     page.wait_for_timeout(1500)  # let charts and images lay out at the new size
     page.wait_for_function("Array.from(document.images).every(image => image.complete)")
     page.screenshot(path=str(path))
@@ -112,7 +115,7 @@ def set_slider(page, label: str, steps_from_start: int) -> str:
 
 def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output, tmp_path):
     page.get_by_role("heading", name="Bike Recognition", level=1).wait_for()
-    assert page.get_by_role("heading", name="This session").is_visible()
+    page.get_by_role("heading", name="This session").wait_for()  # drawn after the title
     screenshot(page, output / "1-home.png")
 
     go_to(page, "Dataset")
@@ -146,6 +149,7 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     charts.nth(3).wait_for()  # loss, accuracy, confusion matrix, past runs
     assert page.get_by_text("Validation accuracy", exact=True).is_visible()
     screenshot(page, output / "5-trained.png")
+    screenshot(page, output / "5-trained-phone.png", PHONE)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download this model").click()
     model_zip = tmp_path / "my-model.zip"
@@ -171,6 +175,19 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     page.get_by_text("Why: where it saw").wait_for()
     screenshot(page, output / "7-classify-why.png")
     screenshot(page, output / "7-classify-why-phone.png", PHONE)
+
+
+def test_augmentation_preview_marks_the_original_and_says_what_fills_the_edges(page, output):
+    go_to(page, "Dataset")
+    page.get_by_role("tab", name="Augmentation preview").click()
+    page.get_by_role("button", name="Show augmented versions").click()
+    page.get_by_text("variant 7", exact=True).wait_for(timeout=120_000)
+    assert page.get_by_text("original", exact=True).is_visible()
+    page.get_by_text("(fill: reflect)").wait_for()
+    idle(page)
+    page.mouse.move(0, 0)  # no button tooltip over the pictures
+    screenshot(page, output / "augmentation.png", 1280, 800)
+    screenshot(page, output / "augmentation-phone.png", 390, 844)
 
 
 def upload(page, path: Path) -> None:
@@ -260,3 +277,35 @@ def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(page, demo_phot
             assert "streamlit app" not in menu.inner_text().lower()
         finally:
             fresh.close()
+
+
+def test_a_second_visitor_training_meanwhile_is_told_it_is_next_in_the_queue(page, app_url, output):
+    """Two browser contexts (two visitors): A trains, B starts one too and waits with the
+    queue's sentence; B stops while waiting, A's run ends with its model. Neither the app
+    nor the training process has put TensorFlow's start-up lines in the server log."""
+    browser = page.context.browser
+    a, b = (browser.new_context(viewport={"width": WIDTH, "height": 900}) for _ in "ab")
+    try:
+        visitors = [context.new_page() for context in (a, b)]
+        for visitor in visitors:
+            visitor.set_default_timeout(60_000)
+            visitor.goto(app_url)
+            go_to(visitor, "Train")
+            assert set_slider(visitor, "Epochs", 0) == "1"
+            assert set_slider(visitor, "Image size (pixels)", 0) == "32"
+            idle(visitor)
+        first, second = visitors
+        first.get_by_role("button", name="Start training").click()
+        first.get_by_role("button", name="Stop training").wait_for()
+        second.get_by_role("button", name="Start training").click()
+        note = "Waiting for another training on this server to finish: this run is next."
+        second.get_by_text(note).wait_for(timeout=30_000)
+        second.get_by_role("button", name="Stop training").click()
+        second.get_by_text("The training was stopped before a model was saved.").wait_for()
+        first.get_by_text("Model saved as").wait_for(timeout=180_000)
+    finally:
+        a.close()
+        b.close()
+    log = (output.parent / "streamlit-server.log").read_bytes()
+    assert b"port.cc" not in log and b"absl::InitializeLog" not in log
+    assert [line for line in log.splitlines() if is_startup_line(line)] == []
