@@ -32,6 +32,7 @@ SPLIT = "split"  # {"val_fraction", "seed"} of the last training, so Dataset sho
 TRAIN_CONFIG = "train_config"  # the last TrainConfig started, for the augmentation preview
 MODEL_PATH = "model_path"  # str path of the model picked last (Train, Classify, Home)
 JOB = "job"  # the session's TrainingJob, running or finished
+LAST_RUN = "last_run"  # str path of the model the last finished training saved (Train)
 
 
 # -- server folders ---------------------------------------------------------------------

@@ -73,6 +73,7 @@ elif job is not None and st.session_state.get("announced") is not job:
     status = job.status()
     st.session_state["announced"] = job
     saved = {m["path"]: m for m in workspace.saved_models()}.get(str(status.model_dir), {})
+    st.session_state[state.LAST_RUN] = str(status.model_dir)  # its results show below
     if not state.near_chance(saved):  # a model that only guesses is not made the default
         st.session_state[state.MODEL_PATH] = str(status.model_dir)
     stopped = " (stopped early; the best epoch so far was kept)" if status.state == STOPPED else ""
@@ -85,7 +86,9 @@ models = [] if active else workspace.saved_models()
 if models:
     st.header("Results")
     paths = [m["path"] for m in models]
-    picked = state.chosen_model(models, st.session_state.get(state.MODEL_PATH))
+    # The run just finished first, even one that only guesses (its results warn so).
+    last = st.session_state.get(state.LAST_RUN) or st.session_state.get(state.MODEL_PATH)
+    picked = state.chosen_model(models, last)
     path = st.selectbox(
         "Model",
         paths,

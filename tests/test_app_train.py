@@ -264,6 +264,8 @@ def test_a_model_at_chance_level_is_flagged_and_not_made_the_sessions_model(app_
     at.run()
     assert not at.exception
     assert at.session_state["model_path"] == str(good)  # the session keeps its model
+    assert at.selectbox[0].value == str(chance)  # but Train shows the run just finished
+    assert at.warning[0].value.startswith("This model guesses at about chance level")
     home = AppTest.from_file(APP, default_timeout=60)
     home.session_state["workspace_id"] = at.session_state["workspace_id"]
     home.run()

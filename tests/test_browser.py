@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import zipfile
@@ -132,6 +133,9 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     go_to(page, "Train")
     assert set_slider(page, "Epochs", 1) == "2"
     assert set_slider(page, "Image size (pixels)", 1) == "64"
+    page.get_by_label("Run name").fill("browser tour")
+    page.get_by_label("Run name").press("Enter")
+    idle(page)
     page.get_by_role("button", name="Start training").click()
     progress = page.get_by_text("Epoch 2 of 2")
     saved = page.get_by_text("Model saved as")
@@ -150,10 +154,22 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     assert page.get_by_text("Validation accuracy", exact=True).is_visible()
     screenshot(page, output / "5-trained.png")
     screenshot(page, output / "5-trained-phone.png", PHONE)
+    assert page.get_by_text("Model saved as browser tour").is_visible()  # the run's name
     with page.expect_download() as download:
         page.get_by_role("button", name="Download this model").click()
     model_zip = tmp_path / "my-model.zip"
     download.value.save_as(model_zip)
+    with page.expect_download(timeout=180_000) as download:  # converted on click
+        page.get_by_role("button", name="For phones").click()
+    phone_zip = tmp_path / "for-phones.zip"
+    download.value.save_as(phone_zip)
+    with zipfile.ZipFile(phone_zip) as z:
+        about = json.loads(z.read("model.tflite.json"))
+        assert z.getinfo("model.tflite").file_size > 10_000
+    assert sorted(about["classes"]) == sorted(p.name for p in (demo_photos / "train").iterdir())
+    with zipfile.ZipFile(model_zip) as z:
+        meta = next(n for n in z.namelist() if n.endswith("model.json"))
+        trained_on = json.loads(z.read(meta))["dataset"]
 
     go_to(page, "Classify")
     # The downloaded zip opens again (as after a reload, which starts a new session).
@@ -162,6 +178,9 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     sidebar.locator('input[type="file"]').set_input_files(str(model_zip))
     page.get_by_text("Opened my-model.zip").wait_for(timeout=120_000)
     idle(page)
+    picker = page.locator('[data-testid="stSelectbox"]').filter(has_text="Model (newest first)")
+    picker = picker.locator("input").get_attribute("value")
+    assert "browser tour" in picker and trained_on in picker, picker  # data beside model
     sample = next((demo_photos / "validation").rglob("*.*"))
     upload(page, sample)
     page.get_by_text("threshold", exact=False).last.wait_for()
