@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import list_models, read_meta
+from .dataset import is_not_mine
 from .errors import DatasetError, ModelLoadError, SessionFullError
 from .images import IMAGE_SUFFIXES, prune_cache
 from .saves import sweep_saves
@@ -64,6 +65,11 @@ def check_bike_name(name: str) -> str:
         raise DatasetError(
             "A bike name needs 1-50 letters, digits, spaces or - _ . ( ) ' + "
             f"and must start with a letter or digit, not '{name}'"
+        )
+    if is_not_mine(name):
+        raise DatasetError(
+            f"'{name}' is the name kept for photos of other people's bikes (not mine), "
+            "so it cannot name one of your bikes."
         )
     return name
 
