@@ -89,6 +89,14 @@ def test_the_not_mine_names_are_refused_for_a_bike_in_one_sentence(name):
     )
 
 
+def test_other_peoples_bikes_go_to_the_not_mine_folder():
+    workspace = Workspace.for_session({})
+    assert workspace.add_photos("", [("o.png", png(seed=3))], not_mine=True) == 1
+    assert workspace.photo_set_counts() == {"not-mine": 1}
+    workspace.remove_bike("not-mine")
+    assert workspace.photo_set_counts() == {}
+
+
 @pytest.mark.parametrize("name", ["", "   "])
 def test_a_missing_bike_name_is_asked_for_in_plain_words(name):
     with pytest.raises(DatasetError) as raised:
