@@ -90,7 +90,8 @@ def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
         return None
     reference = classifier.reference
     default = round(classifier.threshold, 3)
-    lowest = min(0.0, default, *reference.known_scores, *reference.other_scores)
+    scores = (*reference.known_scores, *reference.other_scores, *reference.not_mine_scores)
+    lowest = min(0.0, default, *scores)
     value = st.slider(
         "Match threshold",
         min_value=float(np.floor(lowest * 10) / 10),
@@ -104,15 +105,8 @@ def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
     )
     threshold = classifier.threshold if value == default else value
     accepted, rejected = classifier.trade_off(threshold)
-    others = (
-        f"{rejected:.0%} of other bikes rejected"
-        if not np.isnan(rejected)
-        else "no other bikes were scored for this model"
-    )
-    st.caption(
-        f"At this threshold: {accepted:.0%} of your validation photos accepted, {others}. "
-        f"Calibrated: {classifier.threshold:.3f}."
-    )
+    not_mine = classifier.not_mine_rejected(threshold)
+    st.caption(app_state.trade_off_caption(accepted, rejected, not_mine, classifier.threshold))
     return threshold
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from bikelib import Augmentation, Dataset, TrainConfig
 from bikelib.config import FILL_MODES, SEED_MIN_IMAGE_SIZE
+from bikelib.dataset import NOT_MINE_LABEL
 from bikelib.images import thumbnail
 
 # -- session state shared between pages -------------------------------------------------
@@ -299,14 +300,69 @@ def recipe_extras(recipe: TrainConfig) -> str:
 # -- Dataset and Classify captions --------------------------------------------------------
 
 
+NOT_MINE_TITLE = "Other people's bikes (not mine)"
+
+
 def gallery(dataset: Dataset, bike: str | None = None) -> list[tuple[str, Path]]:
-    """(caption, path) of every photo, training photos first; only `bike`'s if given."""
+    """(caption, path) of every bike's photo, training photos first; only `bike`'s if
+    given, and only the not-mine group's for `NOT_MINE_TITLE`."""
+    if bike == NOT_MINE_TITLE:
+        parts = (("train", dataset.not_mine_train), ("validation", dataset.not_mine_validation))
+    else:
+        parts = (("train", dataset.train), ("validation", dataset.validation))
+
+    def name(sample) -> str:
+        return "not mine" if sample.label == NOT_MINE_LABEL else dataset.classes[sample.label]
+
     return [
-        (f"{dataset.classes[sample.label]} · {part}", sample.path)
-        for part, samples in (("train", dataset.train), ("validation", dataset.validation))
+        (f"{name(sample)} · {part}", sample.path)
+        for part, samples in parts
         for sample in samples
-        if bike is None or dataset.classes[sample.label] == bike
+        if bike in (None, NOT_MINE_TITLE) or name(sample) == bike
     ]
+
+
+def not_mine_note(dataset: Dataset) -> str:
+    """The not-mine group in words (Dataset and Train pages); "" when there is none."""
+    n_train, n_val = len(dataset.not_mine_train), len(dataset.not_mine_validation)
+    if not n_train + n_val:
+        return ""
+    return (
+        f"{NOT_MINE_TITLE}: {n_train + n_val} photos, not a bike. {n_train} are trained to "
+        f"match none of yours, {n_val} kept aside to show what the match threshold rejects."
+    )
+
+
+def trained_not_mine(meta: dict) -> str:
+    """A saved model's not-mine photos in words (Train results); "" for none."""
+    counts = meta.get("not_mine") or {}
+    trained, kept = counts.get("trained", 0), counts.get("calibration", 0)
+    if not trained + kept:
+        return ""
+    text = f"{NOT_MINE_TITLE}: {trained} trained to match none of your bikes"
+    rejected = (meta.get("openset") or {}).get("not_mine_rejected")
+    if kept and rejected is not None:
+        text += f"; the calibrated threshold rejects {round(rejected * kept)} of {kept} kept aside"
+    return text + "."
+
+
+def trade_off_caption(
+    accepted: float, rejected: float, not_mine: tuple[int, int] | None, calibrated: float
+) -> str:
+    """What a match threshold trades (Classify): the share of the validation photos
+    accepted, of rendered other bikes rejected, and how many of the user's own not-mine
+    photos (`(rejected, of)`, None without any) it rejects."""
+    others = (
+        f"{rejected:.0%} of other bikes rejected"
+        if rejected == rejected  # not NaN
+        else "no other bikes were scored for this model"
+    )
+    if not_mine:
+        others += f", and {not_mine[0]} of {not_mine[1]} of your not-mine photos"
+    return (
+        f"At this threshold: {accepted:.0%} of your validation photos accepted, {others}. "
+        f"Calibrated: {calibrated:.3f}."
+    )
 
 
 def split_note(dataset: Dataset) -> str:

@@ -18,6 +18,7 @@ import streamlit as st
 import app_state
 import bikelib
 from bikelib import charts, images, quality
+from bikelib.dataset import is_not_mine
 from bikelib.jobs import QUEUED, TrainingJob
 from bikelib.sessions import Workspace, source_stamp
 
@@ -123,6 +124,8 @@ def model_results(meta: dict) -> None:
         numbers[0].metric("Validation accuracy", "—", help="There were no validation photos")
     numbers[2].metric("Best epoch", f"{metrics.get('best_epoch')} of {metrics.get('epochs_run')}")
     numbers[3].metric("Training time", f"{metrics.get('train_seconds', 0):.0f} s")
+    if note := app_state.trained_not_mine(meta):
+        st.caption(note)
     if meta.get("history"):
         learning_curves(charts.history_rows(meta["history"]))
     if evaluation:
@@ -191,8 +194,14 @@ def photo_set_builder(workspace: Workspace, use: Callable[[Path], None]) -> None
     fresh keys only when they were: a refused add (no name, a bad name) keeps the
     photos chosen, where the form's clear_on_submit would have dropped them.
     """
-    st.text_input("Bike name", key="bike_name", placeholder="e.g. red-commuter")
     camera = st.toggle("Use the camera (a phone works too)")
+    others = st.toggle(
+        app_state.NOT_MINE_TITLE,
+        key="not_mine_photos",
+        help="Photos of bikes that are not yours, as a listing might show: the model is "
+        "taught to match none of your bikes on them.",
+    )
+    st.text_input("Bike name", key="bike_name", placeholder="e.g. red-commuter", disabled=others)
     round_ = st.session_state.setdefault("photo_round", 0)
 
     def add() -> None:
@@ -200,7 +209,8 @@ def photo_set_builder(workspace: Workspace, use: Callable[[Path], None]) -> None
         shot = st.session_state.get(f"shot-{round_}")
         photos = [(f.name, f.getvalue()) for f in [*files, *([shot] if shot else [])]]
         try:
-            added = workspace.add_photos(st.session_state.get("bike_name", ""), photos)
+            name = st.session_state.get("bike_name", "")
+            added = workspace.add_photos(name, photos, not_mine=others)
         except bikelib.BikeLibError as error:
             st.session_state["photo_note"] = ("error", str(error))
         except OSError as error:
@@ -208,7 +218,7 @@ def photo_set_builder(workspace: Workspace, use: Callable[[Path], None]) -> None
             note = f"The server could not read or write a file: {reason}."
             st.session_state["photo_note"] = ("error", note)
         else:
-            name = " ".join(st.session_state["bike_name"].split())
+            name = "other people's bikes" if others else " ".join(name.split())
             st.session_state["photo_round"] = round_ + 1  # an empty uploader and camera
             st.session_state["photo_note"] = ("toast", f"Added {added} new photo(s) of {name}")
 
@@ -226,19 +236,41 @@ def photo_set_builder(workspace: Workspace, use: Callable[[Path], None]) -> None
         st.toast(note)
     counts = workspace.photo_set_counts()
     if counts:
-        st.write(" · ".join(f"**{name}**: {n} photos" for name, n in counts.items()))
+        bikes = [name for name in counts if not is_not_mine(name)]
+        words = [f"**{name}**: {counts[name]} photos" for name in bikes]
+        group = app_state.NOT_MINE_TITLE
+        words += [f"**{group}**: {n} photos" for name, n in counts.items() if is_not_mine(name)]
+        st.write(" · ".join(words))
         left, right = st.columns(2, vertical_alignment="bottom")
-        if left.button("Use these photos", disabled=len(counts) < 2, help="Needs two bikes"):
+        if left.button("Use these photos", disabled=len(bikes) < 2, help="Needs two bikes"):
             use(workspace.photo_set)
-        gone = right.selectbox("Remove a bike", list(counts), index=None, placeholder="Choose…")
-        if gone and right.button(f"Remove {gone}"):
+        gone = right.selectbox(
+            "Remove a bike",
+            list(counts),
+            index=None,
+            placeholder="Choose…",
+            format_func=lambda name: group if is_not_mine(name) else name,
+        )
+        if gone and right.button(f"Remove {group if is_not_mine(gone) else gone}"):
             workspace.remove_bike(gone)
             st.rerun()
 
 
+def dataset_numbers(dataset: bikelib.Dataset) -> None:
+    """The dataset in four numbers (bikes only), and the not-mine group apart."""
+    numbers = st.columns(4)
+    numbers[0].metric("Bikes", len(dataset.classes))
+    numbers[1].metric("Photos", len(dataset.samples))
+    numbers[2].metric("Training", len(dataset.train))
+    numbers[3].metric("Validation", len(dataset.validation))
+    if note := app_state.not_mine_note(dataset):
+        st.markdown(f":material/do_not_disturb_on: {note}")
+
+
 def gallery(dataset: bikelib.Dataset, per_page: int = 20) -> None:
-    """The dataset's photos, one bike or all, a page of thumbnails at a time."""
-    shown = st.selectbox("Bike", ["All bikes", *dataset.classes])
+    """The dataset's photos, one bike, all bikes or the not-mine group, a page at a time."""
+    group = [app_state.NOT_MINE_TITLE] if dataset.not_mine else []
+    shown = st.selectbox("Bike", ["All bikes", *dataset.classes, *group])
     chosen = app_state.gallery(dataset, None if shown == "All bikes" else shown)
     pages = max(1, -(-len(chosen) // per_page))
     page = st.pagination(pages, key=f"page-{shown}") if pages > 1 else 1

@@ -7,6 +7,12 @@ Protocols (the issue's):
   rendered  train on the demo bikes (data/demo-bikes); known = each demo bike rendered
             at new places (not its usual spot), unknown = random other bikes rendered
             at the same places (same seeds): a stranger's photo somewhere else.
+  pairs     umea-bikes, the user's "not mine" folder: for a pair of bikes (a, b), train
+            on the other three, known = their validation photos, unknown = all 20
+            photos of b; once without and once with bike a's photos as the dataset's
+            not-mine group (its train photos trained against, its validation photos
+            scored in calibration), both with the shipped default (40 rendered
+            strangers). `--pairs a:b,...` (default: five pairs, each bike once a, once b).
 
 Trainings: `ce` (the default recipe), `oe` (plus rendered random bikes as outlier
 exposure, trained towards the uniform distribution). Scores: see bikelib.openset.SCORES.
@@ -15,6 +21,7 @@ held-out known photos (95% accepted), the share of known test photos accepted an
 unknown photos rejected; closed-set accuracy of the training.
 
     python bench/openset.py [--protocols real,rendered] [--trainings ce,oe] [--seeds 1]
+    python bench/openset.py --protocols pairs [--pairs bike1:bike2,...] [--seeds 1]
 Raw numbers go to bench/openset-results.json before the table is printed.
 """
 
@@ -251,6 +258,110 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
     return folds
 
 
+DEFAULT_PAIRS = "bike1:bike2,bike2:bike3,bike3:bike4,bike4:bike5,bike5:bike1"
+
+
+def as_not_mine(samples) -> tuple:
+    from bikelib.dataset import NOT_MINE_LABEL
+
+    return tuple(replace(s, label=NOT_MINE_LABEL) for s in samples)
+
+
+def run_pairs(pairs: list[tuple[str, str]], seed: int) -> list[dict]:
+    """Bike a as the not-mine group or not at all; bike b unknown; the other three known."""
+    import keras
+
+    from bikelib import train
+
+    full = open_dataset(require_shared_bikes())  # skips, saying why, where it is absent
+    config = TrainConfig(seed=seed, restore_best=False, **CONFIG_OVERRIDES)  # 40 strangers
+    size = config.image_size
+    rows = []
+    for a, b in pairs:
+        keep = [c for c in full.classes if c not in (a, b)]
+        plain = subset(full, keep)
+        group = subset(full, [a])
+        with_group = replace(
+            plain,
+            not_mine_train=as_not_mine(group.train),
+            not_mine_validation=as_not_mine(group.validation),
+        )
+        known = load_split(plain.validation, size).images
+        unknown = load_split(subset(full, [b]).samples, size).images
+        row = {"pair": f"{a}:{b}"}
+        for arm, dataset in (("without", plain), ("with", with_group)):
+            started = time.perf_counter()
+            result = train(dataset, config)
+            scores = evaluate(result, dataset, known, unknown, size)
+            reference = result.reference
+            row[arm] = {
+                "auroc": scores["nearest"]["auroc"],
+                "unknown_rejected": scores["nearest"]["rejected"],
+                "accuracy": scores["accuracy"],
+                "not_mine_rejected": reference.describe()["not_mine_rejected"],
+                "not_mine": result.not_mine,
+                "seconds": time.perf_counter() - started,
+            }
+            keras.backend.clear_session()
+        print(
+            f"  pairs seed {seed} not mine {a}, unknown {b}: nearest AUROC "
+            f"{row['without']['auroc']:.3f} -> {row['with']['auroc']:.3f}, closed-set "
+            f"{row['without']['accuracy']:.0%} -> {row['with']['accuracy']:.0%}",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
+
+
+def pairs_table(rows: list[dict]) -> str:
+    def cell(row, arm, key, fmt):
+        value = row[arm][key]
+        return "n/a" if value is None else format(value, fmt)
+
+    lines = []
+    for row in rows:
+        lines.append(
+            [
+                row["pair"].replace(":", " / "),
+                *(cell(row, arm, "auroc", ".3f") for arm in ("without", "with")),
+                *(cell(row, arm, "unknown_rejected", ".0%") for arm in ("without", "with")),
+                cell(row, "with", "not_mine_rejected", ".0%"),
+                *(cell(row, arm, "accuracy", ".0%") for arm in ("without", "with")),
+                f"{np.mean([row[arm]['seconds'] for arm in ('without', 'with')]):.0f}",
+            ]
+        )
+
+    def mean(arm, key, fmt):
+        values = [r[arm][key] for r in rows if r[arm][key] is not None]
+        return format(np.mean(values), fmt) if values else "n/a"
+
+    lines.append(
+        [
+            f"**mean of {len(rows)}**",
+            mean("without", "auroc", ".3f"),
+            mean("with", "auroc", ".3f"),
+            mean("without", "unknown_rejected", ".0%"),
+            mean("with", "unknown_rejected", ".0%"),
+            mean("with", "not_mine_rejected", ".0%"),
+            mean("without", "accuracy", ".0%"),
+            mean("with", "accuracy", ".0%"),
+            "",
+        ]
+    )
+    headers = [
+        "not mine (a) / unknown (b)",
+        "AUROC without",
+        "AUROC with",
+        "b rejected without",
+        "b rejected with",
+        "a's val rejected",
+        "closed-set without",
+        "closed-set with",
+        "s/training",
+    ]
+    return table(headers, lines)
+
+
 def accuracy(folds) -> str:
     values = [f["accuracy"] for f in folds if f["accuracy"] is not None]
     return f"{np.mean(values):.0%}" if values else "n/a"
@@ -261,17 +372,33 @@ def main() -> None:
     parser.add_argument("--protocols", default="real,rendered")
     parser.add_argument("--trainings", default="ce,oe")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="a:b,... for --protocols pairs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "openset-results.json"))
     args = parser.parse_args()
     results = {}
+    if "pairs" in args.protocols.split(","):
+        pairs = [tuple(pair.split(":")) for pair in args.pairs.split(",")]
+        for seed in range(args.seeds):
+            results[f"pairs/{seed}"] = run_pairs(pairs, seed)
+            with open(args.out, "w") as f:
+                json.dump(results, f, indent=1)
+        print(f"\nThe not-mine group (nearest score), {machine()}\n")
+        print(pairs_table([row for k, v in results.items() if k.startswith("pairs/") for row in v]))
+        print()
     for protocol in args.protocols.split(","):
+        if protocol == "pairs":
+            continue
         for training in args.trainings.split(","):
             for seed in range(args.seeds):
                 results[f"{protocol}/{training}/{seed}"] = run(protocol, training, seed)
                 with open(args.out, "w") as f:
                     json.dump(results, f, indent=1)
+    if args.protocols == "pairs":
+        return
     print(f"\nOpen-set scores, {machine()}\n")
     for protocol in args.protocols.split(","):
+        if protocol == "pairs":
+            continue
         rows = []
         for training in args.trainings.split(","):
             folds = [

@@ -42,7 +42,7 @@ _LAZY = {
     "save_model": "artifacts",
     "list_models": "artifacts",
     "read_meta": "artifacts",
-    "export_zip": "artifacts",
+    "export_zip": "portable",
     "import_zip": "portable",
     "tflite_zip": "portable",
 }

@@ -2,14 +2,14 @@
 
 `model.json` carries what serving must never guess: class names in output order, the
 image size, the architecture and config, the training history, the metrics, the
-dataset fingerprint, when it was made and with which library versions. A save is
+dataset fingerprint, when it was made and with which library versions, and how many
+of the user's not-mine photos it was trained against and calibrated with. A save is
 atomic: it is written beside the target and renamed into place, so a crash mid-save
 leaves the previous model intact.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -17,7 +17,6 @@ import platform
 import shutil
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,6 +73,8 @@ def describe(result, *, name: str | None = None) -> dict:
         },
         "evaluation": result.evaluation.to_dict() if result.evaluation else None,
         "openset": result.reference.describe() if result.reference else None,
+        # The user's photos of other people's bikes: trained against, scored in calibration.
+        "not_mine": dict(result.not_mine),
         "dataset_fingerprint": result.dataset_fingerprint,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": _versions(),
@@ -226,6 +227,7 @@ class Classifier:
             labels=labels,
             known_scores=tuple(described.get("known_scores", ())),
             other_scores=tuple(described.get("other_scores", ())),
+            not_mine_scores=tuple(described.get("not_mine_scores", ())),
         )
 
     @property
@@ -316,6 +318,12 @@ class Classifier:
         reference = self.reference
         return openset.trade_off(threshold, reference.known_scores, reference.other_scores)
 
+    def not_mine_rejected(self, threshold: float) -> tuple[int, int] | None:
+        """(how many of the user's held-out not-mine photos fall below `threshold`, of
+        how many); None when the model was trained without any."""
+        scores = self.reference.not_mine_scores if self.reference else ()
+        return (sum(s < threshold for s in scores), len(scores)) if scores else None
+
     def explain(self, source: ImageSource, *, bike: int | None = None, size: int = 360, alpha=0.45):
         """Why: the photo (at most `size` pixels a side) with its Grad-CAM heatmap over it.
 
@@ -386,15 +394,3 @@ def list_models(*roots: str | os.PathLike) -> list[dict]:
                 continue  # half-written or foreign folders are not offered
             found.append({**meta, "path": str(meta_file.parent)})
     return sorted(found, key=lambda m: m.get("created", ""), reverse=True)
-
-
-def export_zip(directory: str | os.PathLike) -> bytes:
-    """The model directory as one zip (model.keras + model.json) for download."""
-    directory = Path(directory)
-    read_meta(directory)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in (MODEL_FILE, META_FILE, REFERENCE_FILE):
-            if (directory / file).is_file():
-                archive.write(directory / file, f"{directory.name}/{file}")
-    return buffer.getvalue()

@@ -77,14 +77,18 @@ def cmd_train(args) -> int:
 
     config = _config_from_args(args)
     dataset = open_dataset(args.data, val_fraction=config.val_fraction, seed=config.seed)
-    print(
+    line = (
         f"training '{config.arch}' on {len(dataset.train)} photos of {len(dataset.classes)} "
-        f"bikes, validating on {len(dataset.validation)}",
-        file=sys.stderr,
+        f"bikes, validating on {len(dataset.validation)}"
     )
+    if dataset.not_mine_train:
+        line += f"; {len(dataset.not_mine_train)} photos of other people's bikes (not mine)"
+        line += " trained against"
+    print(line, file=sys.stderr)
     result = train(dataset, config, on_progress=_ProgressBar() if not args.quiet else None)
     out = save_model(result, args.out)
     metrics = {**result.metrics, "seconds": round(result.seconds, 1), "model": str(out)}
+    metrics["not_mine"] = result.not_mine
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -117,7 +121,10 @@ def cmd_evaluate(args) -> int:
     probabilities = classifier.predict_arrays(split.images)
     evaluation = score(probabilities, labels, classifier.classes, split.paths)
     report = evaluation.to_dict()
-    report["failed"] = [{"path": str(f.path), "reason": f.reason} for f in split.failed]
+    not_mine = _not_mine_rejected(classifier, dataset)
+    failed = [*split.failed, *(not_mine.pop("failed") if not_mine else ())]
+    report["not_mine"] = not_mine
+    report["failed"] = [{"path": str(f.path), "reason": f.reason} for f in failed]
     if args.json:
         print(json.dumps(report))
     else:
@@ -135,9 +142,31 @@ def cmd_evaluate(args) -> int:
                 f"  wrong: {miss['path']} is {miss['true']}, "
                 f"taken for {miss['predicted']} ({miss['confidence']:.0%})"
             )
-    for failed in split.failed:
-        print(f"error: {failed.reason}", file=sys.stderr)
-    return EXIT_SOME_FAILED if split.failed else EXIT_OK
+        if not_mine and not_mine["rejected"] is not None:
+            print(
+                f"not mine: {not_mine['rejected']} of {not_mine['photos']} photos of other "
+                f"people's bikes rejected at the threshold {classifier.threshold:.3f}"
+            )
+    for failure in failed:
+        print(f"error: {failure.reason}", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _not_mine_rejected(classifier, dataset) -> dict | None:
+    """How many of the data's not-mine photos (its validation ones if it has a split)
+    score below the model's threshold; None without any. `rejected` is None for a model
+    saved without a calibrated threshold."""
+    from .dataset import load_split
+
+    samples = dataset.not_mine_validation if dataset.given_split else dataset.not_mine
+    if not samples:
+        return None
+    split = load_split(samples, classifier.image_size)
+    rejected = None
+    if classifier.embed is not None and len(split.images):
+        scores = classifier.reference.scores(classifier.embed(split.images))
+        rejected = int((scores < classifier.threshold).sum())
+    return {"photos": len(split.images), "rejected": rejected, "failed": split.failed}
 
 
 def cmd_crossval(args) -> int:

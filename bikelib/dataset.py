@@ -6,9 +6,14 @@ Two layouts are understood, as a teacher or a phone export would produce them:
     DATA/train/<class>/*  +  DATA/validation/<class>/*  (the 2018 assignment; used as given)
 
 either as a folder or as a `.zip` (with or without one top-level folder). Class names
-are the folder names, sorted. OS junk (`.DS_Store`, `__MACOSX/`, `._*`, `Thumbs.db`) is
-ignored; any other file that is not a readable image is skipped and reported by name.
-Zips are checked and unpacked by `archives.py`.
+are the folder names, sorted. A folder named `not-mine` (or `not_mine`, `notmine`,
+`other`, `others`, `unknown`, any case) is not a bike: it holds photos of other people's
+bikes, the "unknown" class Teachable Machine users are told to add, and becomes the
+dataset's `not_mine_train` / `not_mine_validation` photos (split like a bike, with the
+same seed), which training uses as negatives and calibration as a check. OS junk
+(`.DS_Store`, `__MACOSX/`, `._*`, `Thumbs.db`) is ignored; any other file that is not
+a readable image is skipped and reported by name. Zips are checked and unpacked by
+`archives.py`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,15 @@ from .images import IMAGE_SUFFIXES, DecodeCache, image_size
 
 TRAIN_DIR_NAMES = ("train", "training")
 VALIDATION_DIR_NAMES = ("validation", "val", "valid", "test")
+# Folder names of the "not mine" group (compared in lower case); never a bike's name.
+NOT_MINE_NAMES = ("not-mine", "not_mine", "notmine", "other", "others", "unknown")
+NOT_MINE_FOLDER = NOT_MINE_NAMES[0]  # what the app writes
+NOT_MINE_LABEL = -1  # the label of a not-mine Sample: none of the known bikes
+
+
+def is_not_mine(name: str) -> bool:
+    """Whether a class folder name means "photos of other people's bikes"."""
+    return " ".join(name.split()).lower() in NOT_MINE_NAMES
 
 
 @dataclass(frozen=True)
@@ -60,10 +74,18 @@ class Dataset:
     skipped: tuple[Skipped, ...] = ()
     given_split: bool = False  # True when the folders said which photo is for validation
     image_sizes: dict[Path, tuple[int, int]] = field(default_factory=dict, compare=False)
+    # Photos of other people's bikes (the not-mine folder), label NOT_MINE_LABEL.
+    not_mine_train: tuple[Sample, ...] = ()
+    not_mine_validation: tuple[Sample, ...] = ()
 
     @property
     def samples(self) -> tuple[Sample, ...]:
+        """The known bikes' photos (never the not-mine ones)."""
         return self.train + self.validation
+
+    @property
+    def not_mine(self) -> tuple[Sample, ...]:
+        return self.not_mine_train + self.not_mine_validation
 
 
 def _subdirs(directory: Path) -> list[Path]:
@@ -169,27 +191,33 @@ def open_dataset(
                     sizes[path] = probed
                     usable.setdefault(part, {}).setdefault(name, []).append(path)
 
-    class_names = tuple(sorted({name for classes in usable.values() for name in classes}))
+    names = {name for classes in usable.values() for name in classes}
+    class_names = tuple(sorted(name for name in names if not is_not_mine(name)))
     if len(class_names) < 2:
         found = (
             f"found {len(class_names)}: {', '.join(class_names)}" if class_names else "found none"
         )
+        aside = "; not-mine photos are not a bike" if names - set(class_names) else ""
         raise DatasetError(
-            f"A dataset needs at least two class folders with photos in {source} ({found})"
+            f"A dataset needs at least two class folders with photos in {source} ({found}{aside})"
         )
     label = {name: index for index, name in enumerate(class_names)}
 
-    def samples(part: str) -> list[Sample]:
+    def samples(part: str, mine: bool = True) -> list[Sample]:
         return [
-            Sample(path, label[name])
+            Sample(path, label[name] if mine else NOT_MINE_LABEL)
             for name, paths in sorted(usable.get(part, {}).items())
+            if is_not_mine(name) != mine
             for path in paths
         ]
 
     if given_split:
         train, validation = samples("train"), samples("validation")
+        others = samples("train", mine=False), samples("validation", mine=False)
     else:
         train, validation = stratified_split(samples("all"), val_fraction, seed)
+        # Split on its own with the same seed, so adding not-mine photos moves no bike photo.
+        others = stratified_split(samples("all", mine=False), val_fraction, seed)
     return Dataset(
         root=root,
         classes=class_names,
@@ -198,6 +226,8 @@ def open_dataset(
         skipped=tuple(skipped),
         given_split=given_split,
         image_sizes=sizes,
+        not_mine_train=tuple(others[0]),
+        not_mine_validation=tuple(others[1]),
     )
 
 
@@ -300,13 +330,18 @@ def load_split(
     )
 
 
-def fingerprint(classes: Iterable[str], train: LoadedSplit, validation: LoadedSplit) -> str:
+def fingerprint(
+    classes: Iterable[str], train: LoadedSplit, validation: LoadedSplit, *not_mine: LoadedSplit
+) -> str:
     """A short hash of the class names, the split and every photo's bytes.
 
-    Built from the digests `load_split` already took, so no photo is read twice.
+    Built from the digests `load_split` already took, so no photo is read twice. The
+    not-mine photos (train, validation) count too; without any, the hash is as before.
     """
     digest = hashlib.sha256("\n".join(classes).encode())
-    for part, split in (("train", train), ("validation", validation)):
+    parts = [("train", train), ("validation", validation)]
+    parts += [(f"not-mine-{i}", split) for i, split in enumerate(not_mine) if len(split.paths)]
+    for part, split in parts:
         for label, content in sorted(zip(split.labels.tolist(), split.digests, strict=True)):
             digest.update(f"{part}:{label}:{content}".encode())
     return digest.hexdigest()[:16]
@@ -336,6 +371,10 @@ def summarize(dataset: Dataset) -> dict:
         "n_train": len(dataset.train),
         "n_validation": len(dataset.validation),
         "per_class": per_class,
+        "not_mine": {
+            "train": len(dataset.not_mine_train),
+            "validation": len(dataset.not_mine_validation),
+        },
         "image_sizes": {
             "min": [min(widths), min(heights)] if sizes else None,
             "max": [max(widths), max(heights)] if sizes else None,

@@ -164,9 +164,10 @@ class Reference:
     """The known bikes as the open-set score sees them, and where to draw the line.
 
     `known_scores` are held-out photos of the known bikes (validation photos), scored
-    against the training photos; `other_scores` are other bikes (rendered strangers and
-    any "not mine" photos). Both are kept so the Classify page can show what moving the
-    threshold trades.
+    against the training photos; `other_scores` are other bikes (the rendered
+    calibration strangers); `not_mine_scores` the user's own validation photos of other
+    people's bikes (the not-mine folder), never trained on. All are kept so the
+    Classify page can show what moving the threshold trades.
     """
 
     score: str
@@ -176,6 +177,7 @@ class Reference:
     labels: np.ndarray  # (n,) their bike indices
     known_scores: tuple[float, ...] = ()
     other_scores: tuple[float, ...] = ()
+    not_mine_scores: tuple[float, ...] = ()
 
     def scores(self, out: Outputs, bike: int | None = None) -> np.ndarray:
         """The score against all known bikes, or against one bike's photos only."""
@@ -187,6 +189,7 @@ class Reference:
     def describe(self) -> dict:
         """The JSON-able part, for model.json (features go to their own .npz file)."""
         accepted, rejected = trade_off(self.threshold, self.known_scores, self.other_scores)
+        not_mine = trade_off(self.threshold, (), self.not_mine_scores)[1]
         return {
             "score": self.score,
             "threshold": self.threshold,
@@ -195,8 +198,10 @@ class Reference:
             # across it, and the trade-off the Classify page shows would be wrong.
             "known_scores": [float(s) for s in self.known_scores],
             "other_scores": [float(s) for s in self.other_scores],
+            "not_mine_scores": [float(s) for s in self.not_mine_scores],
             "known_accepted": accepted,
             "others_rejected": rejected,
+            "not_mine_rejected": None if np.isnan(not_mine) else not_mine,
         }
 
 
@@ -217,6 +222,7 @@ def fit_reference(
     held_out_images: np.ndarray | None = None,
     others: np.ndarray | None = None,
     *,
+    not_mine: np.ndarray | None = None,
     score: str | None = None,
     accept: float = 0.95,
 ) -> Reference:
@@ -224,6 +230,16 @@ def fit_reference(
 
     Without held-out photos, each training photo is scored against the others instead
     (only meaningful for the feature-space scores, which the chosen one is).
+
+    `others` (rendered strangers) and `not_mine` (the user's held-out photos of other
+    people's bikes) are scored to report what the threshold rejects, never to set it.
+    The threshold stays "accept `accept` of your own photos", for three reasons: it is
+    the promise the app makes, about the error that costs a user their bike (a stolen
+    bike filtered out of a scan); a user adds a handful of not-mine photos and holds
+    out a fifth of them, so a line fitted to those would move with every photo added;
+    and the share of them rejected, which the Classify page reports, would then be
+    measured on the photos that set it and overstate what the line does on new ones.
+    Moving the line to reject more is the slider's job, with both shares in view.
     """
     score = score or CHOSEN_SCORE
     features = embed(train_images).features
@@ -232,9 +248,12 @@ def fit_reference(
         known = SCORES[score](embed(held_out_images), features, labels)
     else:
         known = leave_one_out_scores(score, features, labels)
-    other = (
-        SCORES[score](embed(others), features, labels) if others is not None and len(others) else []
-    )
+
+    def scored(images: np.ndarray | None) -> list[float]:
+        if images is None or not len(images):
+            return []
+        return [float(s) for s in SCORES[score](embed(images), features, labels)]
+
     return Reference(
         score=score,
         threshold=calibrate(known, accept),
@@ -242,7 +261,8 @@ def fit_reference(
         features=features,
         labels=labels,
         known_scores=tuple(float(s) for s in known),
-        other_scores=tuple(float(s) for s in other),
+        other_scores=tuple(scored(others)),
+        not_mine_scores=tuple(scored(not_mine)),
     )
 
 

@@ -1,7 +1,8 @@
 """Models that travel: open a model zip that the app wrote, safely; export for phones.
 
-`export_tflite` writes a TensorFlow Lite (LiteRT) file for phones and the web, with a
-JSON file of the class names and image size beside it.
+`export_zip` packs a saved model for download ("Download this model"); `export_tflite`
+writes a TensorFlow Lite (LiteRT) file for phones and the web, with a JSON file of the
+class names and image size beside it.
 
 A visitor may upload any file claiming to be a model. Before anything is written, the
 zip is checked: its size, that it holds exactly a saved model's files (in one folder or
@@ -192,4 +193,16 @@ def tflite_zip(directory: str | os.PathLike) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(TFLITE_FILE, blob)
         archive.writestr(TFLITE_META_FILE, json.dumps(about, indent=2) + "\n")
+    return buffer.getvalue()
+
+
+def export_zip(directory: str | os.PathLike) -> bytes:
+    """The model directory as one zip (model.keras + model.json) for download."""
+    directory = Path(directory)
+    read_meta(directory)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in (MODEL_FILE, META_FILE, REFERENCE_FILE):
+            if (directory / file).is_file():
+                archive.write(directory / file, f"{directory.name}/{file}")
     return buffer.getvalue()

@@ -4,7 +4,8 @@
 the same file twice (by content hash), nearly the same photo twice (by a 64-bit
 difference hash: resized, greyscale, brighter-than-right-neighbour bits), the same or
 nearly the same photo in training and validation (which flatters validation accuracy),
-one photo labelled as two bikes, and files that could not be read, with the reason.
+one photo labelled as two bikes (or as a bike and a not-mine photo: the not-mine folder
+is checked with the bikes), and files that could not be read, with the reason.
 `size_counts()` tallies the photos' pixel sizes for the Statistics tab.
 
 Pictures (thumbnails, the augmentation preview) are in `images.py`; captions and table
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .dataset import Dataset
+from .dataset import NOT_MINE_LABEL, Dataset
 from .errors import ImageReadError
 from .images import file_sha256, open_image
 
@@ -63,7 +64,7 @@ def _fingerprints(dataset: Dataset):
     is decoded from its 1/8-scale draft (a 100 MB photo stays a few kB here).
     """
     digests, hashes, unreadable = {}, {}, []
-    for sample in dataset.samples:
+    for sample in (*dataset.samples, *dataset.not_mine):
         try:
             image = open_image(sample.path, draft_size=64)
             digests[sample.path] = file_sha256(sample.path)
@@ -109,8 +110,8 @@ def check(
 ) -> list[Finding]:
     """Everything worth a warning about `dataset`, most serious first."""
     findings: list[Finding] = []
-    label_of = {s.path: s.label for s in dataset.samples}
-    in_validation = {s.path for s in dataset.validation}
+    label_of = {s.path: s.label for s in (*dataset.samples, *dataset.not_mine)}
+    in_validation = {s.path for s in (*dataset.validation, *dataset.not_mine_validation)}
     counts = Counter(s.label for s in dataset.samples)
     val_counts = Counter(s.label for s in dataset.validation)
 
@@ -126,7 +127,11 @@ def check(
         names, crosses_split, crosses_bikes = describe_group(group)
         same = "The same photo" if exact else "Nearly the same photo"
         if crosses_bikes:
-            bikes = ", ".join(sorted({dataset.classes[label_of[p]] for p in group}))
+            labels = {label_of[p] for p in group}
+            bikes = ", ".join(
+                sorted(dataset.classes[label] for label in labels if label != NOT_MINE_LABEL)
+                + ["not mine"] * (NOT_MINE_LABEL in labels)
+            )
             message = f"{same} is labelled as different bikes ({bikes}): {names}"
             return Finding("conflict", message, tuple(group))
         if crosses_split:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import list_models, read_meta
+from .dataset import NOT_MINE_FOLDER, is_not_mine
 from .errors import DatasetError, ModelLoadError, SessionFullError
 from .images import IMAGE_SUFFIXES, prune_cache
 from .saves import sweep_saves
@@ -65,6 +66,11 @@ def check_bike_name(name: str) -> str:
         raise DatasetError(
             "A bike name needs 1-50 letters, digits, spaces or - _ . ( ) ' + "
             f"and must start with a letter or digit, not '{name}'"
+        )
+    if is_not_mine(name):
+        raise DatasetError(
+            f"'{name}' is the name kept for photos of other people's bikes (not mine), "
+            "so it cannot name one of your bikes."
         )
     return name
 
@@ -207,13 +213,17 @@ class Workspace:
         os.replace(partial, target)
         return target
 
-    def add_photos(self, bike: str, photos: Iterable[tuple[str, bytes]]) -> int:
+    def add_photos(
+        self, bike: str, photos: Iterable[tuple[str, bytes]], *, not_mine: bool = False
+    ) -> int:
         """Add photos of one bike to the session's photo set; returns how many were new.
 
         Files are named by their content, so adding the same photo twice keeps one copy
         (a camera names every shot `image.jpg`, which must not overwrite the last one).
+        `not_mine`: photos of other people's bikes, kept in the not-mine folder (`bike`
+        is ignored).
         """
-        bike = check_bike_name(bike)
+        bike = NOT_MINE_FOLDER if not_mine else check_bike_name(bike)
         photos = list(photos)
         self.check_space(sum(len(data) for _, data in photos))
         added = 0
@@ -242,8 +252,9 @@ class Workspace:
         }
 
     def remove_bike(self, bike: str) -> None:
-        """Delete one bike and its photos from the session's photo set."""
-        shutil.rmtree(self.photo_set / check_bike_name(bike), ignore_errors=True)
+        """Delete one bike (or the not-mine group) and its photos from the photo set."""
+        folder = bike if bike == NOT_MINE_FOLDER else check_bike_name(bike)
+        shutil.rmtree(self.photo_set / folder, ignore_errors=True)
 
     def describe_source(self, source: str | os.PathLike | None) -> str:
         """A short human name for a dataset source, for headings and the Home page."""

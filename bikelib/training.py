@@ -67,6 +67,8 @@ class TrainResult:
     dataset_fingerprint: str
     skipped: list[dict] = field(default_factory=list)
     reference: Reference | None = None  # for "is this one of my bikes?" (bikelib.openset)
+    # The user's photos of other people's bikes used: {"trained": n, "calibration": n}.
+    not_mine: dict[str, int] = field(default_factory=lambda: {"trained": 0, "calibration": 0})
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -168,10 +170,13 @@ def train(
 
     `negatives`: photos of other bikes (uint8, image size), trained towards the uniform
     distribution over the known bikes (outlier exposure); by default the first
-    `config.strangers` rendered strangers. `others`: photos of other bikes never trained
-    on, scored at the end so the saved model can show what its threshold trades; by
-    default the rendered calibration strangers. Raises DatasetError when there are too
-    few readable training photos.
+    `config.strangers` rendered strangers. The dataset's own not-mine training photos
+    (other people's bikes the user added) always join them, whatever `negatives` is.
+    `others`: photos of other bikes never trained on, scored at the end so the saved
+    model can show what its threshold trades; by default the rendered calibration
+    strangers. The not-mine validation photos are scored apart from them (never
+    trained on), so the trade-off can name them. Raises DatasetError when there are
+    too few readable training photos.
     """
     config = config or TrainConfig()
     keras.utils.set_random_seed(config.seed)
@@ -181,6 +186,11 @@ def train(
         others = strangers("calibration", config.image_size, cache=cache)
     train_split = load_split(dataset.train, config.image_size, cache=cache)
     val_split = load_split(dataset.validation, config.image_size, cache=cache)
+    parts = (dataset.not_mine_train, dataset.not_mine_validation)
+    not_mine_splits = [load_split(part, config.image_size, cache=cache) for part in parts]
+    if len(not_mine_splits[0].images):
+        listed = [] if negatives is None else [np.asarray(negatives, np.uint8)]
+        negatives = np.concatenate([*listed, not_mine_splits[0].images])
     present = set(train_split.labels.tolist())
     missing = [name for i, name in enumerate(dataset.classes) if i not in present]
     if missing:
@@ -236,7 +246,10 @@ def train(
         train_split.labels,
         val_split.images if has_validation else None,
         others,
+        not_mine=not_mine_splits[1].images,
     )
+    skipped = [*dataset.skipped, *train_split.failed, *val_split.failed]
+    skipped += [failure for split in not_mine_splits for failure in split.failed]
     return TrainResult(
         model=model,
         classes=dataset.classes,
@@ -247,12 +260,13 @@ def train(
         epochs_run=reporter.epochs_run,
         best_epoch=best_epoch,
         stopped=reporter.stopped,
-        dataset_fingerprint=fingerprint(dataset.classes, train_split, val_split),
-        skipped=[
-            {"path": str(s.path), "reason": s.reason}
-            for s in (*dataset.skipped, *train_split.failed, *val_split.failed)
-        ],
+        dataset_fingerprint=fingerprint(dataset.classes, train_split, val_split, *not_mine_splits),
+        skipped=[{"path": str(s.path), "reason": s.reason} for s in skipped],
         reference=reference,
+        not_mine={
+            "trained": len(not_mine_splits[0].labels),
+            "calibration": len(not_mine_splits[1].labels),
+        },
     )
 
 

@@ -72,11 +72,7 @@ with app_ui.sentence_on_error():
     summary, findings = app_ui.dataset_report(current, st.session_state.get(state.SPLIT))
 
 st.subheader(f"Showing {workspace.describe_source(current)}")
-numbers = st.columns(4)
-numbers[0].metric("Bikes", len(dataset.classes))
-numbers[1].metric("Photos", len(dataset.samples))
-numbers[2].metric("Training", len(dataset.train))
-numbers[3].metric("Validation", len(dataset.validation))
+app_ui.dataset_numbers(dataset)
 
 photos, statistics, warnings, augmentation = st.tabs(
     ["Photos", "Statistics", f"Warnings ({len(findings)})", "Augmentation preview"],

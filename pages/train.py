@@ -30,7 +30,10 @@ if not source:
     st.stop()
 st.caption(f"Dataset: {workspace.describe_source(source)}")
 with app_ui.sentence_on_error():
-    given = app_ui.open_dataset(source, st.session_state.get(state.SPLIT)).given_split
+    opened = app_ui.open_dataset(source, st.session_state.get(state.SPLIT))
+if note := state.not_mine_note(opened):
+    st.caption(note)
+given = opened.given_split
 job: TrainingJob | None = st.session_state.get(state.JOB)
 running = job is not None and job.status().active
 

@@ -55,6 +55,19 @@ def write_dataset(root: Path, per_class: int = 6, split: bool = False, fmt: str 
     return root
 
 
+NOT_MINE_COLOURS = ((200, 200, 40), (150, 60, 160), (90, 90, 90))  # none of the bikes'
+
+
+def write_not_mine(root: Path, count: int = 5, folder: str = "not-mine", split: bool = False):
+    """Photos of "other people's bikes": `root/<folder>/` (or train/ and validation/)."""
+    for i in range(count):
+        part = ("validation" if i % 3 == 0 else "train") if split else ""
+        (root / part / folder).mkdir(parents=True, exist_ok=True)
+        colour = NOT_MINE_COLOURS[i % len(NOT_MINE_COLOURS)]
+        synthetic_photo(colour, seed=900 + i).save(root / part / folder / f"other{i}.png")
+    return root
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -3,6 +3,7 @@ verdict headings, the threshold slider and the heatmap."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -204,6 +205,20 @@ def test_a_model_without_a_calibrated_threshold_shows_the_old_answer(
     heading = next(m.value for m in at.markdown if m.value.startswith("### "))
     assert heading.endswith("% sure")
     assert heading.split("  \n")[0] == f"### {load_model(old).predict(red).label}"
+
+
+def test_the_trade_off_counts_the_users_not_mine_photos(app_env, shipped_model, monkeypatch):
+    mine = app_env / "with-not-mine"  # as trained with a not-mine folder: 3 kept aside
+    shutil.copytree(shipped_model, mine)
+    meta = json.loads((mine / "model.json").read_text())
+    threshold = meta["openset"]["threshold"]
+    meta["openset"]["not_mine_scores"] = [threshold - 0.5, threshold - 0.1, threshold + 0.1]
+    meta["not_mine"] = {"trained": 12, "calibration": 3}
+    (mine / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(mine))
+    at = classify_page()
+    trade = next(c.value for c in at.caption if c.value.startswith("At this threshold"))
+    assert "of other bikes rejected, and 2 of 3 of your not-mine photos." in trade
 
 
 def test_a_downloaded_model_opens_again_and_becomes_the_chosen_one(app_env, shipped_model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from helpers import ROOT, write_dataset
+from helpers import ROOT, write_dataset, write_not_mine
 from helpers import photo_bytes as photo
 from streamlit.testing.v1 import AppTest
 
@@ -103,6 +103,35 @@ def test_a_folder_on_the_server(app_env, monkeypatch):
     at.text_input[0].input(str(folder / "red-bike" / "photo0.png"))
     at.get("form_submit_button")[0].click().run()
     assert [e.value for e in at.error] == ["That folder cannot be used."]
+
+
+def test_other_peoples_bikes_are_shown_apart_with_their_count(app_env, monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_SERVER_FOLDERS", "1")
+    folder = write_not_mine(write_dataset(app_env / "folder", per_class=5), count=5)
+    at = dataset_page(dataset_source=str(folder))
+    assert metrics(at) == {"Bikes": "3", "Photos": "15", "Training": "12", "Validation": "3"}
+    note = next(m.value for m in at.markdown if "not mine" in m.value)
+    assert "Other people's bikes (not mine): 5 photos, not a bike. 4 are trained" in note
+    assert len(at.image[0].value) == 15  # "All bikes": the bikes only
+    at.selectbox[0].set_value("Other people's bikes (not mine)").run()
+    assert len(at.image[0].value) == 5
+    assert set(at.image[0].captions) == {"not mine · train", "not mine · validation"}
+
+
+def test_other_peoples_bikes_added_here_are_no_bike(app_env):
+    at = dataset_page()
+    at.button_group[0].set_value("photos").run()
+    at.text_input(key="bike_name").input("red bike").run()
+    at.file_uploader[0].set_value([("a.png", photo(seed=1), "image/png")])
+    at.get("form_submit_button")[0].click().run()
+    at.toggle(key="not_mine_photos").set_value(True).run()
+    assert at.text_input(key="bike_name").disabled
+    at.file_uploader[0].set_value([("o.png", photo((200, 200, 40), 5), "image/png")])
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception and not at.error
+    line = "**red bike**: 1 photos · **Other people's bikes (not mine)**: 1 photos"
+    assert line in at.markdown[-1].value
+    assert next(b for b in at.button if b.label == "Use these photos").disabled  # one bike
 
 
 def test_photos_added_here_by_upload_and_camera(app_env):

@@ -105,6 +105,39 @@ def test_gallery_lists_training_then_validation_photos_with_captions(tmp_path):
     assert app_state.split_note(open_dataset(write_dataset(tmp_path / "flat"))).startswith("chosen")
 
 
+def test_the_not_mine_group_has_its_own_gallery_and_words(tmp_path):
+    from helpers import write_not_mine
+
+    dataset = open_dataset(write_not_mine(write_dataset(tmp_path / "set"), 5), val_fraction=0.34)
+    assert len(app_state.gallery(dataset)) == len(dataset.samples)  # bikes only
+    group = app_state.gallery(dataset, app_state.NOT_MINE_TITLE)
+    assert [c for c, _ in group] == ["not mine · train"] * 3 + ["not mine · validation"] * 2
+    assert {p for _, p in group} == {s.path for s in dataset.not_mine}
+    assert app_state.not_mine_note(dataset) == (
+        "Other people's bikes (not mine): 5 photos, not a bike. 3 are trained to match none "
+        "of yours, 2 kept aside to show what the match threshold rejects."
+    )
+    assert app_state.not_mine_note(open_dataset(write_dataset(tmp_path / "plain"))) == ""
+
+
+def test_the_trade_off_caption_counts_the_not_mine_photos():
+    assert app_state.trade_off_caption(0.95, 0.8, (9, 10), 0.61234) == (
+        "At this threshold: 95% of your validation photos accepted, 80% of other bikes "
+        "rejected, and 9 of 10 of your not-mine photos. Calibrated: 0.612."
+    )
+    assert app_state.trade_off_caption(1.0, float("nan"), None, 0.5) == (
+        "At this threshold: 100% of your validation photos accepted, no other bikes were "
+        "scored for this model. Calibrated: 0.500."
+    )
+    meta = {"not_mine": {"trained": 16, "calibration": 4}, "openset": {"not_mine_rejected": 0.75}}
+    assert app_state.trained_not_mine(meta) == (
+        "Other people's bikes (not mine): 16 trained to match none of your bikes; the "
+        "calibrated threshold rejects 3 of 4 kept aside."
+    )
+    assert app_state.trained_not_mine({"not_mine": {"trained": 0, "calibration": 0}}) == ""
+    assert app_state.trained_not_mine({}) == ""  # models saved before the group existed
+
+
 def test_prediction_row_and_augmentation_names():
     photo = photo_bytes((200, 40, 40), seed=1)
     prediction = Prediction("red", 0.75, {"red": 0.75, "blue": 0.25})

@@ -125,6 +125,18 @@ def test_a_dataset_that_cannot_be_opened_is_one_sentence(app_env):
     assert at.error[0].value == f"Dataset not found: {app_env / 'gone'}"
 
 
+def test_the_train_page_counts_the_not_mine_photos(app_env):
+    from helpers import write_dataset, write_not_mine
+
+    folder = write_not_mine(write_dataset(app_env / "folder"), count=5)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset_source"] = str(folder)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("Other people's bikes (not mine): 5 photos") for c in at.caption)
+
+
 def test_train_reuses_the_dataset_the_dataset_page_opened(app_env, monkeypatch):
     import bikelib
 

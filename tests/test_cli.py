@@ -19,9 +19,10 @@ TRAIN_OUTPUT: dict[str, str] = {}  # what `train` printed in the model_dir fixtu
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from helpers import write_dataset
+    from helpers import write_dataset, write_not_mine
 
     data = write_dataset(tmp_path_factory.mktemp("cli") / "data", split=True)
+    write_not_mine(data, count=6, split=True)  # other people's bikes: 4 train, 2 validation
     out = tmp_path_factory.mktemp("cli") / "model"
     stdout, stderr = io.StringIO(), io.StringIO()  # capsys is per test; this runs once
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -35,7 +36,14 @@ def test_train_writes_a_model_and_reports(model_dir):
     assert (out / "model.keras").is_file() and (out / "model.json").is_file()
     expected = rf"validation accuracy \d+\.\d%, trained in \d+s, saved to {re.escape(str(out))}\n"
     assert re.fullmatch(expected, TRAIN_OUTPUT["stdout"])
-    assert "training 'default' on 12 photos of 3 bikes, validating on 6" in TRAIN_OUTPUT["stderr"]
+    assert (
+        "training 'default' on 12 photos of 3 bikes, validating on 6; 4 photos of other "
+        "people's bikes (not mine) trained against"
+    ) in TRAIN_OUTPUT["stderr"]
+    assert json.loads((out / "model.json").read_text())["not_mine"] == {
+        "trained": 4,
+        "calibration": 2,
+    }
 
 
 def test_evaluate_json_has_the_promised_fields(model_dir, capsys):
@@ -44,6 +52,12 @@ def test_evaluate_json_has_the_promised_fields(model_dir, capsys):
     report = json.loads(capsys.readouterr().out)
     assert {"accuracy", "loss", "n", "classes", "confusion_matrix", "per_class"} <= set(report)
     assert report["n"] == 6  # the given validation split only
+    assert report["not_mine"]["photos"] == 2 and report["not_mine"]["rejected"] in (0, 1, 2)
+    assert report["failed"] == []
+    assert main(["evaluate", str(out), str(data)]) == 0
+    assert re.search(
+        r"not mine: [012] of 2 photos of other people's bikes rejected", capsys.readouterr().out
+    )
 
 
 def test_predict_json_gives_an_error_entry_for_a_bad_image_and_exit_1(model_dir, capsys):

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import write_dataset
+from helpers import write_dataset, write_not_mine
 from PIL import Image
 
 from bikelib import DatasetError, kfold, load_split, open_dataset, summarize
@@ -40,6 +40,54 @@ def test_given_train_validation_split_is_used_as_is(tmp_path):
     assert dataset.given_split
     assert all(s.path.parts[-3] == "validation" for s in dataset.validation)
     assert len(dataset.validation) == 6 and len(dataset.train) == 12
+
+
+@pytest.mark.parametrize(
+    "folder", ["not-mine", "Not_Mine", "NOTMINE", "other", "Others", "unknown"]
+)
+def test_a_not_mine_folder_is_other_peoples_bikes_not_a_bike(tmp_path, folder):
+    root = write_not_mine(write_dataset(tmp_path / "bikes"), count=5, folder=folder)
+    dataset = open_dataset(root, val_fraction=0.34, seed=3)
+    assert dataset.classes == ("blue-bike", "green-bike", "red-bike")
+    assert (len(dataset.not_mine_train), len(dataset.not_mine_validation)) == (3, 2)
+    assert {s.label for s in dataset.not_mine} == {-1}
+    assert all(s.path.parent.name == folder for s in dataset.not_mine)
+    assert not set(dataset.not_mine) & set(dataset.samples)
+    # The bikes' split is the one without the group; the group's own split is seeded too.
+    without = open_dataset(write_dataset(tmp_path / "plain"), val_fraction=0.34, seed=3)
+    names = lambda samples: [s.path.relative_to(s.path.parents[1]) for s in samples]  # noqa: E731
+    assert names(dataset.validation) == names(without.validation)
+    again = open_dataset(root, val_fraction=0.34, seed=3)
+    assert again.not_mine_validation == dataset.not_mine_validation
+    other_seeds = {
+        open_dataset(root, val_fraction=0.34, seed=s).not_mine_validation for s in range(6)
+    }
+    assert len(other_seeds) > 1
+    summary = summarize(dataset)
+    assert summary["not_mine"] == {"train": 3, "validation": 2}
+    assert [row["class"] for row in summary["per_class"]] == list(dataset.classes)
+
+
+def test_not_mine_in_a_given_split_and_merged_aliases(tmp_path):
+    root = write_not_mine(write_dataset(tmp_path / "assignment", split=True), 6, split=True)
+    write_not_mine(root / "train", count=2, folder="unknown")
+    dataset = open_dataset(root)
+    assert dataset.given_split and len(dataset.classes) == 3
+    assert len(dataset.not_mine_train) == 4 + 2
+    assert all(s.path.parts[-3] == "validation" for s in dataset.not_mine_validation)
+    assert len(dataset.not_mine_validation) == 2
+
+
+def test_not_mine_photos_are_no_second_bike(tmp_path):
+    (tmp_path / "d").mkdir()
+    write_dataset(tmp_path / "d", per_class=2)
+    for name in ("blue-bike", "green-bike"):
+        for file in (tmp_path / "d" / name).iterdir():
+            file.unlink()
+        (tmp_path / "d" / name).rmdir()
+    write_not_mine(tmp_path / "d", count=2)
+    with pytest.raises(DatasetError, match=r"found 1: red-bike; not-mine photos are not a bike"):
+        open_dataset(tmp_path / "d")
 
 
 @pytest.mark.parametrize("wrapped", [True, False])

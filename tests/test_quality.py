@@ -59,6 +59,18 @@ def test_exact_duplicates_leaks_and_conflicts_are_told_apart(tmp_path):
     assert "green-bike, red-bike" in by_kind["conflict"].message
 
 
+def test_a_bike_photo_in_the_not_mine_folder_is_a_conflict(tmp_path):
+    from helpers import write_not_mine
+
+    root = write_not_mine(write_dataset(tmp_path / "data", per_class=6), count=4)
+    assert quality.check(open_dataset(root), min_photos=1) == []  # the group alone: clean
+    shutil.copy(root / "red-bike" / "photo1.png", root / "not-mine" / "mine-after-all.png")
+    findings = quality.check(open_dataset(root), min_photos=1)
+    assert kinds(findings) == ["conflict"]
+    assert "labelled as different bikes (red-bike, not mine)" in findings[0].message
+    assert {p.name for p in findings[0].paths} == {"photo1.png", "mine-after-all.png"}
+
+
 def test_a_resized_recompressed_copy_is_a_near_duplicate(tiny_dataset):
     photo = smooth_photo(42)
     photo.save(tiny_dataset / "red-bike" / "big.png")

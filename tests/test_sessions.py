@@ -79,6 +79,24 @@ def test_bike_names_must_be_folder_names(name):
         Workspace.for_session({}).add_photos(name, [("p.png", png())])
 
 
+@pytest.mark.parametrize("name", ["not-mine", "Not_Mine", "notmine", "other", "OTHERS", "unknown"])
+def test_the_not_mine_names_are_refused_for_a_bike_in_one_sentence(name):
+    with pytest.raises(DatasetError) as raised:
+        Workspace.for_session({}).add_photos(name, [("p.png", png())])
+    assert str(raised.value) == (
+        f"'{name}' is the name kept for photos of other people's bikes (not mine), "
+        "so it cannot name one of your bikes."
+    )
+
+
+def test_other_peoples_bikes_go_to_the_not_mine_folder():
+    workspace = Workspace.for_session({})
+    assert workspace.add_photos("", [("o.png", png(seed=3))], not_mine=True) == 1
+    assert workspace.photo_set_counts() == {"not-mine": 1}
+    workspace.remove_bike("not-mine")
+    assert workspace.photo_set_counts() == {}
+
+
 @pytest.mark.parametrize("name", ["", "   "])
 def test_a_missing_bike_name_is_asked_for_in_plain_words(name):
     with pytest.raises(DatasetError) as raised:

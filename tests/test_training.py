@@ -23,6 +23,7 @@ from bikelib import (
     train,
 )
 from bikelib.evaluation import score
+from bikelib.openset import calibrate as openset_calibrate
 
 FAST = {"image_size": 32, "batch_size": 8, "epochs": 3, "strangers": 0}  # 2 batches an epoch
 
@@ -131,6 +132,44 @@ def test_strangers_join_the_training_batches_when_asked(tiny_dataset):
     config = TrainConfig(**{**FAST, "epochs": 1, "strangers": 20})
     train(dataset, config, on_progress=lambda p: batches.append(p) if p.kind == "batch" else None)
     assert len(batches) == -(-(len(dataset.train) + 20) // 8)
+
+
+def test_not_mine_photos_are_trained_against_and_scored_in_calibration(tmp_path):
+    from helpers import write_dataset, write_not_mine
+
+    root = write_not_mine(write_dataset(tmp_path / "tiny"), count=7)
+    dataset = open_dataset(root, val_fraction=0.34, seed=0)
+    assert (len(dataset.not_mine_train), len(dataset.not_mine_validation)) == (5, 2)
+    batches = []
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    result = train(
+        dataset, config, on_progress=lambda p: batches.append(p) if p.kind == "batch" else None
+    )
+    assert len(batches) == -(-(12 + 5) // 8)  # the 5 not-mine training photos join
+    assert result.not_mine == {"trained": 5, "calibration": 2}
+    reference = result.reference
+    assert len(reference.not_mine_scores) == 2 and len(reference.known_scores) == 6
+    # The threshold is set from the known photos alone (see openset.fit_reference).
+    assert reference.threshold == openset_calibrate(reference.known_scores)
+    rejected = np.mean(np.asarray(reference.not_mine_scores) < reference.threshold)
+
+    meta = json.loads((save_model(result, tmp_path / "m") / "model.json").read_text())
+    assert meta["not_mine"] == {"trained": 5, "calibration": 2}
+    assert meta["openset"]["not_mine_rejected"] == rejected
+    assert meta["openset"]["not_mine_scores"] == list(reference.not_mine_scores)
+    classifier = load_model(tmp_path / "m", gate=False)
+    assert classifier.not_mine_rejected(classifier.threshold) == (round(rejected * 2), 2)
+    assert classifier.not_mine_rejected(-2.0) == (0, 2)
+    without = train(open_dataset(write_dataset(tmp_path / "plain"), val_fraction=0.34), config)
+    assert without.dataset_fingerprint != result.dataset_fingerprint
+
+
+def test_a_model_without_not_mine_photos_says_so(trained, tmp_path):
+    _, result, _ = trained
+    meta = json.loads((save_model(result, tmp_path / "m") / "model.json").read_text())
+    assert meta["not_mine"] == {"trained": 0, "calibration": 0}
+    assert meta["openset"]["not_mine_rejected"] is None
+    assert load_model(tmp_path / "m", gate=False).not_mine_rejected(0.5) is None
 
 
 def test_strangers_are_the_shipped_photos_or_rendered_alike(tmp_path, monkeypatch):
