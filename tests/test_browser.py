@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 DEMO_BIKES = ROOT / "data" / "demo-bikes"
-WIDTH = 1400
+WIDTH = 1280  # the issue's desktop: 1280 x 800; a phone: 390 x 844
 PHONE = 390
 
 
@@ -79,7 +79,7 @@ def page(sync_api, app_url):
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+            page = browser.new_page(viewport={"width": WIDTH, "height": 800})
             page.set_default_timeout(60_000)
             page.goto(app_url)
             yield page
@@ -87,7 +87,7 @@ def page(sync_api, app_url):
             browser.close()
 
 
-def screenshot(page, path: Path, width: int = WIDTH, height: int = 900) -> None:
+def screenshot(page, path: Path, width: int = WIDTH, height: int = 800) -> None:
     """The whole page: Streamlit scrolls inside its main block, so grow the viewport
     (from `height`, the screen's, for a layout as that screen shows it)."""
     page.set_viewport_size({"width": width, "height": height})
@@ -97,7 +97,7 @@ def screenshot(page, path: Path, width: int = WIDTH, height: int = 900) -> None:
     page.wait_for_timeout(1500)  # let charts and images lay out at the new size
     page.wait_for_function("Array.from(document.images).every(image => image.complete)")
     page.screenshot(path=str(path))
-    page.set_viewport_size({"width": WIDTH, "height": 900})
+    page.set_viewport_size({"width": WIDTH, "height": 800})
 
 
 def go_to(page, title: str) -> None:
@@ -118,6 +118,7 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     page.get_by_role("heading", name="Bike Recognition", level=1).wait_for()
     page.get_by_role("heading", name="This session").wait_for()  # drawn after the title
     screenshot(page, output / "1-home.png")
+    screenshot(page, output / "1-home-phone.png", PHONE, 844)
 
     go_to(page, "Dataset")
     photos = page.locator('[data-testid="stImage"] img')
@@ -125,6 +126,7 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     assert photos.count() >= 6
     assert page.get_by_text("· train").first.is_visible()
     screenshot(page, output / "2-dataset.png")
+    screenshot(page, output / "2-dataset-phone.png", PHONE, 844)
     page.get_by_role("tab", name="Statistics").click()
     page.get_by_text("Photos per bike and split").wait_for()
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
@@ -153,7 +155,7 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     charts.nth(3).wait_for()  # loss, accuracy, confusion matrix, past runs
     assert page.get_by_text("Validation accuracy", exact=True).is_visible()
     screenshot(page, output / "5-trained.png")
-    screenshot(page, output / "5-trained-phone.png", PHONE)
+    screenshot(page, output / "5-trained-phone.png", PHONE, 844)
     assert page.get_by_text("Model saved as browser tour").is_visible()  # the run's name
     with page.expect_download() as download:
         page.get_by_role("button", name="Download this model").click()
@@ -193,7 +195,7 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     page.get_by_text("Show why (heatmap)").click()
     page.get_by_text("Why: where it saw").wait_for()
     screenshot(page, output / "7-classify-why.png")
-    screenshot(page, output / "7-classify-why-phone.png", PHONE)
+    screenshot(page, output / "7-classify-why-phone.png", PHONE, 844)
 
 
 def test_augmentation_preview_marks_the_original_and_says_what_fills_the_edges(page, output):
@@ -261,11 +263,11 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     assert scores == sorted(scores, reverse=True)
     idle(page)
     screenshot(page, output / "8-scan.png")
-    screenshot(page, output / "8-scan-phone.png", PHONE)
-    page.set_viewport_size({"width": PHONE, "height": 900})  # cards stack: still rank order
+    screenshot(page, output / "8-scan-phone.png", PHONE, 844)
+    page.set_viewport_size({"width": PHONE, "height": 844})  # cards stack: still rank order
     page.wait_for_timeout(1000)
     tops = [markdown.filter(has_text=f"#{r} ").first.bounding_box()["y"] for r in (1, 2, 3, 4)]
-    page.set_viewport_size({"width": WIDTH, "height": 900})
+    page.set_viewport_size({"width": WIDTH, "height": 800})
     assert tops == sorted(tops)
     shown = cards.count()
     page.get_by_text("Show why (heatmap)").click()
@@ -275,7 +277,7 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     )
     idle(page)
     screenshot(page, output / "9-scan-why.png")
-    screenshot(page, output / "9-scan-why-phone.png", PHONE)
+    screenshot(page, output / "9-scan-why-phone.png", PHONE, 844)
 
 
 def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(page, demo_photos, tmp_path):
@@ -287,7 +289,7 @@ def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(page, demo_phot
         "BIKE_RECOGNITION_DEMO_DATA": str(demo_photos),
     }
     with serve_app(env) as (_, url):
-        fresh = page.context.browser.new_page(viewport={"width": WIDTH, "height": 900})
+        fresh = page.context.browser.new_page(viewport={"width": WIDTH, "height": 800})
         try:
             fresh.goto(f"{url}/train")
             fresh.get_by_role("heading", name="Train", level=1).wait_for(timeout=60_000)
@@ -303,7 +305,7 @@ def test_a_second_visitor_training_meanwhile_is_told_it_is_next_in_the_queue(pag
     queue's sentence; B stops while waiting, A's run ends with its model. Neither the app
     nor the training process has put TensorFlow's start-up lines in the server log."""
     browser = page.context.browser
-    a, b = (browser.new_context(viewport={"width": WIDTH, "height": 900}) for _ in "ab")
+    a, b = (browser.new_context(viewport={"width": WIDTH, "height": 800}) for _ in "ab")
     try:
         visitors = [context.new_page() for context in (a, b)]
         for visitor in visitors:
