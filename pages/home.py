@@ -1,4 +1,4 @@
-"""Home: what the app does, the three steps, and where this session stands.
+"""Home: what the app does, the four steps, and where this session stands.
 
 Reads only folders and model.json files: no TensorFlow, so the app opens fast.
 """
@@ -13,22 +13,45 @@ app_ui.through_the_entry(__file__)
 
 workspace = Workspace.for_session(st.session_state)
 
+STEPS = [
+    (
+        "pages/dataset.py",
+        "**1 · Data**",
+        ":material/photo_library:",
+        "Look at the demo photos, or bring your own: a zip, a folder, or the camera.",
+    ),
+    (
+        "pages/train.py",
+        "**2 · Train**",
+        ":material/model_training:",
+        "Pick a network and settings, and watch it learn, epoch by epoch.",
+    ),
+    (
+        "pages/classify.py",
+        "**3 · Classify**",
+        ":material/image_search:",
+        "One photo: your bike, another bike or no bicycle, and why (a heatmap).",
+    ),
+    (
+        "pages/scan.py",
+        "**4 · Scan listings**",
+        ":material/travel_explore:",
+        "Many listing photos at once, the likeliest to be your bike first.",
+    ),
+]
+
 st.title(":material/pedal_bike: Bike Recognition")
 st.markdown(
-    "Teach the computer to tell **your** bikes apart from a few phone photos of each. "
-    "Then show it a new photo, say from a marketplace listing, and it says which bike it is."
+    "Teach the computer your bikes from a few phone photos of each. Then show it a photo, "
+    "say from a marketplace listing, and it tells you whether that is **one of your "
+    "bikes** (and which), **somebody else's bike**, or **no bicycle** at all."
 )
 
-steps = st.columns(3)
-with steps[0].container(border=True):
-    st.page_link("pages/dataset.py", label="**1 · Data**", icon=":material/photo_library:")
-    st.write("Look at the demo photos, or bring your own: a zip, a folder, or the camera.")
-with steps[1].container(border=True):
-    st.page_link("pages/train.py", label="**2 · Train**", icon=":material/model_training:")
-    st.write("Pick a network and settings, and watch it learn, epoch by epoch.")
-with steps[2].container(border=True):
-    st.page_link("pages/classify.py", label="**3 · Classify**", icon=":material/image_search:")
-    st.write("Upload a photo or take one: the model names the bike and how sure it is.")
+steps = st.columns(4)
+for column, (page, label, icon, text) in zip(steps, STEPS, strict=True):
+    with column.container(border=True):
+        st.page_link(page, label=label, icon=icon)
+        st.write(text)
 
 st.subheader("This session")
 source = st.session_state.get(state.DATASET_SOURCE) or workspace.default_source()

@@ -10,12 +10,12 @@ from bikelib import TrainConfig, open_dataset, presence, save_model, train
 APP = str(ROOT / "streamlit_app.py")
 
 
-def test_home_explains_the_app_and_links_the_three_steps(app_env):
+def test_home_explains_the_app_and_links_the_four_steps(app_env):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert at.title[0].value.endswith("Bike Recognition")
     links = [link.proto.page for link in at.get("page_link")]
-    assert links == ["dataset", "train", "classify"]  # the url paths st.navigation gave them
+    assert links == ["dataset", "train", "classify", "scan"]  # url paths from st.navigation
     state = " ".join(m.value for m in at.markdown)
     assert "The built-in demo bikes" in state
     assert "none yet" in state and "Models available**: 0" in state
