@@ -12,7 +12,11 @@ import streamlit as st
 
 import app_ui
 from bikelib import presence
+from bikelib.memory import limit_malloc_arenas
 from bikelib.sessions import Workspace
+
+# Before TensorFlow and most visitors' threads: fewer malloc arenas, less memory held.
+limit_malloc_arenas()
 
 # TensorFlow's C++ start-up chatter (INFO and WARNING lines) stays out of the server log;
 # set before any page imports TensorFlow. Its oneDNN notice is printed regardless.

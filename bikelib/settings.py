@@ -55,6 +55,9 @@ class Settings:
     demo_data: Path = APP_ROOT / "data" / "demo-bikes"
     demo_model: Path = APP_ROOT / "data" / "demo-model"
     cache_dir: Path = Path.home() / ".cache" / "bike-recognition"
+    # glibc's own variable, read here too so that the app can apply it from inside the
+    # process where the server's environment cannot be set (bikelib/memory.py).
+    malloc_arenas: int = 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +114,7 @@ class Settings:
             demo_data=path("BIKE_RECOGNITION_DEMO_DATA", cls.demo_data),
             demo_model=path("BIKE_RECOGNITION_DEMO_MODEL", cls.demo_model),
             cache_dir=path("BIKELIB_CACHE_DIR", cache_home / "bike-recognition"),
+            malloc_arenas=number("MALLOC_ARENA_MAX", 2, int, whole),
         )
 
 

@@ -1,0 +1,49 @@
+"""A long-running server's memory: fewer glibc malloc arenas.
+
+glibc gives threads that allocate at the same time malloc arenas of their own, up to
+eight per core. A Streamlit server runs each visitor's script in its own thread and
+TensorFlow adds thread pools of its own, so freed memory ends up scattered over many
+arenas, where other threads do not reuse it and the system does not get it back.
+Measured with bench/soak.py (4 visitors classifying and scanning for 4 minutes, same
+seed, one run each, 2026-12-02, bench/RESULTS.md): the server peaked at 1163 MB with
+glibc's default, at 979 MB with MALLOC_ARENA_MAX=2 set before it started (what
+scripts/app.sh does), and at 1108 MB with only this module's call.
+
+`limit_malloc_arenas` does from inside the process what MALLOC_ARENA_MAX does at start,
+for hosts where the server's environment cannot be set (Streamlit Community Cloud). It
+helps less: arenas that the server's own threads made before the app's first page run
+stay and are shared out, so set the variable where you can. Where the C library is not
+glibc (macOS, musl) it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+M_ARENA_MAX = -8  # glibc's malloc.h
+_applied: int | None = None
+
+
+def limit_malloc_arenas(arenas: int | None = None) -> bool:
+    """Cap glibc's malloc arenas at `arenas` (default: `settings().malloc_arenas`, which
+    is MALLOC_ARENA_MAX or 2). True when the cap is in place; once per process."""
+    global _applied
+    if arenas is None:
+        from .settings import settings
+
+        arenas = settings().malloc_arenas
+    if _applied == arenas:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return False
+    if mallopt(M_ARENA_MAX, int(arenas)) != 1:
+        return False
+    _applied = arenas
+    return True
