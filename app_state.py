@@ -181,13 +181,24 @@ def curve_rows(models: list[dict]) -> list[dict]:
     return rows
 
 
-def queue_note(place: int | None) -> str:
-    """What a run waiting for a training slot says: its place in the server's queue."""
+def queue_note(place: int | None, wait_s: float | None = None) -> str:
+    """What a run waiting for a training slot says: its place in the server's queue, and
+    about how long until it starts when the server can tell (`jobs.expected_wait`)."""
     waiting = "Waiting for another training on this server to finish"
+    when = f", starting in about {wait_text(wait_s)}" if wait_s is not None else ""
     if place is None or place <= 1:
-        return f"{waiting}: this run is next."
+        return f"{waiting}: this run is next{when}."
     ahead = place - 1
-    return f"{waiting}: place {place} in the queue ({ahead} more run{'s' * (ahead > 1)} first)."
+    return (
+        f"{waiting}: place {place} in the queue ({ahead} more run{'s' * (ahead > 1)} first){when}."
+    )
+
+
+def wait_text(seconds: float) -> str:
+    """20 s, 1 min, 4 min: a wait as a person says it."""
+    if seconds < 60:
+        return f"{max(round(seconds / 5) * 5, 5):.0f} s"
+    return f"{round(seconds / 60):.0f} min"
 
 
 # -- tables -----------------------------------------------------------------------------

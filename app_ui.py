@@ -19,7 +19,7 @@ import app_state
 import bikelib
 from bikelib import charts, images, quality
 from bikelib.dataset import is_not_mine
-from bikelib.jobs import QUEUED, TrainingJob
+from bikelib.jobs import QUEUED, TrainingJob, expected_wait
 from bikelib.sessions import Workspace, source_stamp
 
 VIA_ENTRY = "via_entry"  # set by streamlit_app.py on every run of this session
@@ -357,8 +357,8 @@ def live(job: TrainingJob) -> None:
     if status.finished:
         st.rerun()  # the whole page shows the results now
     if status.state == QUEUED:
-        place = job.queue_position()
-        st.info(app_state.queue_note(place), icon=":material/hourglass_top:")
+        place, wait_s = job.queue_position(), expected_wait(job)
+        st.info(app_state.queue_note(place, wait_s), icon=":material/hourglass_top:")
     else:
         if not status.epoch:
             st.info("Preparing the photos…", icon=":material/hourglass_top:")

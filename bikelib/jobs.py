@@ -17,6 +17,7 @@ supervising thread, the child is ended and the slot released.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -44,6 +45,8 @@ GONE = "Stopped: the page that started this training was closed."
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
 _waiting: list[TrainingJob] = []  # jobs started but not yet holding a slot, oldest first
+_running: list[TrainingJob] = []  # jobs holding a slot
+_recent_runs: collections.deque[float] = collections.deque(maxlen=8)  # wall s of last runs
 
 
 def _training_slots() -> threading.BoundedSemaphore:
@@ -72,6 +75,30 @@ def _place(job: TrainingJob) -> int | None:
     """`job`'s 1-based place among the runs waiting for a slot; None when not waiting."""
     with _slots_lock:
         return _waiting.index(job) + 1 if job in _waiting else None
+
+
+def expected_wait(job: TrainingJob) -> float | None:
+    """About how many seconds until `job` gets a slot; None when not waiting or unknown.
+
+    The running runs' time left (their steady estimate, else a typical run's length less
+    what they have run), then a typical run (the median of this server's last few) for
+    each run ahead, shared out over the slots.
+    """
+    place = _place(job)
+    with _slots_lock:
+        running, recent = list(_running), list(_recent_runs)
+    if place is None or not running:
+        return None
+    typical = statistics.median(recent) if recent else None
+    lefts = []
+    for other in running:
+        left = other.status().seconds_left
+        if left is None and typical is not None:
+            left = max(typical - (time.monotonic() - other._started), 0.0)
+        lefts.append(left)
+    if None in lefts or (place > 1 and typical is None):
+        return None
+    return min(lefts) + (place - 1) * (typical or 0.0) / len(running)
 
 
 def _end(child: subprocess.Popen) -> None:
@@ -188,6 +215,7 @@ class TrainingJob:
         self._status = JobStatus(epochs=config.epochs)
         self._epoch_ends: list[float] = []  # elapsed s at each epoch's end, for time left
         self._first_batch: float | None = None  # elapsed s at the first batch
+        self._started = time.monotonic()  # reset when it gets a slot
         self._thread = threading.Thread(
             target=self._run, name=f"train-{self.save_dir.name}", daemon=True
         )
@@ -272,6 +300,9 @@ class TrainingJob:
                     time.sleep(0.2)
         finally:
             _leave_queue(self)
+        self._started = time.monotonic()
+        with _slots_lock:
+            _running.append(self)
         try:
             if self._stop.is_set():
                 self._update(state=STOPPED)
@@ -282,6 +313,10 @@ class TrainingJob:
             log.exception("training job %s failed", self.save_dir.name)
             self._update(state=FAILED, error=f"Training failed: {type(error).__name__}: {error}")
         finally:
+            with _slots_lock:
+                _running.remove(self)
+                if self.status().state == DONE:  # what a whole run takes, for the waiting
+                    _recent_runs.append(time.monotonic() - self._started)
             slots.release()
 
     def _supervise(self) -> None:

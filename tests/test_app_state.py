@@ -198,6 +198,8 @@ def test_a_waiting_run_says_its_place_in_the_queue():
     assert app_state.queue_note(1).endswith(": this run is next.")
     assert app_state.queue_note(2).endswith(": place 2 in the queue (1 more run first).")
     assert app_state.queue_note(4).endswith(": place 4 in the queue (3 more runs first).")
+    assert app_state.queue_note(1, 12).endswith(": this run is next, starting in about 10 s.")
+    assert app_state.queue_note(3, 200).endswith("(2 more runs first), starting in about 3 min.")
 
 
 def test_runs_are_named_after_their_data_and_compared_on_the_same_data():

@@ -3,6 +3,7 @@ and stand-in children that misbehave, for the rules that keep a shared server go
 
 from __future__ import annotations
 
+import collections
 import sys
 import time
 import uuid
@@ -261,3 +262,28 @@ def test_a_run_without_an_owner_or_with_a_live_one_is_never_abandoned(tab, tmp_p
     assert not owned._abandoned() and not unowned._abandoned()
     time.sleep(1.3)
     assert owned._abandoned() and not unowned._abandoned()
+
+
+def test_the_expected_wait_adds_the_running_runs_time_left_and_a_typical_run_per_place(
+    monkeypatch,
+):
+    class Running:
+        _started = 0.0
+
+        def __init__(self, left):
+            self.left = left
+
+        def status(self):
+            return jobs.JobStatus(state=jobs.TRAINING, seconds_left=self.left)
+
+    first, second = object(), object()
+    monkeypatch.setattr(jobs, "_waiting", [first, second])
+    monkeypatch.setattr(jobs, "_running", [Running(30.0)])
+    monkeypatch.setattr(jobs, "_recent_runs", collections.deque([40.0, 60.0, 50.0]))
+    assert jobs.expected_wait(first) == 30.0  # next: when the running one ends
+    assert jobs.expected_wait(second) == 30.0 + 50.0  # and one typical run more
+    monkeypatch.setattr(jobs, "_recent_runs", collections.deque())
+    assert jobs.expected_wait(second) is None  # no run finished yet: no guess
+    monkeypatch.setattr(jobs, "_running", [Running(None)])
+    assert jobs.expected_wait(first) is None
+    assert jobs.expected_wait(object()) is None  # not waiting at all
