@@ -319,7 +319,7 @@ def test_a_second_visitor_training_meanwhile_is_told_it_is_next_in_the_queue(pag
         first.get_by_role("button", name="Start training").click()
         first.get_by_role("button", name="Stop training").wait_for()
         second.get_by_role("button", name="Start training").click()
-        note = "Waiting for another training on this server to finish: this run is next."
+        note = "Waiting for another training on this server to finish: this run is next"
         second.get_by_text(note).wait_for(timeout=30_000)
         second.get_by_role("button", name="Stop training").click()
         second.get_by_text("The training was stopped before a model was saved.").wait_for()
