@@ -34,7 +34,7 @@ STEPS = [
     ),
     (
         "pages/scan.py",
-        "**4 · Scan listings**",
+        "**4 · Scan**",
         ":material/travel_explore:",
         "Many listing photos at once, the likeliest to be your bike first.",
     ),
