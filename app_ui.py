@@ -20,7 +20,8 @@ import bikelib
 from bikelib import charts, images, quality
 from bikelib.dataset import is_not_mine
 from bikelib.jobs import QUEUED, TrainingJob, expected_wait
-from bikelib.sessions import Workspace, source_stamp
+from bikelib.sessions import Workspace
+from bikelib.stamps import source_stamp
 
 VIA_ENTRY = "via_entry"  # set by streamlit_app.py on every run of this session
 WANTED_PAGE = "wanted_page"  # the page a direct first visit asked for

@@ -6,8 +6,6 @@ keeps the session's heartbeat (`bikelib.presence`): a fragment beats every 30 s 
 the tab is open and a page run counts as present, so a closed tab's training ends.
 """
 
-import os
-
 import streamlit as st
 
 import app_ui
@@ -17,10 +15,6 @@ from bikelib.sessions import Workspace
 
 # Before TensorFlow and most visitors' threads: fewer malloc arenas, less memory held.
 limit_malloc_arenas()
-
-# TensorFlow's C++ start-up chatter (INFO and WARNING lines) stays out of the server log;
-# set before any page imports TensorFlow. Its oneDNN notice is printed regardless.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 st.set_page_config(page_title="Bike Recognition", page_icon="🚲", layout="wide")
 

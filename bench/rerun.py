@@ -26,7 +26,8 @@ from pathlib import Path
 from common import ROOT, machine, table
 
 from bikelib import stamps
-from bikelib.sessions import Workspace, source_stamp
+from bikelib.sessions import Workspace
+from bikelib.stamps import source_stamp
 
 
 def median_ms(function, repeat: int, before=None) -> float:

@@ -24,8 +24,8 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 
 
 def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter would drown the one line a user needs.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # absl's own warnings while a command runs would drown the one line a user needs;
+    # TensorFlow's start-up lines are load_tensorflow's (bikelib/quiet.py).
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 

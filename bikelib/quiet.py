@@ -15,7 +15,7 @@ drops exactly those start-up lines and lets everything else through, errors incl
 
 Called before the first TensorFlow import wherever one can happen: bikelib's lazy loader,
 `Augmentation.layers`, opening a model zip, the training child process and the command
-line (`ABSL_MIN_LOG_LEVEL`, which it also sets, does not silence these lines).
+line. (`ABSL_MIN_LOG_LEVEL`, which the command line sets, does not silence these lines.)
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ from .errors import DatasetError, ModelLoadError, SessionFullError
 from .images import IMAGE_SUFFIXES, prune_cache
 from .saves import sweep_saves
 from .settings import settings
-from .stamps import source_stamp  # noqa: F401 - the pages' dataset caches key on it here
 
 log = logging.getLogger(__name__)
 

@@ -68,6 +68,17 @@ def write_not_mine(root: Path, count: int = 5, folder: str = "not-mine", split: 
     return root
 
 
+def fake_clock(monkeypatch, module, start: float = 1000.0):
+    """`module.clock` (a monotonic clock the module reads), moved by hand: `clock.now += 301`."""
+
+    class Clock:
+        now = start
+
+    fake = Clock()
+    monkeypatch.setattr(module, "clock", lambda: fake.now)
+    return fake
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

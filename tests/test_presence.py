@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from helpers import fake_clock
 
 from bikelib import presence
 
@@ -20,13 +21,7 @@ def empty_registry(monkeypatch):
 @pytest.fixture
 def clock(monkeypatch):
     """presence's clock, moved by hand: `clock.now += 301`."""
-
-    class Clock:
-        now = 1000.0
-
-    fake = Clock()
-    monkeypatch.setattr(presence, "clock", lambda: fake.now)
-    return fake
+    return fake_clock(monkeypatch, presence)
 
 
 def test_a_session_is_gone_after_abandon_minutes_without_a_beat(clock):

@@ -12,7 +12,7 @@ from helpers import photo_bytes as png
 from helpers import synthetic_photo, write_dataset
 
 import bikelib
-from bikelib import DatasetError, open_dataset, sessions
+from bikelib import DatasetError, open_dataset, sessions, stamps
 from bikelib.sessions import Workspace
 from bikelib.settings import settings
 
@@ -154,10 +154,10 @@ def test_a_refused_server_folder_never_says_whether_it_exists(tmp_path, monkeypa
 
 
 def test_source_stamp_changes_when_photos_change(tiny_dataset):
-    before = sessions.source_stamp(tiny_dataset)
-    assert sessions.source_stamp(tiny_dataset) == before
+    before = stamps.source_stamp(tiny_dataset)
+    assert stamps.source_stamp(tiny_dataset) == before
     synthetic_photo((1, 2, 3), 9).save(tiny_dataset / "red-bike" / "new.png")
-    assert sessions.source_stamp(tiny_dataset) != before
+    assert stamps.source_stamp(tiny_dataset) != before
 
 
 def test_safe_filename():

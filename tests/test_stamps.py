@@ -8,10 +8,10 @@ import time
 import types
 
 import pytest
-from helpers import write_dataset
+from helpers import fake_clock, write_dataset
 
 from bikelib import read_meta, stamps
-from bikelib.sessions import source_stamp
+from bikelib.stamps import source_stamp
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +22,7 @@ def empty_caches(monkeypatch):
 
 @pytest.fixture
 def clock(monkeypatch):
-    class Clock:
-        now = 1000.0
-
-    fake = Clock()
-    monkeypatch.setattr(stamps, "clock", lambda: fake.now)
-    return fake
+    return fake_clock(monkeypatch, stamps)
 
 
 @pytest.fixture
