@@ -47,6 +47,9 @@ def pick_model(workspace: Workspace) -> tuple[str, bikelib.Classifier]:
         format_func=lambda p: app_state.model_summary(app_state.chosen_model(models, p)),
     )
     st.session_state[app_state.MODEL_PATH] = path
+    if app_state.near_chance(app_state.chosen_model(models, path)):
+        # Its features tell nothing apart either: every photo would "match" (threshold 1.00).
+        st.warning(app_state.CHANCE_PICKED_NOTE, icon=":material/warning:")
     with app_ui.sentence_on_error():
         classifier = _classifier(path, (Path(path) / "model.keras").stat().st_mtime)
     return path, classifier

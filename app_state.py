@@ -91,6 +91,10 @@ def model_summary(meta: dict) -> str:
 
 
 CHANCE_FACTOR = 1.5  # at most 1.5 x the accuracy of guessing counts as "about chance"
+CHANCE_PICKED_NOTE = (
+    "This model guesses at about chance level, so its answers below mean nothing, "
+    'including "one of your bikes". Pick another model, or train longer.'
+)
 CHANCE_NOTE = (
     "This model guesses at about chance level: its validation accuracy is no better "
     "than picking a bike at random. Train longer (more epochs) or with more photos; "

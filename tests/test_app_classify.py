@@ -221,6 +221,22 @@ def test_the_trade_off_counts_the_users_not_mine_photos(app_env, shipped_model, 
     assert "of other bikes rejected, and 2 of 3 of your not-mine photos." in trade
 
 
+def test_a_chance_level_model_is_called_out_where_its_verdicts_are_shown(
+    app_env, shipped_model, monkeypatch
+):
+    for name, accuracy in (("good", 1.0), ("guessing", 1 / 3)):  # 3 bikes: 1/3 is a guess
+        copy = app_env / name
+        shutil.copytree(shipped_model, copy)
+        meta = json.loads((copy / "model.json").read_text())
+        meta["metrics"]["val_accuracy"] = accuracy
+        (copy / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(app_env / "good"))
+    assert not classify_page().warning
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(app_env / "guessing"))
+    at = classify_page()
+    assert at.warning[0].value.startswith("This model guesses at about chance level")
+
+
 def test_a_downloaded_model_opens_again_and_becomes_the_chosen_one(app_env, shipped_model):
     from bikelib import export_zip
 
