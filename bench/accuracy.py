@@ -65,13 +65,14 @@ def config_for(recipe: str, seed: int):
     return TrainConfig.recommended(recipe, seed=seed, restore_best=False, **OVERRIDES)
 
 
-OVERRIDES: dict = {}  # --strangers N: the default recipe with outlier exposure
+OVERRIDES: dict = {}  # --strangers N / --contrastive W: the default recipe changed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--strangers", type=int, help="rendered strangers trained against")
+    parser.add_argument("--contrastive", type=float, help="supervised contrastive weight")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--only", default=",".join(RECIPES))
     parser.add_argument("--data", help="dataset folder (default: the shared real photos)")
@@ -79,6 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.strangers is not None:
         OVERRIDES["strangers"] = args.strangers
+    if args.contrastive is not None:
+        OVERRIDES["contrastive"] = args.contrastive
     import keras
 
     from bikelib import crossval, train

@@ -216,9 +216,23 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
     size = config.image_size
     if training == "pretrained":
         return run_pretrained(protocol)
-    count = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100, "ce-places": 0, "oe-places": 100}[
-        training
-    ]
+    # "sc..." = the same with a supervised contrastive loss beside cross-entropy
+    # ("sc" weight 0.5, "sc1" weight 1; "sc-oe40" with 40 strangers).
+    base, _, rest = training.partition("-")
+    if base.startswith("sc"):
+        weight = {"sc": 0.5, "sc1": 1.0, "sc2": 2.0}[base]
+        config = replace(config, contrastive=weight)
+        training_counts = {"": 0, "oe40": 40, "oe": 100}
+        count = training_counts[rest]
+    else:
+        count = {
+            "ce": 0,
+            "oe": 100,
+            "oe40": 40,
+            "oe-spot": 100,
+            "ce-places": 0,
+            "oe-places": 100,
+        }[training]
     negatives = rendered_negatives(size, NEGATIVE_SEEDS[:count]) if count else None
     if training == "oe-spot":  # strangers parked at the demo bikes' own usual spots
         negatives = strangers_at_usual_spots(size)

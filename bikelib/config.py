@@ -120,6 +120,11 @@ class TrainConfig:
     # with 100; naming the right bike 96%, 92% and 87%. 40 buys most of the first for
     # little of the second. 0: off.
     strangers: int = 40
+    # Weight of a supervised contrastive loss on the normalised penultimate features,
+    # beside cross-entropy: photos of one bike pulled together, of different bikes (and
+    # strangers) pushed apart, so "nearest known photo" separates mine from not mine.
+    # 0: off.
+    contrastive: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -137,6 +142,7 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "validation fraction must be in [0, 1)"),
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps per epoch >= 1"),
             (0 <= self.strangers <= 1000, "strangers must be between 0 and 1000"),
+            (0 <= self.contrastive <= 10, "contrastive weight must be between 0 and 10"),
             (
                 self.arch != "seed" or self.image_size >= SEED_MIN_IMAGE_SIZE,
                 f"the seed CNN needs images of at least {SEED_MIN_IMAGE_SIZE} pixels "

@@ -26,7 +26,7 @@ from .dataset import Dataset, LoadedSplit, fingerprint, load_split
 from .errors import DatasetError
 from .evaluation import Evaluation, evaluate_arrays
 from .images import DecodeCache
-from .models import make_model
+from .models import FEATURES, make_model
 from .openset import Embedder, Reference, fit_reference, strangers
 
 
@@ -77,11 +77,64 @@ class TrainResult:
         return {"val_accuracy": self.evaluation.accuracy, "val_loss": self.evaluation.loss}
 
 
+# Supervised contrastive loss (Khosla et al. 2020) on the unit-length features: the
+# usual temperature for few classes; lower sharpens the pull towards the closest photos.
+TEMPERATURE = 0.1
+
+
+class _JointLoss(keras.losses.Loss):
+    """Cross-entropy on the probabilities plus `weight` x supervised contrastive loss.
+
+    The training model's output is [probabilities | features] side by side, so one loss
+    sees both and Keras' logs keep their plain names (loss, accuracy). Rows whose target
+    is not one-hot (strangers, trained towards the uniform distribution) are negatives
+    for every photo and anchors of none.
+    """
+
+    def __init__(self, classes: int, weight: float, label_smoothing: float, **kwargs):
+        super().__init__(**kwargs)
+        self.classes, self.weight, self.label_smoothing = classes, weight, label_smoothing
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        probabilities, features = y_pred[:, : self.classes], y_pred[:, self.classes :]
+        cross_entropy = keras.losses.categorical_crossentropy(
+            y_true, probabilities, label_smoothing=self.label_smoothing
+        )
+        features = features / ops.maximum(ops.norm(features, axis=1, keepdims=True), 1e-12)
+        similarity = ops.matmul(features, ops.transpose(features)) / TEMPERATURE
+        n = ops.shape(similarity)[0]
+        self_pair = ops.eye(n, dtype="bool")
+        known = ops.max(y_true, axis=1) > 0.5
+        label = ops.argmax(y_true, axis=1)
+        same = ops.expand_dims(label, 1) == ops.expand_dims(label, 0)
+        both_known = ops.logical_and(ops.expand_dims(known, 1), ops.expand_dims(known, 0))
+        positive = ops.cast(
+            ops.logical_and(ops.logical_and(same, both_known), ops.logical_not(self_pair)),
+            "float32",
+        )
+        # log-softmax over every other photo in the batch (the photo itself left out)
+        masked = ops.where(self_pair, -1e9, similarity)
+        log_prob = masked - ops.logsumexp(masked, axis=1, keepdims=True)
+        count = ops.sum(positive, axis=1)
+        contrastive = -ops.sum(positive * log_prob, axis=1) / ops.maximum(count, 1.0)
+        return cross_entropy + self.weight * contrastive
+
+
+def _joint_accuracy(classes: int):
+    def accuracy(y_true, y_pred):
+        predicted = keras.ops.argmax(y_pred[:, :classes], axis=1)
+        return keras.ops.cast(predicted == keras.ops.argmax(y_true, axis=1), "float32")
+
+    return accuracy
+
+
 class _Reporter(keras.callbacks.Callback):
     """Turns Keras callback hooks into Progress reports, stop checks and best weights."""
 
-    def __init__(self, epochs, steps, on_progress, should_stop, track_best):
+    def __init__(self, epochs, steps, on_progress, should_stop, track_best, keep):
         super().__init__()
+        self.keep = keep  # the model whose weights are the result (not a training wrapper)
         self.epochs, self.steps = epochs, steps
         self.on_progress, self.should_stop = on_progress, should_stop
         self.track_best = track_best
@@ -121,7 +174,7 @@ class _Reporter(keras.callbacks.Callback):
             )
             if self.best_key is None or key > self.best_key:
                 self.best_key, self.best_epoch = key, epoch + 1
-                self.best_weights = [w.copy() for w in self.model.get_weights()]
+                self.best_weights = [w.copy() for w in self.keep.get_weights()]
         self._report("epoch", self.steps, logs)
 
 
@@ -202,19 +255,33 @@ def train(
     )
     n_train = len(train_split.labels) + (0 if negatives is None else len(negatives))
     steps = config.steps_per_epoch or -(-n_train // config.batch_size)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            _learning_rate(config, steps * config.epochs), weight_decay=config.weight_decay
-        ),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
+    optimizer = keras.optimizers.AdamW(
+        _learning_rate(config, steps * config.epochs), weight_decay=config.weight_decay
     )
+    trainer = model
+    if config.contrastive:
+        # A wrapper sharing every layer: what is trained is `model` itself.
+        joint = keras.layers.Concatenate(name="probabilities_and_features")(
+            [model.output, model.get_layer(FEATURES).output]
+        )
+        trainer = keras.Model(model.input, joint, name=f"{model.name}_contrastive")
+        trainer.compile(
+            optimizer=optimizer,
+            loss=_JointLoss(n_classes, config.contrastive, config.label_smoothing),
+            metrics=[keras.metrics.MeanMetricWrapper(_joint_accuracy(n_classes), "accuracy")],
+        )
+    else:
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
     has_validation = len(val_split.labels) > 0
     reporter = _Reporter(
-        config.epochs, steps, on_progress, should_stop, track_best=config.restore_best
+        config.epochs, steps, on_progress, should_stop, track_best=config.restore_best, keep=model
     )
     started = time.perf_counter()
-    history = model.fit(
+    history = trainer.fit(
         _batches(
             train_split,
             n_classes,

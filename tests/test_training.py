@@ -266,3 +266,42 @@ def test_crossval_validates_each_photo_once(tiny_dataset):
     assert matrix.sum() == 18  # every photo validated exactly once, by one fold
     assert result.accuracy == pytest.approx(np.trace(matrix) / 18)  # pooled over the folds
     assert result.accuracy == pytest.approx(np.mean(result.fold_accuracies))  # equal folds
+
+
+def test_contrastive_loss_rewards_photos_of_one_bike_close_together():
+    from bikelib.training import _JointLoss
+
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    y_true = np.eye(3, dtype="float32")[labels]
+    probabilities = np.full((6, 3), 1 / 3, dtype="float32")
+    apart = np.eye(3, dtype="float32")[labels]  # each bike's photos share one direction
+    mixed = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2]]  # every pair split up
+    loss = _JointLoss(3, weight=1.0, label_smoothing=0.0, reduction=None)
+    together = np.asarray(loss(y_true, np.concatenate([probabilities, apart], axis=1)))
+    split = np.asarray(loss(y_true, np.concatenate([probabilities, mixed], axis=1)))
+    assert (together < split).all()
+    cross_entropy = np.log(3)
+    assert together == pytest.approx(cross_entropy, abs=1e-3)  # nothing left to pull
+
+
+def test_strangers_are_pushed_away_but_anchor_nothing():
+    from bikelib.training import _JointLoss
+
+    uniform = np.full((4, 2), 0.5, dtype="float32")  # strangers' targets: none of mine
+    features = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+    loss = _JointLoss(2, weight=1.0, label_smoothing=0.0, reduction=None)
+    values = np.asarray(loss(uniform, np.concatenate([uniform, features], axis=1)))
+    assert values == pytest.approx(np.log(2), abs=1e-5)  # cross-entropy only
+
+
+def test_contrastive_training_saves_the_plain_classifier(tiny_dataset, tmp_path):
+    dataset = open_dataset(tiny_dataset)
+    config = TrainConfig(**{**FAST, "contrastive": 0.5})
+    result = train(dataset, config)
+    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert result.model.output_shape == (None, len(dataset.classes))
+    assert result.evaluation.accuracy == pytest.approx(max(result.history["val_accuracy"]))
+    save_model(result, tmp_path / "model")
+    loaded = load_model(tmp_path / "model", gate=False)
+    assert loaded.meta["config"]["contrastive"] == 0.5
+    assert loaded.predict_arrays(np.zeros((1, 32, 32, 3), "uint8")).shape == (1, 3)
