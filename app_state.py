@@ -296,6 +296,11 @@ RECIPE_WORDS = {
     ),
     "steps_per_epoch": lambda v: f"{v} batches an epoch" if v else None,
     "strangers": lambda v: f"{v} photos of other bikes taught to match none" if v else None,
+    "contrastive": lambda v: (
+        f"each bike's photos pulled together, other bikes' pushed away (contrastive {v:g})"
+        if v
+        else None
+    ),
 }
 
 

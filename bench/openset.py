@@ -386,13 +386,14 @@ def main() -> None:
     parser.add_argument("--protocols", default="real,rendered")
     parser.add_argument("--trainings", default="ce,oe")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, ...")
     parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="a:b,... for --protocols pairs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "openset-results.json"))
     args = parser.parse_args()
     results = {}
     if "pairs" in args.protocols.split(","):
         pairs = [tuple(pair.split(":")) for pair in args.pairs.split(",")]
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             results[f"pairs/{seed}"] = run_pairs(pairs, seed)
             with open(args.out, "w") as f:
                 json.dump(results, f, indent=1)
@@ -403,7 +404,7 @@ def main() -> None:
         if protocol == "pairs":
             continue
         for training in args.trainings.split(","):
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 results[f"{protocol}/{training}/{seed}"] = run(protocol, training, seed)
                 with open(args.out, "w") as f:
                     json.dump(results, f, indent=1)

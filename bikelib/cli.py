@@ -64,6 +64,7 @@ def _config_from_args(args):
         "val_fraction": args.val_split,
         "seed": args.seed,
         "strangers": args.strangers,
+        "contrastive": args.contrastive,
     }
     return TrainConfig.recommended(
         args.arch, **{k: v for k, v in overrides.items() if v is not None}
@@ -266,6 +267,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         "--strangers",
         type=int,
         help="rendered other bikes trained to match none of yours (default 40; 0: off)",
+    )
+    parser.add_argument(
+        "--contrastive",
+        type=float,
+        help="weight of the loss that pulls each bike's photos together (0: off)",
     )
 
 

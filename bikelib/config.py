@@ -123,8 +123,10 @@ class TrainConfig:
     # Weight of a supervised contrastive loss on the normalised penultimate features,
     # beside cross-entropy: photos of one bike pulled together, of different bikes (and
     # strangers) pushed apart, so "nearest known photo" separates mine from not mine.
-    # 0: off.
-    contrastive: float = 0.0
+    # 1.0, by measurement (bench/RESULTS.md, real photos, with the 40 strangers): nearest
+    # AUROC 0.947 -> 0.983 (worst fold 0.828 -> 0.931), naming the right bike 92% -> 100%
+    # (3 seeds); 0.5 gave 0.971 and 95%. 0: off.
+    contrastive: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -158,6 +160,7 @@ class TrainConfig:
         """The settings each architecture was tuned with, plus any overrides."""
         # The 2018 network at its own input size and optimiser (Adam, 1e-3, hard targets).
         seed_cnn = {
+            "contrastive": 0.0,  # cross-entropy alone, as in 2018 (not measured with it)
             "image_size": 150,
             "learning_rate": 1e-3,
             "schedule": "constant",
@@ -174,5 +177,7 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         data = dict(data)
         data["augmentation"] = Augmentation(**data.get("augmentation", {}))
+        # Saved before the contrastive loss existed: trained with cross-entropy alone.
+        data.setdefault("contrastive", 0.0)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -40,6 +40,8 @@ def test_fill_reaches_the_moving_layers_and_the_saved_config():
     old = config.to_dict()
     del old["augmentation"]["fill"]  # a model.json saved before the field existed
     assert TrainConfig.from_dict(old).augmentation.fill == "reflect"
+    del old["contrastive"]  # and before the contrastive loss: trained without it
+    assert TrainConfig.from_dict(old).contrastive == 0.0
 
 
 def test_an_unknown_fill_is_one_sentence():

@@ -101,7 +101,11 @@ def test_bad_settings_are_config_errors():
         TrainConfig(arch="resnet")
     with pytest.raises(ConfigError, match="strangers"):
         TrainConfig(strangers=-1)
-    assert TrainConfig().strangers == 40  # the measured default (bench/RESULTS.md)
+    assert TrainConfig().strangers == 40  # the measured defaults (bench/RESULTS.md)
+    assert TrainConfig().contrastive == 1.0
+    assert TrainConfig.recommended("seed").contrastive == 0.0  # the 2018 loss
+    with pytest.raises(ConfigError, match="contrastive"):
+        TrainConfig(contrastive=-0.5)
 
 
 def test_the_seed_cnn_refuses_photos_too_small_for_its_four_convolutions():
