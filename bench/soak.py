@@ -8,8 +8,10 @@ of listing photos on Scan listings. Same selectors as tests/test_browser.py.
 
 Measured: every action's outcome (a Streamlit exception box, an error alert or a
 timeout is a failure, with its text), HTTP responses and websocket messages, the time
-each training waited in the queue, and the resident memory of the server process and
-of all its descendants (the training children), sampled every second.
+each training waited in the queue, and the memory of the server process and of all its
+descendants (the training children), sampled every second from /proc/PID/smaps_rollup:
+RSS, PSS (shared pages divided among the processes mapping them: the sum over the
+processes is what they take together) and USS (private pages: what each one adds).
 
 Bounded: no action starts after --minutes; whatever still runs is cut off
 `GRACE_S` later (reported as cut off, not hidden), and a watchdog ends everything
@@ -59,73 +61,96 @@ MB = 1024 * 1024
 
 # -- memory ------------------------------------------------------------------------------
 
+# RSS counts every page a process maps, so two processes that map the same files
+# (TensorFlow's shared libraries, hundreds of MB) count those pages twice. PSS shares
+# each page out among the processes that map it, so the PSS of a process tree adds up
+# to the memory it really takes; USS (private pages) is what each process adds alone.
+MEASURES = ("rss", "pss", "uss")
 
-def tree_rss(pid: int) -> tuple[int, dict[int, int]]:
-    """(RSS of pid, {descendant pid: RSS}) with psutil, or from /proc without it."""
+
+def memory_of(pid: int) -> dict[str, int] | None:
+    """{"rss", "pss", "uss"} of one process in bytes, from /proc/PID/smaps_rollup
+    (Linux 4.14 and later); None when the process is gone or cannot be read."""
     try:
-        import psutil
-    except ImportError:
-        return _tree_rss_proc(pid)
-    try:
-        root = psutil.Process(pid)
-        own, children = root.memory_info().rss, {}
-        for child in root.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                children[child.pid] = child.memory_info().rss
-        return own, children
-    except psutil.NoSuchProcess:
-        return 0, {}
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    kb = {}
+    for line in text.splitlines()[1:]:
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            kb[name] = int(parts[0]) * 1024
+    if "Rss" not in kb:
+        return None
+    private = kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)
+    return {"rss": kb["Rss"], "pss": kb.get("Pss", 0), "uss": private}
 
 
-def _tree_rss_proc(pid: int) -> tuple[int, dict[int, int]]:
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
     parents: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                resident = int((entry / "statm").read_text().split()[1]) * page
             except (OSError, ValueError, IndexError):
                 continue
             parents.setdefault(parent, []).append(int(entry.name))
-            rss[int(entry.name)] = resident
-    children, stack = {}, list(parents.get(pid, []))
+    found, stack = [], list(parents.get(pid, []))
     while stack:
         current = stack.pop()
-        children[current] = rss.get(current, 0)
+        found.append(current)
         stack += parents.get(current, [])
-    return rss.get(pid, 0), children
+    return found
+
+
+def tree_memory(pid: int) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+    """(memory of pid, {descendant pid: its memory}), each {"rss", "pss", "uss"}."""
+    own = memory_of(pid) or dict.fromkeys(MEASURES, 0)
+    children = {}
+    for child in descendants(pid):
+        memory = memory_of(child)
+        if memory is not None:
+            children[child] = memory
+    return own, children
 
 
 class MemorySampler(threading.Thread):
-    """RSS of the server and of its descendants every `interval` seconds, and the peaks."""
+    """RSS, PSS and USS of the server and of its descendants every `interval` seconds,
+    and their peaks: the peak of the sums is taken per sample, so a server and a child
+    that peak at different times are not added up."""
 
     def __init__(self, pid: int, started: float, interval: float = 1.0):
         super().__init__(daemon=True)
         self.pid, self.started, self.interval = pid, started, interval
         self.stopping = threading.Event()
         self.samples: list[dict] = []
-        self.peak = {"server": 0, "children": 0, "one_child": 0, "total": 0}
-        self.at_peak_total: dict = {}
+        # peak[measure][what], what: server, children (together), one_child, total
+        self.peak = {m: {"server": 0, "children": 0, "one_child": 0, "total": 0} for m in MEASURES}
+        self.at_peak_total: dict[str, dict] = {m: {} for m in MEASURES}
+
+    def sample(self) -> dict:
+        server, children = tree_memory(self.pid)
+        sample: dict = {"t": round(time.monotonic() - self.started, 1)}
+        sample["n_children"] = len(children)
+        for m in MEASURES:
+            kids = sum(child[m] for child in children.values())
+            # "server" and "children" stay RSS, as in the soak files written before PSS
+            prefix = "" if m == "rss" else f"{m}_"
+            sample[f"{prefix}server"], sample[f"{prefix}children"] = server[m], kids
+            peak = self.peak[m]
+            peak["server"] = max(peak["server"], server[m])
+            peak["children"] = max(peak["children"], kids)
+            peak["one_child"] = max(peak["one_child"], *(c[m] for c in children.values()), 0)
+            if server[m] + kids > peak["total"]:
+                peak["total"] = server[m] + kids
+                self.at_peak_total[m] = {"t": sample["t"], "server": server[m], "children": kids}
+        return sample
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            server, children = tree_rss(self.pid)
-            kids = sum(children.values())
-            sample = {
-                "t": round(time.monotonic() - self.started, 1),
-                "server": server,
-                "children": kids,
-                "n_children": len(children),
-            }
-            self.samples.append(sample)
-            self.peak["server"] = max(self.peak["server"], server)
-            self.peak["children"] = max(self.peak["children"], kids)
-            self.peak["one_child"] = max(self.peak["one_child"], *children.values(), 0)
-            if server + kids > self.peak["total"]:
-                self.peak["total"] = server + kids
-                self.at_peak_total = sample
+            self.samples.append(self.sample())
             self.stopping.wait(self.interval)
 
 
@@ -502,16 +527,22 @@ def report(args, actions: list[Action], traffic: Traffic, sampler: MemorySampler
     waits = [a.queue_wait for a in trainings if a.queue_wait is not None]
     queued = [w for w in waits if w > 0]
     still_queued = sum(a.queued_at_stop and a.outcome == "cut off" for a in trainings)
-    peak, at = sampler.peak, sampler.at_peak_total
+    peak = sampler.peak
     ok_trainings = sum(a.outcome == "ok" for a in trainings)
     waited = f"{len(queued)}" + (f", {still_queued} still waiting at the stop" * bool(still_queued))
     median_wait = statistics.median(queued) if queued else 0
-    at_peak = (
-        f"server {at.get('server', 0) / MB:.0f} + children {at.get('children', 0) / MB:.0f},"
-        f" at {at.get('t', 0):.0f} s"
-    )
+
+    def at_peak(measure: str) -> str:
+        at = sampler.at_peak_total[measure]
+        return (
+            f"server {at.get('server', 0) / MB:.0f} + children {at.get('children', 0) / MB:.0f},"
+            f" at {at.get('t', 0):.0f} s"
+        )
+
+    def three(what: str) -> str:
+        return " / ".join(f"{peak[m][what] / MB:.0f}" for m in MEASURES) + " MB"
+
     served, errors = traffic.responses - len(traffic.http_errors), len(traffic.http_errors)
-    children = f"{peak['children'] / MB:.0f} MB ({peak['one_child'] / MB:.0f} MB)"
     load = f"{meta['load_before']} / {meta['load_after']}"
     summary = [
         ["visitors (browser sessions)", str(args.sessions)],
@@ -534,11 +565,16 @@ def report(args, actions: list[Action], traffic: Traffic, sampler: MemorySampler
             "longest / median queue wait (of those)",
             f"{max(queued, default=0):.0f} s / {median_wait:.0f} s",
         ],
-        ["peak RSS, server process", f"{peak['server'] / MB:.0f} MB"],
-        ["peak RSS, training children together (one child)", children],
+        ["peak server process, RSS / PSS / USS", three("server")],
+        ["peak training children together, RSS / PSS / USS", three("children")],
+        ["peak one training child, RSS / PSS / USS", three("one_child")],
         [
-            "**peak RSS, server + children** (target <= 1.5 GB)",
-            f"**{peak['total'] / MB:.0f} MB** ({at_peak})",
+            "peak server + children, sum of RSS (counts shared pages twice)",
+            f"{peak['rss']['total'] / MB:.0f} MB ({at_peak('rss')})",
+        ],
+        [
+            "**peak server + children, sum of PSS** (target <= 1.5 GB)",
+            f"**{peak['pss']['total'] / MB:.0f} MB** ({at_peak('pss')})",
         ],
         ["load average before / after (1, 5, 15 min)", load],
     ]
