@@ -10,15 +10,20 @@ Measured: every action's outcome (a Streamlit exception box, an error alert or a
 timeout is a failure, with its text), HTTP responses and websocket messages, the time
 each training waited in the queue, and the memory of the server process and of all its
 descendants (the training children), sampled every second from /proc/PID/smaps_rollup:
-RSS, PSS (shared pages divided among the processes mapping them: the sum over the
-processes is what they take together) and USS (private pages: what each one adds).
+RSS, PSS (each shared page divided among the processes mapping it) and USS (private
+pages: what each one adds). RSS counts the pages server and child both map from the same
+files (TensorFlow's libraries) twice; PSS shares them out to every process that maps
+them, unrelated ones too (another TensorFlow program on the machine makes it look
+smaller). So every 10 s (`--together-every`), run as root, it also counts the physical
+pages of server and children from /proc/PID/pagemap, each page once: the memory they
+take together, as on a machine of their own.
 
 Bounded: no action starts after --minutes; whatever still runs is cut off
 `GRACE_S` later (reported as cut off, not hidden), and a watchdog ends everything
 `WATCHDOG_S` after that. The browser resolves no host but 127.0.0.1.
 
     python bench/soak.py [--sessions 8] [--minutes 10] [--seed 0] [--json FILE]
-        [--mix view=30,upload=12,train=13,classify=25,scan=20]
+        [--mix view=30,upload=12,train=13,classify=25,scan=20] [--together-every 10]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -105,6 +111,48 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def resident_frames(pid: int):
+    """The physical page frames a process has resident (numpy array, unique), from
+    /proc/PID/pagemap; None when they cannot be read (the frame numbers need root:
+    without it the kernel reports 0 for every page)."""
+    import numpy as np
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    parts = []
+    try:
+        with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+            for line in maps:
+                start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                try:
+                    pagemap.seek(start // page * 8)
+                    data = pagemap.read((end - start) // page * 8)
+                except (OSError, ValueError, OverflowError):  # [vsyscall] and the like
+                    continue
+                entries = np.frombuffer(data, "<u8")
+                present = entries[(entries >> np.uint64(63)) == 1]  # bit 63: in memory
+                parts.append(present & np.uint64((1 << 55) - 1))  # bits 0-54: the frame
+    except OSError:
+        return None
+    frames = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
+    return None if len(frames) and not frames.any() else frames
+
+
+def together_bytes(pids: list[int]) -> int | None:
+    """Memory the processes take together: their resident pages, a page that several
+    map counted once (what they would take alone on a machine; PSS also shares pages out
+    to unrelated processes that map the same files). None without root."""
+    import numpy as np
+
+    frames = []
+    for pid in pids:
+        found = resident_frames(pid)
+        if found is None and pid == pids[0]:
+            return None
+        if found is not None:
+            frames.append(found)
+    return len(np.unique(np.concatenate(frames))) * os.sysconf("SC_PAGE_SIZE")
+
+
 def tree_memory(pid: int) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
     """(memory of pid, {descendant pid: its memory}), each {"rss", "pss", "uss"}."""
     own = memory_of(pid) or dict.fromkeys(MEASURES, 0)
@@ -119,11 +167,17 @@ def tree_memory(pid: int) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
 class MemorySampler(threading.Thread):
     """RSS, PSS and USS of the server and of its descendants every `interval` seconds,
     and their peaks: the peak of the sums is taken per sample, so a server and a child
-    that peak at different times are not added up."""
+    that peak at different times are not added up. Every `together_every` seconds also
+    the memory they take together, each physical page once (`together_bytes`)."""
 
-    def __init__(self, pid: int, started: float, interval: float = 1.0):
+    def __init__(
+        self, pid: int, started: float, interval: float = 1.0, together_every: float = 10.0
+    ):
         super().__init__(daemon=True)
         self.pid, self.started, self.interval = pid, started, interval
+        self.together_every = together_every  # seconds; reading page frames costs ~1 s
+        self.together_at: float | None = -math.inf if together_every > 0 else None
+        self.together_peak: dict = {}  # {"t", "together", "server", "children"} at its peak
         self.stopping = threading.Event()
         self.samples: list[dict] = []
         # peak[measure][what], what: server, children (together), one_child, total
@@ -146,6 +200,23 @@ class MemorySampler(threading.Thread):
             if server[m] + kids > peak["total"]:
                 peak["total"] = server[m] + kids
                 self.at_peak_total[m] = {"t": sample["t"], "server": server[m], "children": kids}
+        if self.together_at is not None and (
+            time.monotonic() - self.together_at >= self.together_every
+        ):
+            self.together_at = time.monotonic()
+            together = together_bytes([self.pid, *children])
+            if together is None:
+                self.together_at = None  # not root: no page frames to read, stop trying
+            else:
+                sample["together"] = together
+                if together > self.together_peak.get("together", 0):
+                    self.together_peak = {
+                        "t": sample["t"],
+                        "together": together,
+                        "server": server["rss"],
+                        "children": sample["children"],
+                        "n_children": len(children),
+                    }
         return sample
 
     def run(self) -> None:
@@ -539,6 +610,15 @@ def report(args, actions: list[Action], traffic: Traffic, sampler: MemorySampler
             f" at {at.get('t', 0):.0f} s"
         )
 
+    def together(at: dict) -> str:
+        if not at:
+            return "not measured (reading page frames needs root)"
+        return (
+            f"**{at['together'] / MB:.0f} MB** (RSS then: server {at['server'] / MB:.0f}"
+            f" + {at['n_children']} children {at['children'] / MB:.0f}, at {at['t']:.0f} s;"
+            f" sampled every {sampler.together_every:g} s)"
+        )
+
     def three(what: str) -> str:
         return " / ".join(f"{peak[m][what] / MB:.0f}" for m in MEASURES) + " MB"
 
@@ -573,8 +653,12 @@ def report(args, actions: list[Action], traffic: Traffic, sampler: MemorySampler
             f"{peak['rss']['total'] / MB:.0f} MB ({at_peak('rss')})",
         ],
         [
-            "**peak server + children, sum of PSS** (target <= 1.5 GB)",
-            f"**{peak['pss']['total'] / MB:.0f} MB** ({at_peak('pss')})",
+            "peak server + children, sum of PSS (shares pages out to other processes too)",
+            f"{peak['pss']['total'] / MB:.0f} MB ({at_peak('pss')})",
+        ],
+        [
+            "**peak server + children, shared pages counted once** (target <= 1.5 GB)",
+            together(sampler.together_peak),
         ],
         ["load average before / after (1, 5, 15 min)", load],
     ]
@@ -624,6 +708,12 @@ def main() -> None:
         "--mix", type=mix_weights, default=MIX, help="relative weights, e.g. view=3,upload=1"
     )
     parser.add_argument(
+        "--together-every",
+        type=float,
+        default=10.0,
+        help="seconds between readings of the page frames server and children share (0: none)",
+    )
+    parser.add_argument(
         "--log", type=Path, default=ROOT / "test-output" / "soak-server.log", help="server output"
     )
     args = parser.parse_args()
@@ -651,7 +741,7 @@ def main() -> None:
             server_pid.append(server.pid)
             print(f"server {server.pid} at {url}; {args.sessions} visitors", flush=True)
             t0 = time.monotonic()
-            sampler = MemorySampler(server.pid, t0)
+            sampler = MemorySampler(server.pid, t0, together_every=args.together_every)
             sampler.start()
             try:
                 asyncio.run(soak(url, args, files, t0, actions, traffic))
@@ -675,7 +765,11 @@ def main() -> None:
                     "meta": meta,
                     "actions": [asdict(a) for a in actions],
                     "traffic": asdict(traffic),
-                    "memory": {"peak": sampler.peak, "at_peak": sampler.at_peak_total},
+                    "memory": {
+                        "peak": sampler.peak,
+                        "at_peak": sampler.at_peak_total,
+                        "together_peak": sampler.together_peak,
+                    },
                     "samples": sampler.samples,
                 },
                 indent=1,
