@@ -100,11 +100,11 @@ app_ui.table(  # fits a desktop's 1280 px beside the sidebar; a phone scrolls it
     column_config={
         "rank": st.column_config.NumberColumn("#", width=36),
         "photo": st.column_config.ImageColumn(width=64),
-        "file": st.column_config.TextColumn(help=f"In {folder}" if folder else None),
-        "verdict": st.column_config.TextColumn(width=116),
-        "score": st.column_config.NumberColumn("match", format="%.3f", width=60),
+        "file": st.column_config.TextColumn(width=216, help=f"In {folder}" if folder else None),
+        "verdict": st.column_config.TextColumn(width=124),
+        "score": st.column_config.NumberColumn("match", format="%.3f", width=56),
         "closest": st.column_config.TextColumn(width=128),
-        "bicycle": st.column_config.ProgressColumn(format="percent", max_value=1, width=84),
+        "bicycle": st.column_config.ProgressColumn(format="percent", max_value=1, width=80),
     },
 )
 unreadable = [{"file": r.file, "why": r.error} for r in rows if r.error]
