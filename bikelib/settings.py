@@ -16,6 +16,8 @@ what it expects, instead of being silently replaced by a default.
     BIKE_RECOGNITION_SESSION_MB      disk space of one session's uploads and models (1024)
     BIKE_RECOGNITION_ABANDON_MINUTES minutes without a heartbeat before a closed tab's
                                      training is dropped or stopped (5)
+    BIKE_RECOGNITION_HEARTBEAT_SECONDS  how often an open tab beats (30; keep it well
+                                     under the abandon time; tests shorten it)
     BIKE_RECOGNITION_SERVER_FOLDERS  1: offer "a folder on the server" to every visitor; 0: to
                                      nobody; unset: only to a browser on the same machine
     BIKE_RECOGNITION_DEMO_DATA       the built-in photos (data/demo-bikes)
@@ -50,6 +52,7 @@ class Settings:
     max_models: int = 20
     session_mb: int = 1024
     abandon_minutes: float = 5.0
+    heartbeat_seconds: float = 30.0  # an open tab's beat; tests/test_browser.py shortens it
     # None: offered only to a browser on the server's own machine (see app_state.py).
     server_folders: bool | None = None
     demo_data: Path = APP_ROOT / "data" / "demo-bikes"
@@ -109,6 +112,9 @@ class Settings:
             session_mb=number("BIKE_RECOGNITION_SESSION_MB", 1024, int, "a whole number of MB"),
             abandon_minutes=number(
                 "BIKE_RECOGNITION_ABANDON_MINUTES", 5.0, float, "a number of minutes above 0"
+            ),
+            heartbeat_seconds=number(
+                "BIKE_RECOGNITION_HEARTBEAT_SECONDS", 30.0, float, "a number of seconds above 0"
             ),
             server_folders=switch("BIKE_RECOGNITION_SERVER_FOLDERS", None),
             demo_data=path("BIKE_RECOGNITION_DEMO_DATA", cls.demo_data),
