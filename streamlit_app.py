@@ -9,6 +9,7 @@ present, so a closed tab's training ends.
 
 import streamlit as st
 
+import app_models
 import app_ui
 from bikelib import presence
 from bikelib.memory import limit_malloc_arenas
@@ -48,4 +49,7 @@ def heartbeat() -> None:
 with st.sidebar:
     heartbeat()
 with presence.attending(session_id):  # a page still running is not a closed tab
-    navigation.run()
+    try:
+        navigation.run()
+    finally:  # after the page, not competing with it: the shipped model, in the background
+        app_models.warm_up()

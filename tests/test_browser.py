@@ -67,6 +67,7 @@ def app_url(sync_api, demo_photos, output, tmp_path_factory):
         "BIKE_RECOGNITION_WORKDIR": str(tmp_path_factory.mktemp("sessions")),
         "BIKE_RECOGNITION_DEMO_DATA": str(demo_photos),
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        "BIKE_RECOGNITION_WARM_UP": "1",  # as a real server: conftest turns it off
     }
     with serve_app(env, log_path=output.parent / "streamlit-server.log") as (_, url):
         yield url
@@ -384,3 +385,4 @@ def test_a_second_visitor_training_meanwhile_is_told_it_is_next_in_the_queue(pag
     log = (output.parent / "streamlit-server.log").read_bytes()
     assert b"port.cc" not in log and b"absl::InitializeLog" not in log
     assert [line for line in log.splitlines() if is_startup_line(line)] == []
+    assert b"warming up" not in log  # the background load of the shipped model did not fail
