@@ -615,7 +615,8 @@ def report(args, actions: list[Action], traffic: Traffic, sampler: MemorySampler
             return "not measured (reading page frames needs root)"
         return (
             f"**{at['together'] / MB:.0f} MB** (RSS then: server {at['server'] / MB:.0f}"
-            f" + {at['n_children']} children {at['children'] / MB:.0f}, at {at['t']:.0f} s;"
+            f" + {at['n_children']} {'child' if at['n_children'] == 1 else 'children'}"
+            f" {at['children'] / MB:.0f}, at {at['t']:.0f} s;"
             f" sampled every {sampler.together_every:g} s)"
         )
 
