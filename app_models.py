@@ -2,7 +2,8 @@
 
 The model picker, the match threshold with what it trades, and how a verdict looks.
 Beside app_ui.py for the same reasons (not a page, not bikelib); no TensorFlow at import:
-models load on first use, cached for the whole process.
+models load on first use, cached for the whole process, and a served app loads the
+shipped one in a background thread after its first page run (`warm_up`).
 """
 
 from __future__ import annotations
