@@ -45,8 +45,9 @@ def warm_up() -> threading.Thread | None:
     """Start loading the shipped model in the background, once per process.
 
     A fresh server's first Classify or Scan otherwise waits for TensorFlow's import, the
-    model and the bicycle gate (tens of seconds on 2 cores); the entry point calls this
-    on the first page run, so they load while the visitor reads another page. Never
+    model and the bicycle gate (8-19 s on a busy 2-core machine, over a minute in an
+    overloaded soak: bench/RESULTS.md); the entry point calls this after each page run
+    (it starts once), so they load while the visitor reads another page. Never
     blocks the page: a page that needs the model meanwhile waits for the same load
     (`st.cache_resource` computes a key once), and a failure is only logged (that page
     then loads the model itself and says what went wrong). Off with
