@@ -2,11 +2,16 @@
 
 The model picker, the match threshold with what it trades, and how a verdict looks.
 Beside app_ui.py for the same reasons (not a page, not bikelib); no TensorFlow at import:
-models load on first use, cached for the whole process.
+models load on first use, cached for the whole process, and a served app loads the
+shipped one in a background thread after its first page run (`warm_up`).
 """
 
 from __future__ import annotations
 
+import io
+import logging
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +22,61 @@ import app_ui
 import bikelib
 from bikelib import openset
 from bikelib.sessions import Workspace
+from bikelib.settings import settings
+
+log = logging.getLogger(__name__)
+_warm_up_lock = threading.Lock()
+_warm_up: threading.Thread | None = None  # once per process
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+@st.cache_resource(max_entries=4, show_spinner=False)  # no spinner: the warm-up calls it too
 def _classifier(path: str, mtime: float) -> bikelib.Classifier:
     """A saved model ready to predict, shared read-only by every session."""
     return bikelib.load_model(path)
+
+
+def load_classifier(path: str) -> bikelib.Classifier:
+    """The model saved at `path`, loaded once per process (path + modification time)."""
+    with st.spinner("Loading the model…"):
+        return _classifier(path, (Path(path) / "model.keras").stat().st_mtime)
+
+
+def warm_up() -> threading.Thread | None:
+    """Start loading the shipped model in the background, once per process.
+
+    A fresh server's first Classify or Scan otherwise waits for TensorFlow's import, the
+    model and the bicycle gate (8-19 s on a busy 2-core machine, over a minute in an
+    overloaded soak: bench/RESULTS.md); the entry point calls this after each page run
+    (it starts once), so they load while the visitor reads another page. Never
+    blocks the page: a page that needs the model meanwhile waits for the same load
+    (`st.cache_resource` computes a key once), and a failure is only logged (that page
+    then loads the model itself and says what went wrong). Off with
+    BIKE_RECOGNITION_WARM_UP=0 (a small host that never classifies keeps its memory).
+    """
+    global _warm_up
+    with _warm_up_lock:
+        if _warm_up is None and settings().warm_up:
+            _warm_up = threading.Thread(target=_load_shipped_model, name="warm-up", daemon=True)
+            _warm_up.start()
+        return _warm_up
+
+
+def _load_shipped_model() -> None:
+    path = settings().demo_model
+    if not (path / "model.keras").is_file():
+        return  # no shipped model: nothing to warm
+    began = time.monotonic()
+    try:
+        classifier = _classifier(str(path), (path / "model.keras").stat().st_mtime)
+        blank = io.BytesIO()
+        from PIL import Image
+
+        Image.new("RGB", (64, 64), "grey").save(blank, "PNG")
+        classifier.predict(blank)  # the first prediction builds the model's functions
+    except Exception:  # a warm-up must never take the server down; the page will say why
+        log.warning("warming up %s failed", path, exc_info=True)
+        return
+    log.info("warmed up %s in %.1f s", path.name, time.monotonic() - began)
 
 
 def pick_model(workspace: Workspace) -> tuple[str, bikelib.Classifier]:
@@ -51,7 +105,7 @@ def pick_model(workspace: Workspace) -> tuple[str, bikelib.Classifier]:
         # Its features tell nothing apart either: every photo would "match" (threshold 1.00).
         st.warning(app_state.CHANCE_PICKED_NOTE, icon=":material/warning:")
     with app_ui.sentence_on_error():
-        classifier = _classifier(path, (Path(path) / "model.keras").stat().st_mtime)
+        classifier = load_classifier(path)
     return path, classifier
 
 

@@ -2,16 +2,19 @@
 
 Builds the navigation over the page scripts in `pages/`; each page is a thin script
 over `bikelib`. Only this file sets the page config, so every page shares it. It also
-keeps the session's heartbeat (`bikelib.presence`): a fragment beats every 30 s while
-the tab is open and a page run counts as present, so a closed tab's training ends.
+keeps the session's heartbeat (`bikelib.presence`): a fragment beats every 30 s
+(BIKE_RECOGNITION_HEARTBEAT_SECONDS) while the tab is open and a page run counts as
+present, so a closed tab's training ends.
 """
 
 import streamlit as st
 
+import app_models
 import app_ui
 from bikelib import presence
 from bikelib.memory import limit_malloc_arenas
 from bikelib.sessions import Workspace
+from bikelib.settings import settings
 
 # Before TensorFlow and most visitors' threads: fewer malloc arenas, less memory held.
 limit_malloc_arenas()
@@ -37,7 +40,7 @@ if wanted:
 session_id = Workspace.for_session(st.session_state).session_id
 
 
-@st.fragment(run_every=30)
+@st.fragment(run_every=settings().heartbeat_seconds)  # 30 s; tests/test_browser.py: 1 s
 def heartbeat() -> None:
     """This tab is still open: beats while the browser is connected, stops when closed."""
     presence.beat(session_id)
@@ -46,4 +49,7 @@ def heartbeat() -> None:
 with st.sidebar:
     heartbeat()
 with presence.attending(session_id):  # a page still running is not a closed tab
-    navigation.run()
+    try:
+        navigation.run()
+    finally:  # after the page, not competing with it: the shipped model, in the background
+        app_models.warm_up()

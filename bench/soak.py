@@ -8,15 +8,22 @@ of listing photos on Scan listings. Same selectors as tests/test_browser.py.
 
 Measured: every action's outcome (a Streamlit exception box, an error alert or a
 timeout is a failure, with its text), HTTP responses and websocket messages, the time
-each training waited in the queue, and the resident memory of the server process and
-of all its descendants (the training children), sampled every second.
+each training waited in the queue, and the memory of the server process and of all its
+descendants (the training children), sampled every second from /proc/PID/smaps_rollup:
+RSS, PSS (each shared page divided among the processes mapping it) and USS (private
+pages: what each one adds). RSS counts the pages server and child both map from the same
+files (TensorFlow's libraries) twice; PSS shares them out to every process that maps
+them, unrelated ones too (another TensorFlow program on the machine makes it look
+smaller). So every 10 s (`--together-every`), run as root, it also counts the physical
+pages of server and children from /proc/PID/pagemap, each page once: the memory they
+take together, as on a machine of their own.
 
 Bounded: no action starts after --minutes; whatever still runs is cut off
 `GRACE_S` later (reported as cut off, not hidden), and a watchdog ends everything
 `WATCHDOG_S` after that. The browser resolves no host but 127.0.0.1.
 
     python bench/soak.py [--sessions 8] [--minutes 10] [--seed 0] [--json FILE]
-        [--mix view=30,upload=12,train=13,classify=25,scan=20]
+        [--mix view=30,upload=12,train=13,classify=25,scan=20] [--together-every 10]
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -59,73 +67,161 @@ MB = 1024 * 1024
 
 # -- memory ------------------------------------------------------------------------------
 
+# RSS counts every page a process maps, so two processes that map the same files
+# (TensorFlow's shared libraries, hundreds of MB) count those pages twice. PSS shares
+# each page out among the processes that map it, so the PSS of a process tree adds up
+# to the memory it really takes; USS (private pages) is what each process adds alone.
+MEASURES = ("rss", "pss", "uss")
 
-def tree_rss(pid: int) -> tuple[int, dict[int, int]]:
-    """(RSS of pid, {descendant pid: RSS}) with psutil, or from /proc without it."""
+
+def memory_of(pid: int) -> dict[str, int] | None:
+    """{"rss", "pss", "uss"} of one process in bytes, from /proc/PID/smaps_rollup
+    (Linux 4.14 and later); None when the process is gone or cannot be read."""
     try:
-        import psutil
-    except ImportError:
-        return _tree_rss_proc(pid)
-    try:
-        root = psutil.Process(pid)
-        own, children = root.memory_info().rss, {}
-        for child in root.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                children[child.pid] = child.memory_info().rss
-        return own, children
-    except psutil.NoSuchProcess:
-        return 0, {}
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    kb = {}
+    for line in text.splitlines()[1:]:
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            kb[name] = int(parts[0]) * 1024
+    if "Rss" not in kb:
+        return None
+    private = kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)
+    return {"rss": kb["Rss"], "pss": kb.get("Pss", 0), "uss": private}
 
 
-def _tree_rss_proc(pid: int) -> tuple[int, dict[int, int]]:
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
     parents: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                resident = int((entry / "statm").read_text().split()[1]) * page
             except (OSError, ValueError, IndexError):
                 continue
             parents.setdefault(parent, []).append(int(entry.name))
-            rss[int(entry.name)] = resident
-    children, stack = {}, list(parents.get(pid, []))
+    found, stack = [], list(parents.get(pid, []))
     while stack:
         current = stack.pop()
-        children[current] = rss.get(current, 0)
+        found.append(current)
         stack += parents.get(current, [])
-    return rss.get(pid, 0), children
+    return found
+
+
+def resident_frames(pid: int):
+    """The physical page frames a process has resident (numpy array, unique), from
+    /proc/PID/pagemap; None when they cannot be read (the frame numbers need root:
+    without it the kernel reports 0 for every page)."""
+    import numpy as np
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    parts = []
+    try:
+        with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+            for line in maps:
+                start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                try:
+                    pagemap.seek(start // page * 8)
+                    data = pagemap.read((end - start) // page * 8)
+                except (OSError, ValueError, OverflowError):  # [vsyscall] and the like
+                    continue
+                entries = np.frombuffer(data, "<u8")
+                present = entries[(entries >> np.uint64(63)) == 1]  # bit 63: in memory
+                parts.append(present & np.uint64((1 << 55) - 1))  # bits 0-54: the frame
+    except OSError:
+        return None
+    frames = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
+    return None if len(frames) and not frames.any() else frames
+
+
+def together_bytes(pids: list[int]) -> int | None:
+    """Memory the processes take together: their resident pages, a page that several
+    map counted once (what they would take alone on a machine; PSS also shares pages out
+    to unrelated processes that map the same files). None without root."""
+    import numpy as np
+
+    frames = []
+    for pid in pids:
+        found = resident_frames(pid)
+        if found is None and pid == pids[0]:
+            return None
+        if found is not None:
+            frames.append(found)
+    return len(np.unique(np.concatenate(frames))) * os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_memory(pid: int) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+    """(memory of pid, {descendant pid: its memory}), each {"rss", "pss", "uss"}."""
+    own = memory_of(pid) or dict.fromkeys(MEASURES, 0)
+    children = {}
+    for child in descendants(pid):
+        memory = memory_of(child)
+        if memory is not None:
+            children[child] = memory
+    return own, children
 
 
 class MemorySampler(threading.Thread):
-    """RSS of the server and of its descendants every `interval` seconds, and the peaks."""
+    """RSS, PSS and USS of the server and of its descendants every `interval` seconds,
+    and their peaks: the peak of the sums is taken per sample, so a server and a child
+    that peak at different times are not added up. Every `together_every` seconds also
+    the memory they take together, each physical page once (`together_bytes`)."""
 
-    def __init__(self, pid: int, started: float, interval: float = 1.0):
+    def __init__(
+        self, pid: int, started: float, interval: float = 1.0, together_every: float = 10.0
+    ):
         super().__init__(daemon=True)
         self.pid, self.started, self.interval = pid, started, interval
+        self.together_every = together_every  # seconds; reading page frames costs ~1 s
+        self.together_at: float | None = -math.inf if together_every > 0 else None
+        self.together_peak: dict = {}  # {"t", "together", "server", "children"} at its peak
         self.stopping = threading.Event()
         self.samples: list[dict] = []
-        self.peak = {"server": 0, "children": 0, "one_child": 0, "total": 0}
-        self.at_peak_total: dict = {}
+        # peak[measure][what], what: server, children (together), one_child, total
+        self.peak = {m: {"server": 0, "children": 0, "one_child": 0, "total": 0} for m in MEASURES}
+        self.at_peak_total: dict[str, dict] = {m: {} for m in MEASURES}
+
+    def sample(self) -> dict:
+        server, children = tree_memory(self.pid)
+        sample: dict = {"t": round(time.monotonic() - self.started, 1)}
+        sample["n_children"] = len(children)
+        for m in MEASURES:
+            kids = sum(child[m] for child in children.values())
+            # "server" and "children" stay RSS, as in the soak files written before PSS
+            prefix = "" if m == "rss" else f"{m}_"
+            sample[f"{prefix}server"], sample[f"{prefix}children"] = server[m], kids
+            peak = self.peak[m]
+            peak["server"] = max(peak["server"], server[m])
+            peak["children"] = max(peak["children"], kids)
+            peak["one_child"] = max(peak["one_child"], *(c[m] for c in children.values()), 0)
+            if server[m] + kids > peak["total"]:
+                peak["total"] = server[m] + kids
+                self.at_peak_total[m] = {"t": sample["t"], "server": server[m], "children": kids}
+        if self.together_at is not None and (
+            time.monotonic() - self.together_at >= self.together_every
+        ):
+            self.together_at = time.monotonic()
+            together = together_bytes([self.pid, *children])
+            if together is None:
+                self.together_at = None  # not root: no page frames to read, stop trying
+            else:
+                sample["together"] = together
+                if together > self.together_peak.get("together", 0):
+                    self.together_peak = {
+                        "t": sample["t"],
+                        "together": together,
+                        "server": server["rss"],
+                        "children": sample["children"],
+                        "n_children": len(children),
+                    }
+        return sample
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            server, children = tree_rss(self.pid)
-            kids = sum(children.values())
-            sample = {
-                "t": round(time.monotonic() - self.started, 1),
-                "server": server,
-                "children": kids,
-                "n_children": len(children),
-            }
-            self.samples.append(sample)
-            self.peak["server"] = max(self.peak["server"], server)
-            self.peak["children"] = max(self.peak["children"], kids)
-            self.peak["one_child"] = max(self.peak["one_child"], *children.values(), 0)
-            if server + kids > self.peak["total"]:
-                self.peak["total"] = server + kids
-                self.at_peak_total = sample
+            self.samples.append(self.sample())
             self.stopping.wait(self.interval)
 
 
@@ -502,16 +598,32 @@ def report(args, actions: list[Action], traffic: Traffic, sampler: MemorySampler
     waits = [a.queue_wait for a in trainings if a.queue_wait is not None]
     queued = [w for w in waits if w > 0]
     still_queued = sum(a.queued_at_stop and a.outcome == "cut off" for a in trainings)
-    peak, at = sampler.peak, sampler.at_peak_total
+    peak = sampler.peak
     ok_trainings = sum(a.outcome == "ok" for a in trainings)
     waited = f"{len(queued)}" + (f", {still_queued} still waiting at the stop" * bool(still_queued))
     median_wait = statistics.median(queued) if queued else 0
-    at_peak = (
-        f"server {at.get('server', 0) / MB:.0f} + children {at.get('children', 0) / MB:.0f},"
-        f" at {at.get('t', 0):.0f} s"
-    )
+
+    def at_peak(measure: str) -> str:
+        at = sampler.at_peak_total[measure]
+        return (
+            f"server {at.get('server', 0) / MB:.0f} + children {at.get('children', 0) / MB:.0f},"
+            f" at {at.get('t', 0):.0f} s"
+        )
+
+    def together(at: dict) -> str:
+        if not at:
+            return "not measured (reading page frames needs root)"
+        return (
+            f"**{at['together'] / MB:.0f} MB** (RSS then: server {at['server'] / MB:.0f}"
+            f" + {at['n_children']} {'child' if at['n_children'] == 1 else 'children'}"
+            f" {at['children'] / MB:.0f}, at {at['t']:.0f} s;"
+            f" sampled every {sampler.together_every:g} s)"
+        )
+
+    def three(what: str) -> str:
+        return " / ".join(f"{peak[m][what] / MB:.0f}" for m in MEASURES) + " MB"
+
     served, errors = traffic.responses - len(traffic.http_errors), len(traffic.http_errors)
-    children = f"{peak['children'] / MB:.0f} MB ({peak['one_child'] / MB:.0f} MB)"
     load = f"{meta['load_before']} / {meta['load_after']}"
     summary = [
         ["visitors (browser sessions)", str(args.sessions)],
@@ -534,11 +646,20 @@ def report(args, actions: list[Action], traffic: Traffic, sampler: MemorySampler
             "longest / median queue wait (of those)",
             f"{max(queued, default=0):.0f} s / {median_wait:.0f} s",
         ],
-        ["peak RSS, server process", f"{peak['server'] / MB:.0f} MB"],
-        ["peak RSS, training children together (one child)", children],
+        ["peak server process, RSS / PSS / USS", three("server")],
+        ["peak training children together, RSS / PSS / USS", three("children")],
+        ["peak one training child, RSS / PSS / USS", three("one_child")],
         [
-            "**peak RSS, server + children** (target <= 1.5 GB)",
-            f"**{peak['total'] / MB:.0f} MB** ({at_peak})",
+            "peak server + children, sum of RSS (counts shared pages twice)",
+            f"{peak['rss']['total'] / MB:.0f} MB ({at_peak('rss')})",
+        ],
+        [
+            "peak server + children, sum of PSS (shares pages out to other processes too)",
+            f"{peak['pss']['total'] / MB:.0f} MB ({at_peak('pss')})",
+        ],
+        [
+            "**peak server + children, shared pages counted once** (target <= 1.5 GB)",
+            together(sampler.together_peak),
         ],
         ["load average before / after (1, 5, 15 min)", load],
     ]
@@ -588,6 +709,12 @@ def main() -> None:
         "--mix", type=mix_weights, default=MIX, help="relative weights, e.g. view=3,upload=1"
     )
     parser.add_argument(
+        "--together-every",
+        type=float,
+        default=10.0,
+        help="seconds between readings of the page frames server and children share (0: none)",
+    )
+    parser.add_argument(
         "--log", type=Path, default=ROOT / "test-output" / "soak-server.log", help="server output"
     )
     args = parser.parse_args()
@@ -615,7 +742,7 @@ def main() -> None:
             server_pid.append(server.pid)
             print(f"server {server.pid} at {url}; {args.sessions} visitors", flush=True)
             t0 = time.monotonic()
-            sampler = MemorySampler(server.pid, t0)
+            sampler = MemorySampler(server.pid, t0, together_every=args.together_every)
             sampler.start()
             try:
                 asyncio.run(soak(url, args, files, t0, actions, traffic))
@@ -639,7 +766,11 @@ def main() -> None:
                     "meta": meta,
                     "actions": [asdict(a) for a in actions],
                     "traffic": asdict(traffic),
-                    "memory": {"peak": sampler.peak, "at_peak": sampler.at_peak_total},
+                    "memory": {
+                        "peak": sampler.peak,
+                        "at_peak": sampler.at_peak_total,
+                        "together_peak": sampler.together_peak,
+                    },
                     "samples": sampler.samples,
                 },
                 indent=1,

@@ -323,6 +323,10 @@ class TrainingJob:
         """Start the child process and relay its messages until it has finished."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(APP_ROOT), env.get("PYTHONPATH")) if p)
+        # The child is a second TensorFlow process: the server's malloc arena cap, read by
+        # glibc at the child's start, also where the server only applied it from inside
+        # (bikelib/memory.py: a host whose environment cannot be set).
+        env.setdefault("MALLOC_ARENA_MAX", str(settings().malloc_arenas))
         child = subprocess.Popen(
             list(self.command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )

@@ -2,9 +2,10 @@
 
 A closed or reloaded tab must not keep its training (a queued one holds a place, a
 running one the only slot of a small shared server). The app beats for its session
-every 30 s while the tab is open (a fragment in streamlit_app.py) and counts a page run
-in progress as present (`attending`); a session with no beat for
-`Settings.abandon_minutes` is gone, and `bikelib.jobs` drops or stops its training.
+every 30 s (`Settings.heartbeat_seconds`) while the tab is open (a fragment in
+streamlit_app.py) and counts a page run in progress as present (`attending`); a
+session with no beat for `Settings.abandon_minutes` is gone, and `bikelib.jobs` drops
+or stops its training.
 
 Times are `time.monotonic()` seconds (`clock`; tests pass `now` instead). A session id
 never seen is not gone: a job started outside the app (CLI, tests) has no tab to lose.

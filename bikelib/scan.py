@@ -258,9 +258,24 @@ def thumbnails(
     return found
 
 
+def common_folder(rows: list[ScanRow]) -> str:
+    """The folders every readable photo's name starts with ("listings.zip/ads/"), or "".
+
+    The table names each photo after it: photos from one zip otherwise all begin alike
+    and a narrow column shows only what they share. The CSV keeps the whole names."""
+    parts = [r.file.split("/")[:-1] for r in rows if not r.error]
+    shared = []
+    for level in zip(*parts, strict=False):  # as deep as the shallowest name
+        if len(set(level)) > 1:
+            break
+        shared.append(level[0])
+    return "".join(f"{part}/" for part in shared) if parts else ""
+
+
 def table_rows(rows: list[ScanRow], thumbs: dict[str, bytes]) -> list[dict]:
-    """The ranking as table rows: rank, inline thumbnail, file, verdict in words, score."""
-    table = []
+    """The ranking as table rows: rank, inline thumbnail, file (after `common_folder`),
+    verdict in words, score, closest known bike, bicycle probability."""
+    table, folder = [], common_folder(rows)
     for rank, row in enumerate((r for r in rows if not r.error), start=1):
         thumb = thumbs.get(row.file)
         table.append(
@@ -269,7 +284,7 @@ def table_rows(rows: list[ScanRow], thumbs: dict[str, bytes]) -> list[dict]:
                 "photo": f"data:image/jpeg;base64,{base64.b64encode(thumb).decode()}"
                 if thumb
                 else None,
-                "file": row.file,
+                "file": row.file[len(folder) :],
                 "verdict": WORDS.get(row.verdict, row.verdict),
                 "score": row.score,
                 "closest": row.closest,

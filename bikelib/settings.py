@@ -16,6 +16,10 @@ what it expects, instead of being silently replaced by a default.
     BIKE_RECOGNITION_SESSION_MB      disk space of one session's uploads and models (1024)
     BIKE_RECOGNITION_ABANDON_MINUTES minutes without a heartbeat before a closed tab's
                                      training is dropped or stopped (5)
+    BIKE_RECOGNITION_HEARTBEAT_SECONDS  how often an open tab beats (30; keep it well
+                                     under the abandon time; tests shorten it)
+    BIKE_RECOGNITION_WARM_UP         1: load the shipped model in the background at the first
+                                     page run, so the first Classify does not wait (1); 0: not
     BIKE_RECOGNITION_SERVER_FOLDERS  1: offer "a folder on the server" to every visitor; 0: to
                                      nobody; unset: only to a browser on the same machine
     BIKE_RECOGNITION_DEMO_DATA       the built-in photos (data/demo-bikes)
@@ -50,6 +54,8 @@ class Settings:
     max_models: int = 20
     session_mb: int = 1024
     abandon_minutes: float = 5.0
+    heartbeat_seconds: float = 30.0  # an open tab's beat; tests/test_browser.py shortens it
+    warm_up: bool = True  # the shipped model loaded in the background (app_models.py)
     # None: offered only to a browser on the server's own machine (see app_state.py).
     server_folders: bool | None = None
     demo_data: Path = APP_ROOT / "data" / "demo-bikes"
@@ -110,6 +116,10 @@ class Settings:
             abandon_minutes=number(
                 "BIKE_RECOGNITION_ABANDON_MINUTES", 5.0, float, "a number of minutes above 0"
             ),
+            heartbeat_seconds=number(
+                "BIKE_RECOGNITION_HEARTBEAT_SECONDS", 30.0, float, "a number of seconds above 0"
+            ),
+            warm_up=switch("BIKE_RECOGNITION_WARM_UP", True),
             server_folders=switch("BIKE_RECOGNITION_SERVER_FOLDERS", None),
             demo_data=path("BIKE_RECOGNITION_DEMO_DATA", cls.demo_data),
             demo_model=path("BIKE_RECOGNITION_DEMO_MODEL", cls.demo_model),

@@ -93,15 +93,18 @@ for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # 
             f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}"
         )
 
-app_ui.table(
+folder = scan.common_folder(rows)
+app_ui.table(  # fits a desktop's 1280 px beside the sidebar; a phone scrolls it sideways
     scan.table_rows(rows, result["thumbs"]),
     row_height=64,
     column_config={
-        "rank": st.column_config.NumberColumn(width="small"),
-        "file": st.column_config.TextColumn(width="medium"),
-        "photo": st.column_config.ImageColumn(width="small"),
-        "score": st.column_config.NumberColumn("match", format="%.3f"),
-        "bicycle": st.column_config.ProgressColumn("bicycle", format="percent", max_value=1),
+        "rank": st.column_config.NumberColumn("#", width=36),
+        "photo": st.column_config.ImageColumn(width=64),
+        "file": st.column_config.TextColumn(width=216, help=f"In {folder}" if folder else None),
+        "verdict": st.column_config.TextColumn(width=124),
+        "score": st.column_config.NumberColumn("match", format="%.3f", width=56),
+        "closest": st.column_config.TextColumn(width=128),
+        "bicycle": st.column_config.ProgressColumn(format="percent", max_value=1, width=80),
     },
 )
 unreadable = [{"file": r.file, "why": r.error} for r in rows if r.error]

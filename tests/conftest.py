@@ -13,6 +13,9 @@ from bikelib.settings import settings
 
 # Quiet TensorFlow's C++ start-up logs in test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# No background load of the shipped model in the AppTests (and the servers) of this
+# process: each test says what it loads. test_app_classify.py turns it on to test it.
+os.environ.setdefault("BIKE_RECOGNITION_WARM_UP", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

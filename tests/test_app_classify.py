@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 
 import pytest
 from helpers import CLASS_COLOURS, ROOT, calibrated_model, open_page, photo_bytes
+from streamlit.testing.v1 import AppTest
 
+import app_models
+import bikelib
 from bikelib import load_model, openset
 
 APP = str(ROOT / "streamlit_app.py")
@@ -255,3 +259,41 @@ def test_a_file_that_is_not_a_model_is_refused_with_one_sentence(app_env):
     opener.set_value(("notes.zip", b"not a zip at all", "application/zip")).run()
     assert not at.exception
     assert at.error[0].value.startswith("This file is not a model saved by Bike Recognition")
+
+
+def test_the_first_page_run_loads_the_shipped_model_in_the_background(
+    app_env, shipped_model, monkeypatch
+):
+    """The warm-up (BIKE_RECOGNITION_WARM_UP, off elsewhere in the tests): Home's run
+    ends while the shipped model is still loading, and Classify then uses that load."""
+    monkeypatch.setenv("BIKE_RECOGNITION_WARM_UP", "1")
+    monkeypatch.setattr(app_models, "_warm_up", None)  # as in a fresh server process
+    app_models._classifier.clear()
+    loads, release = [], threading.Event()
+    real_load = bikelib.load_model
+
+    def held_load(path, **kwargs):
+        loads.append(path)
+        assert release.wait(120)  # held until Home's run is over
+        return real_load(path, **kwargs)
+
+    monkeypatch.setattr(bikelib, "load_model", held_load)
+    at = AppTest.from_file(APP, default_timeout=120).run()  # Home
+    assert not at.exception and at.title[0].value.endswith("Bike Recognition")
+    assert loads == [str(shipped_model)]  # started, and Home did not wait for it
+    warming = app_models.warm_up()  # the one of this process, not a second one
+    assert warming is not None and warming.is_alive()
+    release.set()
+    warming.join(120)
+    assert not warming.is_alive()
+    at.switch_page("pages/classify.py").run()
+    assert not at.exception and at.selectbox[0].value == str(shipped_model)
+    assert loads == [str(shipped_model)]  # Classify found it loaded: no second load
+    app_models._classifier.clear()
+
+
+def test_without_warm_up_nothing_loads_before_a_page_needs_it(app_env, monkeypatch):
+    monkeypatch.setenv("BIKE_RECOGNITION_WARM_UP", "0")
+    monkeypatch.setattr(app_models, "_warm_up", None)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception and app_models.warm_up() is None

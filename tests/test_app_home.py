@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from helpers import ROOT, write_dataset
 from streamlit.testing.v1 import AppTest
 
@@ -22,6 +24,15 @@ def test_home_explains_the_app_and_links_the_four_steps(app_env):
     assert "train one" in at.info[0].value
     session = at.session_state["workspace_id"]  # the page run beat for its session
     assert presence.last_seen(session) is not None and not presence.is_gone(session)
+
+
+def test_the_heartbeat_fragment_itself_beats_for_the_session(app_env, monkeypatch):
+    """Without the page run's own beats (`attending`), the sidebar's heartbeat fragment,
+    drawn on every page run, is what records the session (its timer: test_browser.py)."""
+    monkeypatch.setattr(presence, "attending", lambda session_id: contextlib.nullcontext())
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert presence.last_seen(at.session_state["workspace_id"]) is not None
 
 
 def test_home_shows_the_shipped_model_and_the_selected_dataset(app_env, monkeypatch):

@@ -67,6 +67,7 @@ def app_url(sync_api, demo_photos, output, tmp_path_factory):
         "BIKE_RECOGNITION_WORKDIR": str(tmp_path_factory.mktemp("sessions")),
         "BIKE_RECOGNITION_DEMO_DATA": str(demo_photos),
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        "BIKE_RECOGNITION_WARM_UP": "1",  # as a real server: conftest turns it off
     }
     with serve_app(env, log_path=output.parent / "streamlit-server.log") as (_, url):
         yield url
@@ -300,6 +301,60 @@ def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(page, demo_phot
             fresh.close()
 
 
+def test_an_idle_open_tab_keeps_beating_for_its_session(page, demo_photos, tmp_path):
+    """The sidebar's heartbeat fragment re-runs on its timer while nobody touches the tab
+    (BIKE_RECOGNITION_HEARTBEAT_SECONDS=1 on this server; 30 s by default): the browser
+    asks for the fragment's automatic re-runs and the server finishes each one. Without
+    the timer, or with the fragment not drawn or failing, none finishes and this fails."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    asked: list[str] = []  # fragment ids of the automatic re-runs the browser asked for
+    finished: list[str] = []  # "fragment" for each fragment run the server finished
+
+    def on_websocket(socket) -> None:
+        def sent(payload) -> None:
+            if isinstance(payload, bytes):
+                message = BackMsg.FromString(payload)
+                rerun = message.WhichOneof("type") == "rerun_script" and message.rerun_script
+                if rerun and rerun.is_auto_rerun:
+                    asked.append(rerun.fragment_id)
+
+        def received(payload) -> None:
+            if isinstance(payload, bytes):
+                message = ForwardMsg.FromString(payload)
+                if message.WhichOneof("type") == "script_finished":
+                    done = message.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+                    finished.append("fragment" if done else "page")
+
+        socket.on("framesent", sent)
+        socket.on("framereceived", received)
+
+    env = {
+        **os.environ,
+        "BIKE_RECOGNITION_WORKDIR": str(tmp_path / "sessions"),
+        "BIKE_RECOGNITION_DEMO_DATA": str(demo_photos),
+        "BIKE_RECOGNITION_HEARTBEAT_SECONDS": "1",
+    }
+    with serve_app(env) as (_, url):
+        tab = page.context.browser.new_page(viewport={"width": WIDTH, "height": 800})
+        try:
+            tab.on("websocket", on_websocket)
+            tab.goto(url)
+            tab.get_by_role("heading", name="Bike Recognition", level=1).wait_for(timeout=60_000)
+            idle(tab)
+            before = finished.count("fragment")
+            for _ in range(60):  # up to 30 s on a busy machine; 1 s a beat when idle
+                if finished.count("fragment") - before >= 3:
+                    break
+                tab.wait_for_timeout(500)
+            assert finished.count("fragment") - before >= 3, (asked, finished)
+            assert len(set(asked)) == 1  # one fragment on a timer: the sidebar's heartbeat
+            assert not tab.locator('[data-testid="stException"]').count()
+        finally:
+            tab.close()
+
+
 def test_a_second_visitor_training_meanwhile_is_told_it_is_next_in_the_queue(page, app_url, output):
     """Two browser contexts (two visitors): A trains, B starts one too and waits with the
     queue's sentence; B stops while waiting, A's run ends with its model. Neither the app
@@ -330,3 +385,4 @@ def test_a_second_visitor_training_meanwhile_is_told_it_is_next_in_the_queue(pag
     log = (output.parent / "streamlit-server.log").read_bytes()
     assert b"port.cc" not in log and b"absl::InitializeLog" not in log
     assert [line for line in log.splitlines() if is_startup_line(line)] == []
+    assert b"warming up" not in log  # the background load of the shipped model did not fail

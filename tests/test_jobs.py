@@ -167,6 +167,22 @@ def test_whatever_goes_wrong_in_the_supervisor_the_child_is_ended_and_the_slot_f
     assert slot_is_free()
 
 
+@pytest.mark.parametrize(("server", "child"), [(None, "2"), ("4", "4")])
+def test_the_child_starts_with_the_servers_malloc_arena_cap(
+    stand_in, monkeypatch, tmp_path, server, child
+):
+    """Set in the server's environment, it is passed on; applied only from inside the
+    server (bikelib.memory, where the environment cannot be set), the child gets it too."""
+    if server is None:
+        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_ARENA_MAX", server)
+    tell = "import json, os; print(json.dumps(['failed', os.environ['MALLOC_ARENA_MAX']]))"
+    job = TrainingJob.start(None, stand_in((sys.executable, "-c", tell)), tmp_path / "m")
+    status = job.wait(timeout=20)
+    assert status.state == jobs.FAILED and status.error == child
+
+
 def test_a_full_queue_refuses_one_more_run_in_one_sentence(stand_in, monkeypatch, tmp_path):
     monkeypatch.setenv("BIKE_RECOGNITION_MAX_QUEUE", "1")
     config = stand_in(SLEEPER)

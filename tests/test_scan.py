@@ -158,9 +158,31 @@ def test_page_helpers_lead_line_and_table(classifier, listing):
     thumbs = scanning.thumbnails(scanning.listing_photos([listing]), [r.file for r in rows[:2]])
     assert set(thumbs) == {rows[0].file, rows[1].file}
     table = scanning.table_rows(rows, thumbs)
-    assert [t["file"] for t in table] == [r.file for r in rows if not r.error]
+    folder = scanning.common_folder(rows)
+    assert folder == f"{listing}/"  # the photos are all in that folder: named after it
+    assert [folder + t["file"] for t in table] == [r.file for r in rows if not r.error]
     assert table[0]["photo"].startswith("data:image/jpeg;base64,") and table[2]["photo"] is None
     assert table[0]["verdict"] == scanning.WORDS[rows[0].verdict]
+
+
+def test_the_table_names_photos_after_the_folders_they_all_share():
+    def rows(*names, broken=()):
+        found = [scanning.ScanRow(n, 0.5, "not_mine", "red-bike", 0.9) for n in names]
+        return found + [scanning.ScanRow(n, 0.0, "", error="unreadable") for n in broken]
+
+    one_zip = rows("ads.zip/ads/a.jpg", "ads.zip/ads/b.jpg", broken=["ads.zip/bad.jpg"])
+    assert scanning.common_folder(one_zip) == "ads.zip/ads/"  # unreadable rows not counted
+    assert [t["file"] for t in scanning.table_rows(one_zip, {})] == ["a.jpg", "b.jpg"]
+    two_zips = rows("one.zip/ads/a.jpg", "two.zip/ads/a.jpg")
+    assert scanning.common_folder(two_zips) == ""  # same name, different zips: kept whole
+    assert [t["file"] for t in scanning.table_rows(two_zips, {})] == [
+        "one.zip/ads/a.jpg",
+        "two.zip/ads/a.jpg",
+    ]
+    assert scanning.common_folder(rows("ads.zip/x/a.jpg", "ads.zip/b.jpg")) == "ads.zip/"
+    assert scanning.common_folder(rows("a.jpg", "ads.zip/b.jpg")) == ""
+    assert scanning.common_folder(rows("ads.zip/a.jpg")) == "ads.zip/"
+    assert scanning.common_folder(rows()) == ""
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ def test_defaults_without_any_variable():
     assert current.session_hours == 24.0 and current.server_folders is None
     assert current.max_queue == 8 and current.training_minutes == 15.0
     assert current.session_mb == 1024 and current.abandon_minutes == 5.0
+    assert current.heartbeat_seconds == 30.0
     assert current.demo_data == APP_ROOT / "data" / "demo-bikes"
     assert current.demo_model == APP_ROOT / "data" / "demo-model"
 
@@ -32,6 +33,7 @@ def test_values_are_parsed():
             "BIKE_RECOGNITION_TRAINING_MINUTES": "2.5",
             "BIKE_RECOGNITION_SERVER_FOLDERS": "0",
             "BIKE_RECOGNITION_ABANDON_MINUTES": "0.5",
+            "BIKE_RECOGNITION_HEARTBEAT_SECONDS": "1.5",
             "BIKELIB_CACHE_DIR": "/tmp/cache",
             "BIKE_RECOGNITION_DEMO_DATA": "",  # set but empty: the default
         }
@@ -41,6 +43,7 @@ def test_values_are_parsed():
     assert current.training_minutes == 2.5 and current.session_mb == 200
     assert current.server_folders is False and current.cache_dir == Path("/tmp/cache")
     assert current.demo_data == Settings().demo_data and current.abandon_minutes == 0.5
+    assert current.heartbeat_seconds == 1.5
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,7 @@ def test_values_are_parsed():
         ("BIKE_RECOGNITION_SESSION_HOURS", "nan", "a number of hours above 0, not 'nan'"),
         ("BIKE_RECOGNITION_TRAINING_MINUTES", "0", "a number of minutes above 0, not '0'"),
         ("BIKE_RECOGNITION_ABANDON_MINUTES", "soon", "a number of minutes above 0, not 'soon'"),
+        ("BIKE_RECOGNITION_HEARTBEAT_SECONDS", "0", "a number of seconds above 0, not '0'"),
         ("BIKE_RECOGNITION_SERVER_FOLDERS", "nope", "1 or 0 (true or false), not 'nope'"),
     ],
 )
