@@ -58,8 +58,16 @@ def main() -> None:
         send("progress", {**payload, "fraction": progress.fraction, "left": progress.seconds_left})
 
     try:
-        result = train(dataset, config, on_progress=report, should_stop=stop.is_set)
-        send("saving")
+        # "saving" as soon as the last batch is done: scoring the validation photos and the
+        # strangers comes before the save, and a Stop must not end a child that has stopped
+        # training and is finishing up (STOP_GRACE_S in jobs.py ends only those still busy).
+        result = train(
+            dataset,
+            config,
+            on_progress=report,
+            should_stop=stop.is_set,
+            on_fitted=lambda: send("saving"),
+        )
         save_model(result, save_dir, name=name, dataset=label)
         metrics = {
             **result.metrics,

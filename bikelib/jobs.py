@@ -9,10 +9,11 @@ any thread can read. Plain Python: TensorFlow is imported only in the child.
 A shared server must never wedge, so the supervisor holds a few rules: at most
 `Settings.max_queue` runs wait for a slot (one more is refused with `ServerBusyError`);
 a run longer than `Settings.training_minutes` is ended and says so; Stop asks the child
-to end after its batch and terminates it when it has not started saving a few seconds
-later; a run whose page was closed (no heartbeat for `Settings.abandon_minutes`, see
-`bikelib.presence`) is dropped from the queue or stopped; and whatever goes wrong in the
-supervising thread, the child is ended and the slot released.
+to end after its batch and terminates it when a few seconds later it has not finished
+training (last batch done; the model then scored and saved); a run whose page was closed
+(no heartbeat for `Settings.abandon_minutes`, see `bikelib.presence`) is dropped from the
+queue or stopped; and whatever goes wrong in the supervising thread, the child is ended
+and the slot released.
 """
 
 from __future__ import annotations

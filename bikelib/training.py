@@ -218,6 +218,7 @@ def train(
     cache: DecodeCache | None = None,
     negatives: np.ndarray | None = None,
     others: np.ndarray | None = None,
+    on_fitted: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Train a model on `dataset` and evaluate it on the validation photos.
 
@@ -228,8 +229,9 @@ def train(
     `others`: photos of other bikes never trained on, scored at the end so the saved
     model can show what its threshold trades; by default the rendered calibration
     strangers. The not-mine validation photos are scored apart from them (never
-    trained on), so the trade-off can name them. Raises DatasetError when there are
-    too few readable training photos.
+    trained on), so the trade-off can name them. `on_fitted()` is called when the last
+    batch is done, before that scoring. Raises DatasetError when there are too few
+    readable training photos.
     """
     config = config or TrainConfig()
     keras.utils.set_random_seed(config.seed)
@@ -302,6 +304,8 @@ def train(
         verbose=0,
     )
     seconds = time.perf_counter() - started
+    if on_fitted:  # training is over; evaluation and the open-set reference follow
+        on_fitted()
     if config.restore_best and reporter.best_weights is not None:
         model.set_weights(reporter.best_weights)
     best_epoch = reporter.best_epoch if config.restore_best else reporter.epochs_run

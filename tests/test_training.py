@@ -64,15 +64,17 @@ def test_restored_best_epoch_is_what_gets_evaluated(trained):
 
 def test_stop_request_ends_training_after_the_current_batch(tiny_dataset):
     dataset = open_dataset(tiny_dataset)
-    batches = []
+    batches, fitted = [], []
     result = train(
         dataset,
         TrainConfig(**{**FAST, "epochs": 50}),
         on_progress=lambda p: batches.append(p) if p.kind == "batch" else None,
         should_stop=lambda: len(batches) >= 3,
+        on_fitted=lambda: fitted.append(len(batches)),
     )
     assert result.stopped and result.epochs_run == 2
     assert len(batches) == 3
+    assert fitted == [3]  # once, after the last batch (the job shows "saving" from then)
     assert result.evaluation is not None  # the best weights so far are kept and scored
 
 
