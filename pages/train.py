@@ -44,7 +44,11 @@ arch = st.segmented_control(
 recipe = bikelib.TrainConfig.recommended(arch)
 label = workspace.describe_source(source)
 default_name = state.run_name(label, arch, time.time())
-run_name = st.text_input("Run name", placeholder=default_name, max_chars=80, disabled=running)
+# A key of its own: unkeyed, the widget's identity includes the placeholder, which shows
+# the minute, so a name typed just before the minute turned was silently dropped.
+run_name = st.text_input(
+    "Run name", placeholder=default_name, max_chars=80, disabled=running, key="run_name"
+)
 form = app_ui.train_form(recipe, given_split=given, running=running)
 
 if form is not None:

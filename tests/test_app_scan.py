@@ -91,7 +91,8 @@ def test_upload_scan_ranked_table_unreadable_listed_and_csv(app_env, shipped_mod
     unreadable = at.dataframe[1].value
     assert list(unreadable["file"]) == ["listing.zip/ads/broken.jpg"]
     assert "not an image Pillow can read" in unreadable["why"][0]
-    assert at.warning[0].value.startswith("1 file could not be read")
+    # (the tiny test model may also be warned about as guessing at chance level)
+    assert any(w.value.startswith("1 file could not be read") for w in at.warning)
     download = at.get("download_button")[0]
     assert download.proto.label == "Download the ranking (CSV)"
     assert len(calls) == 1

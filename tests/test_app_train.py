@@ -109,6 +109,18 @@ def test_stop_ends_the_run_and_keeps_the_best_model_so_far(app_env):
     assert meta["metrics"]["stopped_early"] and meta["metrics"]["epochs_run"] < 300
 
 
+def test_a_typed_run_name_survives_the_minute_turning(app_env, monkeypatch):
+    import app_state
+
+    minutes = iter(range(10_000))  # every page run a new minute in the placeholder
+    monkeypatch.setattr(app_state, "run_name", lambda *a: f"demo · {next(minutes)} min")
+    at = train_page()
+    widget(at.text_input, "Run name").input("my named run").run()
+    start(at, epochs=1)
+    run_until(at, lambda at: not at.session_state["job"].status().active)
+    assert read_meta(at.session_state["job"].status().model_dir)["name"] == "my named run"
+
+
 def test_without_a_dataset_the_page_says_so(app_env, monkeypatch):
     monkeypatch.setenv("BIKE_RECOGNITION_DEMO_DATA", str(app_env / "missing"))
     at = train_page()
