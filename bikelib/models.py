@@ -88,9 +88,9 @@ def default_cnn(num_classes: int, image_size: int = 96, augmentation=None, rando
 
 # Lite0's stem and first 10 of its 16 blocks keep ImageNet's weights; blocks 10-15 and
 # the head convolution are fine-tuned. By measurement (bench/RESULTS.md, "Fine-tuned
-# EfficientNet-Lite0"): with only 3 blocks frozen a learning rate of 5e-4 sometimes
-# collapsed the features (every photo alike, 25% right on four bikes); 10 frozen blocks
-# train stably at up to 5e-4 (1e-3 still collapses) and in two thirds of the CPU time.
+# EfficientNet-Lite0"): with only 3 blocks frozen a learning rate of 5e-4 once collapsed
+# the features (every photo alike, 25% right on four bikes); with 10 frozen no run at 3e-4
+# or 5e-4 collapsed (1e-3 still did), and 10 epochs took 26 CPU seconds, not 33.
 LITE0_FROZEN_BLOCKS = 10
 LITE0_HEAD = "probabilities"
 
