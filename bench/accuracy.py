@@ -4,12 +4,14 @@ On ../shared/datasets/umea-bikes with its original split (80 train, 20 validatio
   - `default`: validation accuracy per seed (final epoch, no best-epoch selection, so
     the validation photos never choose the model) and fit seconds;
   - `seed` (the 2018 network) under this pipeline, with the same epochs as `default`;
+  - `lite0` (the fine-tuned ImageNet EfficientNet-Lite0, its recommended settings; only
+    with `--only`, not in the default run);
   - `2018`: the 2018 recipe as published: seed CNN, 5 epochs of 80 batches of 16,
     zoom 0.2 + horizontal flips only;
   - a colour-histogram nearest neighbour (no learning) as the floor;
   - k-fold cross-validation of `default` over all 100 photos.
 
-    python bench/accuracy.py [--seeds 5] [--only default,seed,2018,histogram,crossval]
+    python bench/accuracy.py [--seeds 5] [--only default,seed,2018,histogram,crossval,lite0]
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def main() -> None:
         accuracy = colour_histogram_knn(dataset)
         raw["histogram"] = accuracy
         rows.append(["colour histogram 1-NN (no learning)", f"{accuracy:.0%}", "", "", "", "", ""])
-    for recipe in (r for r in ("default", "seed", "2018") if r in chosen):
+    for recipe in (r for r in ("default", "seed", "2018", "lite0") if r in chosen):
         accuracies, seconds, cpu = [], [], []
         for seed in range(args.seeds):
             cpu_start = time.process_time()

@@ -256,7 +256,11 @@ def cmd_export(args) -> int:
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     # No `choices=` from the model registry: that would import TensorFlow for `--help`.
-    parser.add_argument("--arch", default="default", help="default (recommended) or seed (2018)")
+    parser.add_argument(
+        "--arch",
+        default="default",
+        help="default (recommended), seed (2018) or lite0 (pretrained; weaker here)",
+    )
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)

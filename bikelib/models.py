@@ -86,7 +86,60 @@ def default_cnn(num_classes: int, image_size: int = 96, augmentation=None, rando
     return keras.Model(inputs, outputs, name="default")
 
 
-ARCHITECTURES = {"default": default_cnn, "seed": seed_cnn}
+# Lite0's stem and first 10 of its 16 blocks keep ImageNet's weights; blocks 10-15 and
+# the head convolution are fine-tuned. By measurement (bench/RESULTS.md, "Fine-tuned
+# EfficientNet-Lite0"): with only 3 blocks frozen a learning rate of 5e-4 once collapsed
+# the features (every photo alike, 25% right on four bikes); with 10 frozen no run at 3e-4
+# or 5e-4 collapsed (1e-3 still did), and 10 epochs took 26 CPU seconds, not 33.
+LITE0_FROZEN_BLOCKS = 10
+LITE0_HEAD = "probabilities"
+
+
+def lite0_cnn(
+    num_classes: int,
+    image_size: int = 128,
+    augmentation=None,
+    random_seed=None,
+    *,
+    frozen_blocks: int | None = None,
+    frozen_batchnorm: bool = True,
+    dropout: float = 0.3,
+):
+    """ImageNet-pretrained EfficientNet-Lite0 (bikelib.pretrained), fine-tuned.
+
+    Raw pixels in: resized (and augmented when training) on 0-255 values, then the
+    network's own `(x - 127) / 128` scaling, its 16 blocks and 1280-wide head
+    convolution, global average pooling as the `features`, dropout and a softmax.
+    Weights: the pinned ImageNet checkpoint (read and checked on every build; nothing is
+    downloaded), the new softmax layer initialised as Keras does. With
+    `frozen_batchnorm` every BatchNormalization layer keeps ImageNet's statistics and
+    runs in inference mode while training (a batch of 16 photos of five bikes says
+    little about the statistics of photos); the stem and the first `frozen_blocks`
+    blocks are not trained at all.
+    """
+    from .pretrained import lite0_trunk, load_torch_weights, read_pretrained_weights
+
+    frozen_blocks = LITE0_FROZEN_BLOCKS if frozen_blocks is None else frozen_blocks
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    x = layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
+    chosen = augmentation.layers(random_seed) if augmentation else []
+    if chosen:
+        x = keras.Sequential(chosen, name="augmentation")(x)
+    x = lite0_trunk(x, pool_name=FEATURES)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name=LITE0_HEAD)(x)
+    model = keras.Model(inputs, outputs, name="lite0")
+    load_torch_weights(model, read_pretrained_weights(), others=(LITE0_HEAD,))
+    frozen = ("conv_stem", "bn0", *(f"blocks_{i}_" for i in range(frozen_blocks)))
+    for layer in model.layers:
+        if frozen_batchnorm and isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False  # Keras 3: also runs it in inference mode
+        if frozen_blocks and layer.weights and layer.name.startswith(frozen):
+            layer.trainable = False
+    return model
+
+
+ARCHITECTURES = {"default": default_cnn, "seed": seed_cnn, "lite0": lite0_cnn}
 assert set(ARCHITECTURES) == set(ARCHITECTURE_LABELS)  # config.py names them without Keras
 
 

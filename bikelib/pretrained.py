@@ -296,6 +296,25 @@ def efficientnet_lite0(include_top: bool = True, size: int | None = IMAGE_SIZE):
     import keras
     from keras import layers
 
+    inputs = keras.Input((size, size, 3), name="image")
+    features = lite0_trunk(inputs)
+    if not include_top:
+        return keras.Model(inputs, features, name="efficientnet_lite0_features")
+    x = layers.Dropout(0.2, name="dropout")(features)
+    outputs = layers.Dense(IMAGENET_CLASSES, activation="softmax", name="fc")(x)
+    return keras.Model(inputs, outputs, name="efficientnet_lite0")
+
+
+def lite0_trunk(pixels, pool_name: str = "avg_pool"):
+    """EfficientNet-Lite0 without its classifier, applied to a tensor of RGB pixels 0-255.
+
+    From the `(x - 127) / 128` scaling to the global average pooling (a layer named
+    `pool_name`), every layer named after the PyTorch module whose weights it takes, so
+    `efficientnet_lite0()` and any model built around this trunk (the `lite0`
+    architecture in models.py) take the same weights by layer name.
+    """
+    from keras import layers
+
     def conv_bn(x, torch_conv: str, torch_bn: str, filters: int, kernel: int, stride: int):
         x = layers.Conv2D(
             filters,
@@ -310,8 +329,7 @@ def efficientnet_lite0(include_top: bool = True, size: int | None = IMAGE_SIZE):
     def relu6(x, name: str):
         return layers.ReLU(max_value=6.0, name=name)(x)
 
-    inputs = keras.Input((size, size, 3), name="image")
-    x = layers.Rescaling(1.0 / 128, offset=-127.0 / 128, name="preprocess")(inputs)
+    x = layers.Rescaling(1.0 / 128, offset=-127.0 / 128, name="preprocess")(pixels)
     x = relu6(conv_bn(x, "_conv_stem", "_bn0", _STEM, 3, 2), "stem_relu6")
     channels, index = _STEM, 0
     for kernel, first_stride, expansion, filters, repeats in _STAGES:
@@ -336,20 +354,19 @@ def efficientnet_lite0(include_top: bool = True, size: int | None = IMAGE_SIZE):
                 x = layers.Add(name=f"blocks_{index}_add")([shortcut, x])
             channels, index = filters, index + 1
     x = relu6(conv_bn(x, "_conv_head", "_bn1", HEAD_WIDTH, 1, 1), "head_relu6")
-    features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if not include_top:
-        return keras.Model(inputs, features, name="efficientnet_lite0_features")
-    x = layers.Dropout(0.2, name="dropout")(features)
-    outputs = layers.Dense(IMAGENET_CLASSES, activation="softmax", name="fc")(x)
-    return keras.Model(inputs, outputs, name="efficientnet_lite0")
+    return layers.GlobalAveragePooling2D(name=pool_name)(x)
 
 
-def load_torch_weights(model, state: dict[str, np.ndarray]) -> None:
+def load_torch_weights(
+    model, state: dict[str, np.ndarray], *, others: tuple[str, ...] = ()
+) -> None:
     """Copy a lukemelas-style EfficientNet state dict into `efficientnet_lite0()`'s layers.
 
     Conv weights go from PyTorch's OIHW to Keras' HWIO, depthwise ones from (C, 1, H, W)
     to (H, W, C, 1), Linear ones from (out, in) to (in, out). Every weighted layer must be
-    filled and every tensor used (except the classifier's, for `include_top=False`).
+    filled and every tensor used (except the classifier's, for `include_top=False`);
+    `others` names the weighted layers a model built around `lite0_trunk` adds (its own
+    head), which keep their weights.
     """
     from keras import layers
 
@@ -386,6 +403,10 @@ def load_torch_weights(model, state: dict[str, np.ndarray]) -> None:
             raise PretrainedWeightsError(f"{module} lacks its {error.args[0]} tensor") from None
         layer.set_weights([np.ascontiguousarray(v, dtype=np.float32) for v in values])
         filled.add(layer.name)
-    missing = [layer.name for layer in model.layers if layer.weights and layer.name not in filled]
+    missing = [
+        layer.name
+        for layer in model.layers
+        if layer.weights and layer.name not in filled and layer.name not in others
+    ]
     if missing:
         raise PretrainedWeightsError(f"the checkpoint has no weights for {', '.join(missing)}")

@@ -15,6 +15,7 @@ import streamlit as st
 import app_state as state
 import app_ui
 import bikelib
+from bikelib.config import OFFERED_ARCHITECTURES
 from bikelib.jobs import STOPPED, TrainingJob
 from bikelib.sessions import Workspace
 
@@ -39,7 +40,12 @@ running = job is not None and job.status().active
 
 labels = bikelib.ARCHITECTURE_LABELS
 arch = st.segmented_control(
-    "Network", list(labels), format_func=labels.get, default="default", required=True, key="arch"
+    "Network",
+    OFFERED_ARCHITECTURES,
+    format_func=labels.get,
+    default="default",
+    required=True,
+    key="arch",
 )
 recipe = bikelib.TrainConfig.recommended(arch)
 label = workspace.describe_source(source)

@@ -67,6 +67,8 @@ def test_the_form_starts_from_each_architectures_recipe(app_env):
     assert widget(at.slider, "Epochs").value == recipe.epochs
     assert widget(at.select_slider, "Image size (pixels)").value == recipe.image_size
     assert widget(at.slider, "Validation fraction").disabled  # the demo has its own split
+    offered = [option.split(":")[0] for option in at.button_group[0].options]
+    assert offered == ["default", "seed"]  # lite0 is for the CLI only (measured weaker)
     at.button_group[0].set_value("seed").run()
     seed = TrainConfig.recommended("seed")
     assert widget(at.select_slider, "Image size (pixels)").value == seed.image_size
