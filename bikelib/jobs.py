@@ -9,11 +9,10 @@ any thread can read. Plain Python: TensorFlow is imported only in the child.
 A shared server must never wedge, so the supervisor holds a few rules: at most
 `Settings.max_queue` runs wait for a slot (one more is refused with `ServerBusyError`);
 a run longer than `Settings.training_minutes` is ended and says so; Stop asks the child
-to end after its batch and terminates it when a few seconds later it has not finished
-training (last batch done; the model then scored and saved); a run whose page was closed
-(no heartbeat for `Settings.abandon_minutes`, see `bikelib.presence`) is dropped from the
-queue or stopped; and whatever goes wrong in the supervising thread, the child is ended
-and the slot released.
+to end after its batch and terminates it when it has not finished its last batch a few
+seconds later; a run whose page was closed (no heartbeat for `Settings.abandon_minutes`,
+see `bikelib.presence`) is dropped from the queue or stopped; and whatever goes wrong in
+the supervising thread, the child is ended and the slot released.
 """
 
 from __future__ import annotations
@@ -324,9 +323,8 @@ class TrainingJob:
         """Start the child process and relay its messages until it has finished."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(APP_ROOT), env.get("PYTHONPATH")) if p)
-        # The child is a second TensorFlow process: the server's malloc arena cap, read by
-        # glibc at the child's start, also where the server only applied it from inside
-        # (bikelib/memory.py: a host whose environment cannot be set).
+        # The server's malloc arena cap for the child (read by glibc at its start), also
+        # where the server applied it only from inside (bikelib/memory.py).
         env.setdefault("MALLOC_ARENA_MAX", str(settings().malloc_arenas))
         child = subprocess.Popen(
             list(self.command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env

@@ -286,12 +286,10 @@ def _keras_name(torch_module: str) -> str:
 def efficientnet_lite0(include_top: bool = True, size: int | None = IMAGE_SIZE):
     """EfficientNet-Lite0 as a Keras 3 functional model, weights not loaded.
 
-    Input: RGB pixels 0-255 (uint8 or float), `size` x `size` x 3 (224 as trained; the
-    network ends in global pooling, so the same weights run at any size, and `None`
-    takes any); the `(x - 127) / 128` scaling
-    is the model's first layer. Output: the 1000 ImageNet class probabilities, or with
-    `include_top=False` the global-average-pooled 1280 features of the last layer before
-    the classifier. Layers are named after the PyTorch modules whose weights they take.
+    Input: RGB pixels 0-255, `size` x `size` x 3 (224 as trained; it ends in global
+    pooling, so the weights run at any size, and `None` takes any). Output: the 1000
+    ImageNet class probabilities, or with `include_top=False` the 1280 pooled features
+    before the classifier. The layers are `lite0_trunk`'s, then the classifier's.
     """
     import keras
     from keras import layers
@@ -308,21 +306,16 @@ def efficientnet_lite0(include_top: bool = True, size: int | None = IMAGE_SIZE):
 def lite0_trunk(pixels, pool_name: str = "avg_pool"):
     """EfficientNet-Lite0 without its classifier, applied to a tensor of RGB pixels 0-255.
 
-    From the `(x - 127) / 128` scaling to the global average pooling (a layer named
-    `pool_name`), every layer named after the PyTorch module whose weights it takes, so
-    `efficientnet_lite0()` and any model built around this trunk (the `lite0`
-    architecture in models.py) take the same weights by layer name.
+    From the `(x - 127) / 128` scaling to the global average pooling (named `pool_name`),
+    each layer named after the PyTorch module whose weights it takes, so the gate's
+    network and the `lite0` architecture (models.py) take the weights by layer name.
     """
     from keras import layers
 
     def conv_bn(x, torch_conv: str, torch_bn: str, filters: int, kernel: int, stride: int):
+        name = _keras_name(torch_conv)
         x = layers.Conv2D(
-            filters,
-            kernel,
-            strides=stride,
-            padding="same",
-            use_bias=False,
-            name=_keras_name(torch_conv),
+            filters, kernel, strides=stride, padding="same", use_bias=False, name=name
         )(x)
         return layers.BatchNormalization(epsilon=_BN_EPSILON, name=_keras_name(torch_bn))(x)
 
@@ -340,13 +333,8 @@ def lite0_trunk(pixels, pool_name: str = "avg_pool"):
             if expansion != 1:
                 x = conv_bn(x, block + "_expand_conv", block + "_bn0", channels * expansion, 1, 1)
                 x = relu6(x, f"blocks_{index}_expand_relu6")
-            x = layers.DepthwiseConv2D(
-                kernel,
-                strides=stride,
-                padding="same",
-                use_bias=False,
-                name=_keras_name(block + "_depthwise_conv"),
-            )(x)
+            name = _keras_name(block + "_depthwise_conv")
+            x = layers.DepthwiseConv2D(kernel, stride, "same", use_bias=False, name=name)(x)
             x = layers.BatchNormalization(epsilon=_BN_EPSILON, name=_keras_name(block + "_bn1"))(x)
             x = relu6(x, f"blocks_{index}_depthwise_relu6")
             x = conv_bn(x, block + "_project_conv", block + "_bn2", filters, 1, 1)

@@ -275,14 +275,14 @@ def test_crossval_validates_each_photo_once(tiny_dataset):
 
 
 def test_contrastive_loss_rewards_photos_of_one_bike_close_together():
-    from bikelib.training import _JointLoss
+    from bikelib.losses import JointLoss
 
     labels = np.array([0, 0, 1, 1, 2, 2])
     y_true = np.eye(3, dtype="float32")[labels]
     probabilities = np.full((6, 3), 1 / 3, dtype="float32")
     apart = np.eye(3, dtype="float32")[labels]  # each bike's photos share one direction
     mixed = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2]]  # every pair split up
-    loss = _JointLoss(3, weight=1.0, label_smoothing=0.0, reduction=None)
+    loss = JointLoss(3, weight=1.0, label_smoothing=0.0, reduction=None)
     together = np.asarray(loss(y_true, np.concatenate([probabilities, apart], axis=1)))
     split = np.asarray(loss(y_true, np.concatenate([probabilities, mixed], axis=1)))
     assert (together < split).all()
@@ -291,11 +291,11 @@ def test_contrastive_loss_rewards_photos_of_one_bike_close_together():
 
 
 def test_strangers_are_pushed_away_but_anchor_nothing():
-    from bikelib.training import _JointLoss
+    from bikelib.losses import JointLoss
 
     uniform = np.full((4, 2), 0.5, dtype="float32")  # strangers' targets: none of mine
     features = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
-    loss = _JointLoss(2, weight=1.0, label_smoothing=0.0, reduction=None)
+    loss = JointLoss(2, weight=1.0, label_smoothing=0.0, reduction=None)
     values = np.asarray(loss(uniform, np.concatenate([uniform, features], axis=1)))
     assert values == pytest.approx(np.log(2), abs=1e-5)  # cross-entropy only
 
