@@ -138,6 +138,10 @@ def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
     The slider starts at the model's calibrated threshold (rounded to its step; left
     there, the exact calibrated value is used, so the page agrees with the library).
     """
+    if app_state.near_chance(classifier.meta):
+        # Its threshold (often 1.000: every photo alike to it) would call anything "yours".
+        st.caption("No verdicts from a model that guesses: only the closest bike is named.")
+        return None
     if classifier.reference is None:
         st.caption(
             "This model was saved before verdicts were calibrated: it names the closest "

@@ -239,6 +239,10 @@ def test_a_chance_level_model_is_called_out_where_its_verdicts_are_shown(
     monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(app_env / "guessing"))
     at = classify_page()
     assert at.warning[0].value.startswith("This model guesses at about chance level")
+    assert not at.slider  # no threshold, so no "one of your bikes" from a guess
+    at.file_uploader[0].set_value(("red.png", photo("red-bike", 901), "image/png")).run()
+    heading = next(m.value for m in at.markdown if m.value.startswith("### "))
+    assert heading.endswith("% sure") and "one of your bikes" not in heading
 
 
 def test_a_downloaded_model_opens_again_and_becomes_the_chosen_one(app_env, shipped_model):
