@@ -35,10 +35,15 @@ def _classifier(path: str, mtime: float) -> bikelib.Classifier:
     return bikelib.load_model(path)
 
 
-def load_classifier(path: str) -> bikelib.Classifier:
+def _cached(path: str) -> bikelib.Classifier:
     """The model saved at `path`, loaded once per process (path + modification time)."""
+    return _classifier(path, (Path(path) / "model.keras").stat().st_mtime)
+
+
+def load_classifier(path: str) -> bikelib.Classifier:
+    """`_cached`, with a spinner while the first load lasts."""
     with st.spinner("Loading the model…"):
-        return _classifier(path, (Path(path) / "model.keras").stat().st_mtime)
+        return _cached(path)
 
 
 def warm_up() -> threading.Thread | None:
@@ -67,7 +72,7 @@ def _load_shipped_model() -> None:
         return  # no shipped model: nothing to warm
     began = time.monotonic()
     try:
-        classifier = _classifier(str(path), (path / "model.keras").stat().st_mtime)
+        classifier = _cached(str(path))
         blank = io.BytesIO()
         from PIL import Image
 

@@ -209,11 +209,34 @@ def evaluate(result, dataset, known_test, unknown_test, size) -> dict:
     return row
 
 
-def run(protocol: str, training: str, seed: int) -> list[dict]:
+def timed_fold(name, dataset, config, negatives, known, unknown) -> dict:
+    """Train on `dataset`, score every candidate, and time it (wall, CPU, fit, load)."""
     import keras
 
     from bikelib import train
 
+    started, cpu = time.perf_counter(), time.process_time()
+    result = train(dataset, config, negatives=negatives)
+    row = evaluate(result, dataset, known, unknown, config.image_size)
+    keras.backend.clear_session()  # free the fold's graph before the next
+    return {
+        "fold": name,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
+        "fit_seconds": result.seconds,
+        "load": os.getloadavg()[0],
+        **row,
+    }
+
+
+def fold_timing(fold: dict) -> str:
+    return (
+        f"closed-set {fold['accuracy']:.0%}, fit {fold['fit_seconds']:.0f} s, "
+        f"{fold['cpu_seconds']:.0f} CPU s, load {fold['load']:.1f}"
+    )
+
+
+def run(protocol: str, training: str, seed: int) -> list[dict]:
     if training == "pretrained":
         return run_pretrained(protocol)
     # "lite0", "lite0-oe40": the fine-tuned EfficientNet-Lite0 with its recommended
@@ -252,28 +275,14 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             dataset = subset(full, keep)
             known = load_split(dataset.validation, size).images
             unknown = load_split(subset(full, [held]).samples, size).images
-            started, cpu = time.perf_counter(), time.process_time()
-            result = train(dataset, config, negatives=negatives)
-            row = evaluate(result, dataset, known, unknown, size)
-            folds.append(
-                {
-                    "fold": held,
-                    "seconds": time.perf_counter() - started,
-                    "cpu_seconds": time.process_time() - cpu,
-                    "fit_seconds": result.seconds,
-                    "load": os.getloadavg()[0],
-                    **row,
-                }
-            )
+            fold = timed_fold(held, dataset, config, negatives, known, unknown)
+            folds.append(fold)
             print(
                 f"  {protocol} {training} seed {seed} without {held}: "
-                f"nearest {row['nearest']['auroc']:.3f} max_probability "
-                f"{row['max_probability']['auroc']:.3f}, closed-set {row['accuracy']:.0%}, "
-                f"fit {result.seconds:.0f} s, {folds[-1]['cpu_seconds']:.0f} CPU s, "
-                f"load {folds[-1]['load']:.1f}",
+                f"nearest {fold['nearest']['auroc']:.3f} max_probability "
+                f"{fold['max_probability']['auroc']:.3f}, {fold_timing(fold)}",
                 flush=True,
             )
-            keras.backend.clear_session()
     else:
         if recipe.endswith("-places"):
             import tempfile
@@ -283,26 +292,13 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             dataset = open_dataset(ROOT / "data" / "demo-bikes")
         listings, others = rendered_listings(size)
         known = np.concatenate([listings[name] for name in dataset.classes])
-        started, cpu = time.perf_counter(), time.process_time()
-        result = train(dataset, config, negatives=negatives)
-        row = evaluate(result, dataset, known, others, size)
-        folds.append(
-            {
-                "fold": "demo",
-                "seconds": time.perf_counter() - started,
-                "cpu_seconds": time.process_time() - cpu,
-                "fit_seconds": result.seconds,
-                "load": os.getloadavg()[0],
-                **row,
-            }
-        )
+        fold = timed_fold("demo", dataset, config, negatives, known, others)
+        folds.append(fold)
         print(
-            f"  {protocol} {training} seed {seed}: nearest {row['nearest']['auroc']:.3f}, "
-            f"closed-set {row['accuracy']:.0%}, fit {result.seconds:.0f} s, "
-            f"{folds[-1]['cpu_seconds']:.0f} CPU s, load {folds[-1]['load']:.1f}",
+            f"  {protocol} {training} seed {seed}: nearest {fold['nearest']['auroc']:.3f}, "
+            f"{fold_timing(fold)}",
             flush=True,
         )
-        keras.backend.clear_session()
     return folds
 
 

@@ -18,8 +18,15 @@ from .errors import ConfigError
 FEATURES = "features"
 
 
-def _preprocess(image_size: int, augmentation: Augmentation | None, random_seed: int | None):
-    """Input of any size -> resized, (augmented when training,) rescaled to [0, 1].
+def _preprocess(
+    image_size: int,
+    augmentation: Augmentation | None,
+    random_seed: int | None,
+    *,
+    rescale: bool = True,
+):
+    """Input of any size -> resized, (augmented when training,) rescaled to [0, 1]
+    (`rescale=False`: left at 0-255, for a network that scales its input itself).
 
     Photos arrive already resized by `bikelib.images.decode` with the same filter, so
     this layer acts only when a raw photo is given to the saved model directly.
@@ -29,7 +36,8 @@ def _preprocess(image_size: int, augmentation: Augmentation | None, random_seed:
     chosen = augmentation.layers(random_seed) if augmentation else []
     if chosen:  # an empty Sequential cannot be built; no augmentation is no block
         x = keras.Sequential(chosen, name="augmentation")(x)
-    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
+    if rescale:
+        x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     return inputs, x
 
 
@@ -120,11 +128,7 @@ def lite0_cnn(
     from .pretrained import lite0_trunk, load_torch_weights, read_pretrained_weights
 
     frozen_blocks = LITE0_FROZEN_BLOCKS if frozen_blocks is None else frozen_blocks
-    inputs = keras.Input(shape=(None, None, 3), name="image")
-    x = layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
-    chosen = augmentation.layers(random_seed) if augmentation else []
-    if chosen:
-        x = keras.Sequential(chosen, name="augmentation")(x)
+    inputs, x = _preprocess(image_size, augmentation, random_seed, rescale=False)
     x = lite0_trunk(x, pool_name=FEATURES)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name=LITE0_HEAD)(x)

@@ -209,24 +209,17 @@ def train(
     optimizer = keras.optimizers.AdamW(
         _learning_rate(config, steps * config.epochs), weight_decay=config.weight_decay
     )
-    trainer = model
+    trainer, accuracy = model, "accuracy"
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     if config.contrastive:
         # A wrapper sharing every layer: what is trained is `model` itself.
         joint = keras.layers.Concatenate(name="probabilities_and_features")(
             [model.output, model.get_layer(FEATURES).output]
         )
         trainer = keras.Model(model.input, joint, name=f"{model.name}_contrastive")
-        trainer.compile(
-            optimizer=optimizer,
-            loss=JointLoss(n_classes, config.contrastive, config.label_smoothing),
-            metrics=[keras.metrics.MeanMetricWrapper(joint_accuracy(n_classes), "accuracy")],
-        )
-    else:
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=["accuracy"],
-        )
+        loss = JointLoss(n_classes, config.contrastive, config.label_smoothing)
+        accuracy = keras.metrics.MeanMetricWrapper(joint_accuracy(n_classes), "accuracy")
+    trainer.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
     has_validation = len(val_split.labels) > 0
     reporter = _Reporter(
         config.epochs, steps, on_progress, should_stop, track_best=config.restore_best, keep=model
