@@ -24,6 +24,13 @@ Bounded: no action starts after --minutes; whatever still runs is cut off
 
     python bench/soak.py [--sessions 8] [--minutes 10] [--seed 0] [--json FILE]
         [--mix view=30,upload=12,train=13,classify=25,scan=20] [--together-every 10]
+        [--evidence DIR]
+
+With --evidence, each failed action leaves in DIR a screenshot, the page's address and
+headings, and the visitor's last websocket messages decoded (what the browser asked
+for, page and fragment, and what the server answered): to find why it failed. That is
+how the upload-then-page-change failures of 2026-12-02 were found to be the soak's own:
+it clicked the next page before the upload's rerun (see `upload`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -280,10 +288,32 @@ async def go_to(page, link: str, heading: str | None = None) -> None:
     await page.get_by_role("heading", name=heading or link, level=1).wait_for()
 
 
+# Widget reruns each visitor's browser has asked for (rerun requests that carry widget
+# values: not a page change, not a timer), by page: how `upload` knows its file arrived.
+WIDGET_RERUNS: dict[int, int] = {}
+
+
 async def upload(page, path: Path) -> None:
-    """Into the page's own uploader (the sidebar has one too: "Open a saved model")."""
+    """Into the page's own uploader (the sidebar has one too: "Open a saved model"), and
+    until the page has run with it.
+
+    The browser first sends the file, then asks for a rerun with the uploader's new value.
+    Until then the page still shows what it showed before (after uploading the same zip
+    again: the very text that says it is shown), and a click on another page is undone by
+    that rerun, which asks for the uploader's page. So: wait for the request, then idle.
+    An uploader that still holds a file (the page was opened again from itself) is
+    emptied first, as a person would: choosing the same file again changes nothing.
+    """
     main = page.locator('[data-testid="stMain"] [data-testid="stFileUploader"]')
+    held = main.locator('[data-testid="stFileChipDeleteBtn"]')
+    while await held.count():
+        await held.first.click()
+        await idle(page)
+    asked = WIDGET_RERUNS.get(id(page), 0)
     await main.locator('input[type="file"]').first.set_input_files(str(path))
+    while WIDGET_RERUNS.get(id(page), 0) == asked:
+        await page.wait_for_timeout(100)
+    await idle(page)
 
 
 async def set_slider(page, label: str, steps_from_start: int) -> None:
@@ -303,6 +333,7 @@ async def view(page, rng: random.Random, files: dict, action: Action) -> None:
     else:
         action.detail = "Dataset"
         await go_to(page, "Dataset")
+        await page.get_by_role("tab", name="Photos").click()  # the last tab seen stays open
         await page.locator('[data-testid="stImage"] img').first.wait_for()
         if rng.random() < 0.3:
             action.detail += " + Statistics"
@@ -354,7 +385,6 @@ async def scan(page, rng: random.Random, files: dict, action: Action) -> None:
     action.step = "upload the zip"
     await upload(page, archive)
     await page.get_by_text(archive.name).first.wait_for()
-    await idle(page)  # a click during the upload's rerun can be lost
     action.step = "scan, wait for the ranking"
     await page.get_by_role("button", name="Scan").click()
     await page.get_by_text("photos may be your bike").wait_for(timeout=TIMEOUT_S["scan"] * 1000)
@@ -410,6 +440,7 @@ async def visitor(
     actions: list[Action],
     traffic: Traffic,
     mix: dict[str, float],
+    evidence: Path | None = None,
 ) -> None:
     rng = random.Random(seed * 1000 + number)
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
@@ -432,12 +463,23 @@ async def visitor(
         else:
             traffic.failed.append(f"{reason} {request.url[:200]}")
 
-    def on_websocket(ws) -> None:
-        def sent(_):
-            traffic.ws_sent += 1
+    frames: deque = deque(maxlen=400)  # this visitor's last websocket messages, decoded
 
-        def received(_):
+    def on_websocket(ws) -> None:
+        def sent(payload):
+            traffic.ws_sent += 1
+            said = back_message(payload)
+            if said.startswith("rerun") and "widgets=0" not in said and "auto=True" not in said:
+                WIDGET_RERUNS[id(page)] = WIDGET_RERUNS.get(id(page), 0) + 1
+            if evidence:
+                frames.append((round(time.monotonic() - t0, 2), "sent", said))
+
+        def received(payload):
             traffic.ws_received += 1
+            if evidence:
+                summary = forward_message(payload)
+                if summary:
+                    frames.append((round(time.monotonic() - t0, 2), "got", summary))
 
         def closed(_):
             traffic.ws_closed += 1
@@ -457,6 +499,8 @@ async def visitor(
     async def run(kind: str, body) -> bool:
         action = Action(number, kind, started=round(time.monotonic() - t0, 1))
         actions.append(action)
+        if evidence:
+            frames.append((action.started, "act", f"{kind} begins"))
         began, limit = time.monotonic(), TIMEOUT_S[kind] + 30
         try:
             await asyncio.wait_for(body(action), limit)
@@ -471,6 +515,8 @@ async def visitor(
             text = str(error).strip().splitlines() or [f"over the limit of {limit} s"]
             action.error = f"{type(error).__name__} at '{action.step}': {' '.join(text[:3])[:400]}"
             print(f"visitor {number} {kind} failed: {action.error}", flush=True)
+            if evidence:
+                await keep_evidence(evidence, page, action, list(frames))
         action.seconds = round(time.monotonic() - began, 1)
         return action.outcome == "ok"
 
@@ -490,6 +536,74 @@ async def visitor(
             await asyncio.sleep(rng.uniform(0.5, 3.0))  # a person reads the page
     finally:
         await context.close()
+
+
+# -- evidence of a failure ----------------------------------------------------------------
+
+
+def back_message(payload) -> str:
+    """What the browser asked the server (a BackMsg), in one line."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    message = BackMsg()
+    try:
+        message.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+    except Exception:  # noqa: BLE001 - evidence only: keep what cannot be decoded as such
+        return f"undecoded {len(payload)} bytes"
+    kind = message.WhichOneof("type")
+    if kind != "rerun_script":
+        return str(kind)
+    state = message.rerun_script
+    widgets = [w.id.rsplit("-", 1)[-1][:40] for w in state.widget_states.widgets]
+    return (
+        f"rerun page={state.page_script_hash[:8]} name={state.page_name!r} "
+        f"fragment={state.fragment_id[:12] or '-'} auto={state.is_auto_rerun} "
+        f"widgets={len(widgets)}"
+    )
+
+
+def forward_message(payload) -> str | None:
+    """What the server told the browser (a ForwardMsg), deltas left out."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    message = ForwardMsg()
+    try:
+        message.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+    except Exception:  # noqa: BLE001 - evidence only
+        return f"undecoded {len(payload)} bytes"
+    kind = message.WhichOneof("type")
+    if kind in ("delta", "ref_hash", "heartbeat_ack"):
+        return None
+    if kind == "new_session":
+        return f"new_session page={message.new_session.page_script_hash[:8]}"
+    if kind == "script_finished":
+        return f"script_finished {message.script_finished}"
+    if kind == "session_status_changed":
+        status = message.session_status_changed
+        return f"status running={status.script_is_running}"
+    if kind in ("auto_rerun", "stop_auto_rerun"):
+        return f"{kind} " + " ".join(str(getattr(message, kind)).split())[:80]
+    if kind == "page_not_found":
+        return f"page_not_found {message.page_not_found.page_name}"
+    return str(kind)
+
+
+async def keep_evidence(folder: Path, page, action: Action, frames: list) -> None:
+    """A screenshot, the address, the headings and the last messages of a failed action."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"visitor{action.visitor}-{action.started:07.1f}-{action.kind}"
+    lines = [f"{action.kind} started at {action.started} s: {action.error}"]
+    try:
+        lines.append(f"url {page.url}")
+        headings = await page.get_by_role("heading", level=1).all_inner_texts()
+        lines.append(f"h1 {headings}")
+        running = await page.locator('[data-testid="stStatusWidget"]').count()
+        lines.append(f"status widget shown: {bool(running)}")
+        await page.screenshot(path=str(folder / f"{stem}.png"))
+    except Exception as error:  # noqa: BLE001 - a closed page still leaves its messages
+        lines.append(f"page unavailable: {error}")
+    lines += [f"{t:9.2f} {direction:4} {text}" for t, direction, text in frames]
+    (folder / f"{stem}.txt").write_text("\n".join(lines) + "\n")
 
 
 # -- setup, run, report ---------------------------------------------------------------------
@@ -529,6 +643,7 @@ async def soak(url: str, args, files: dict, t0: float, actions: list, traffic: T
                     visitor(
                         *(n, browser, url, files, args.seed, t0, last_start, actions, traffic),
                         args.mix,
+                        args.evidence,
                     )
                 )
                 for n in range(args.sessions)
@@ -717,6 +832,7 @@ def main() -> None:
     parser.add_argument(
         "--log", type=Path, default=ROOT / "test-output" / "soak-server.log", help="server output"
     )
+    parser.add_argument("--evidence", type=Path, help="a folder for what each failure leaves")
     args = parser.parse_args()
     if not 1 <= args.sessions <= 16 or not 0 < args.minutes <= 30:
         parser.error("--sessions 1..16 and --minutes up to 30 (the soak is bounded)")
