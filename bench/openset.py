@@ -39,7 +39,7 @@ import numpy as np
 from common import ROOT, machine, require_shared_bikes, table
 
 from bikelib import Dataset, TrainConfig, load_split, open_dataset
-from bikelib.openset import SCORES, Embedder, auroc, calibrate, trade_off
+from bikelib.openset import CHOSEN_SCORE, SCORES, Embedder, auroc, calibrate, trade_off
 
 CONFIG_OVERRIDES: dict = {}
 NEGATIVE_SEEDS = range(10_000, 10_100)  # random bikes for outlier exposure (never tested)
@@ -53,6 +53,21 @@ def rendered_negatives(size: int, seeds=NEGATIVE_SEEDS) -> np.ndarray:
     return np.stack(
         [to_array(render.render_photo(render.random_bike(s), s, (192, 144)), size) for s in seeds]
     )
+
+
+def listing_shots() -> tuple[dict[str, list[str]], list[str]]:
+    """The kind of shot (whole, partial, close-up) of each photo of `rendered_listings`."""
+    from bikelib import render
+
+    known = {
+        bike.name: [render.shot_kind(bike, s, (320, 240)) for s in LISTING_SEEDS]
+        for bike in render.DEMO_BIKES
+    }
+    others = [
+        render.shot_kind(render.random_bike(s), s, (320, 240))
+        for s in range(60_000, 60_000 + 5 * len(LISTING_SEEDS))
+    ]
+    return known, others
 
 
 def rendered_listings(size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -192,8 +207,11 @@ def subset(dataset: Dataset, keep: list[str]) -> Dataset:
     )
 
 
-def evaluate(result, dataset, known_test, unknown_test, size) -> dict:
-    """Every score for one trained model: AUROC, and the calibrated trade-off."""
+def evaluate(result, dataset, known_test, unknown_test, size, groups=None) -> dict:
+    """Every score for one trained model: AUROC, and the calibrated trade-off.
+
+    `groups` ({name: (known mask, unknown mask)}) adds the chosen score's AUROC within
+    each group as "by_group": which photos it gets wrong."""
     embed = Embedder(result.model)
     train = load_split(dataset.train, size)
     refs = embed(train.images).features
@@ -206,10 +224,17 @@ def evaluate(result, dataset, known_test, unknown_test, size) -> dict:
         accepted, rejected = trade_off(threshold, k, u)
         row[name] = {"auroc": auroc(k, u), "accepted": accepted, "rejected": rejected}
     row["accuracy"] = result.evaluation.accuracy if result.evaluation else None
+    if groups:
+        chosen = SCORES[CHOSEN_SCORE]
+        k, u = chosen(known, refs, train.labels), chosen(unknown, refs, train.labels)
+        row["by_group"] = {
+            name: {"auroc": auroc(k[km], u[um]), "known": int(km.sum()), "others": int(um.sum())}
+            for name, (km, um) in groups.items()
+        }
     return row
 
 
-def timed_fold(name, dataset, config, negatives, known, unknown) -> dict:
+def timed_fold(name, dataset, config, negatives, known, unknown, groups=None) -> dict:
     """Train on `dataset`, score every candidate, and time it (wall, CPU, fit, load)."""
     import keras
 
@@ -217,7 +242,7 @@ def timed_fold(name, dataset, config, negatives, known, unknown) -> dict:
 
     started, cpu = time.perf_counter(), time.process_time()
     result = train(dataset, config, negatives=negatives)
-    row = evaluate(result, dataset, known, unknown, config.image_size)
+    row = evaluate(result, dataset, known, unknown, config.image_size, groups)
     keras.backend.clear_session()  # free the fold's graph before the next
     return {
         "fold": name,
@@ -248,10 +273,12 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
     # "sc..." = the same with a supervised contrastive loss beside cross-entropy ("sc"
     # weight 0.5, "sc1" 1, "sc2" 2; "sc1-oe40" with 40 strangers: the default since
     # 2026-12-02). Every other name is cross-entropy alone (contrastive 0), as measured.
+    # "...-places" (rendered protocol): trained on the demo bikes photographed at a new
+    # place every time instead of data/demo-bikes.
     base, _, rest = recipe.partition("-")
     contrastive = {"sc": 0.5, "sc1": 1.0, "sc2": 2.0}.get(base, 0.0)
     if contrastive:
-        recipe = {"": "ce", "oe40": "oe40", "oe": "oe"}[rest]
+        recipe = rest or "ce"
     # Negatives are passed explicitly below (none for "ce"): the config's own strangers off.
     config = TrainConfig.recommended(
         arch,
@@ -261,9 +288,8 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
         **{"contrastive": contrastive, **CONFIG_OVERRIDES},
     )
     size = config.image_size
-    count = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100, "ce-places": 0, "oe-places": 100}[
-        recipe
-    ]
+    counts = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100}
+    count = counts[recipe.removesuffix("-places")]
     negatives = rendered_negatives(size, NEGATIVE_SEEDS[:count]) if count else None
     if recipe == "oe-spot":  # strangers parked at the demo bikes' own usual spots
         negatives = strangers_at_usual_spots(size)
@@ -292,11 +318,18 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             dataset = open_dataset(ROOT / "data" / "demo-bikes")
         listings, others = rendered_listings(size)
         known = np.concatenate([listings[name] for name in dataset.classes])
-        fold = timed_fold("demo", dataset, config, negatives, known, others)
+        known_shots, other_shots = listing_shots()
+        known_shots = np.array([k for name in dataset.classes for k in known_shots[name]])
+        groups = {k: (known_shots == k, np.array(other_shots) == k) for k in set(other_shots)}
+        fold = timed_fold("demo", dataset, config, negatives, known, others, groups)
         folds.append(fold)
+        shots = ", ".join(
+            f"{k} {v['auroc']:.3f} ({v['known']}/{v['others']})"
+            for k, v in sorted(fold["by_group"].items())
+        )
         print(
-            f"  {protocol} {training} seed {seed}: nearest {fold['nearest']['auroc']:.3f}, "
-            f"{fold_timing(fold)}",
+            f"  {protocol} {training} seed {seed}: nearest {fold['nearest']['auroc']:.3f} "
+            f"(by shot, known/others photos: {shots}), {fold_timing(fold)}",
             flush=True,
         )
     return folds

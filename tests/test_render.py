@@ -112,6 +112,24 @@ def test_a_new_place_is_not_the_usual_spot(monkeypatch):
     assert np.array_equal(pixels(at_home), pixels(explicit))
 
 
+def test_shot_kind_is_the_shot_render_photo_takes(monkeypatch):
+    taken = []
+    frame_shot = photo_module._frame_shot
+
+    def recording(*args):
+        camera, kind = frame_shot(*args)
+        taken.append(kind)
+        return camera, kind
+
+    bike, seeds = render.DEMO_BIKES[3], range(30)
+    told = [render.shot_kind(bike, s, SMALL) for s in seeds]
+    monkeypatch.setattr(photo_module, "_frame_shot", recording)
+    for s in seeds:
+        render.render_photo(bike, s, size=SMALL, place="new")
+    assert taken == told
+    assert set(told) == set(render.SHOT_KINDS)  # 30 seeds show every kind
+
+
 def test_unknown_place_is_refused():
     with pytest.raises(ValueError, match="place"):
         render.render_photo(render.DEMO_BIKES[0], seed=1, size=SMALL, place="home")

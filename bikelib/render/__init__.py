@@ -28,7 +28,7 @@ One job per module, in the order a photo is made:
     shots        how a person frames the bike: whole, partial, close-up
     textures     value noise; ground, backdrop and sky textures
     scene        the place: usual spots, random scenes, the background picture
-    photo        render_photo and render_scene: shadows, compositing, camera effects
+    photo        render_photo, render_scene, shot_kind: shadows, compositing, camera effects
     dataset      plan_dataset, render_dataset, save_jpeg, contact_sheet
     cli          `python -m bikelib.render` (run by __main__)
 """
@@ -61,7 +61,7 @@ from .dataset import (
     render_dataset,
     save_jpeg,
 )
-from .photo import PHOTO_SIZE, PLACES, SUPERSAMPLE, render_photo, render_scene
+from .photo import PHOTO_SIZE, PLACES, SUPERSAMPLE, render_photo, render_scene, shot_kind
 from .scene import BACKDROPS, GROUNDS
 from .shots import SHOT_KINDS
 
@@ -98,4 +98,5 @@ __all__ = [
     "render_photo",
     "render_scene",
     "save_jpeg",
+    "shot_kind",
 ]

@@ -41,9 +41,7 @@ def render_photo(
     """
     if place not in PLACES:
         raise ValueError(f"place must be one of {', '.join(PLACES)}")
-    rng = np.random.default_rng(seed)
-    sketch, geo = _build_bike(bike, crank_angle=rng.uniform(0, 2 * math.pi))
-    camera, _ = _frame_shot(rng, bike, geo, sketch, size)
+    rng, sketch, geo, camera, _ = _framed(bike, seed, size)
     scene = _random_scene(
         rng,
         bike,
@@ -71,6 +69,22 @@ def render_photo(
     background = _focus_blur(background, camera)
     image = _composite(background, _paint_layer(sketch.shapes, pose, camera, light, contrast))
     return _camera_effects(image, rng, scene)
+
+
+def shot_kind(bike: BikeIdentity, seed: int, size: tuple[int, int] = PHOTO_SIZE) -> str:
+    """The kind of shot (`SHOT_KINDS`: whole, partial, close-up) that `render_photo` takes
+    of `bike` with this seed and size, at either place: for benchmarks that ask which
+    kinds of photo a model gets wrong."""
+    return _framed(bike, seed, size)[4]
+
+
+def _framed(bike: BikeIdentity, seed: int, size: tuple[int, int]):
+    """The photo's random numbers, the bike's sketch and the camera: the shot comes first
+    in every photo, so `shot_kind` and `render_photo` draw it from the same numbers."""
+    rng = np.random.default_rng(seed)
+    sketch, geo = _build_bike(bike, crank_angle=rng.uniform(0, 2 * math.pi))
+    camera, kind = _frame_shot(rng, bike, geo, sketch, size)
+    return rng, sketch, geo, camera, kind
 
 
 def render_scene(seed: int, size: tuple[int, int] = PHOTO_SIZE) -> Image.Image:
