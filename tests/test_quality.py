@@ -52,8 +52,8 @@ def test_exact_duplicates_leaks_and_conflicts_are_told_apart(tmp_path):
     shutil.copy(train / "green-bike" / "photo1.png", train / "red-bike" / "green-really.png")
     findings = quality.check(open_dataset(root), min_photos=1)
     by_kind = {f.kind: f for f in findings}
-    assert set(by_kind) == {"duplicate", "leak", "conflict"}
-    assert kinds(findings) == ["conflict", "leak", "duplicate"]  # most serious first
+    # most serious first; the flat colour of each synthetic "bike" fills its photos' edges
+    assert kinds(findings) == ["conflict", "leak", "duplicate", "same_place"]
     assert {p.name for p in by_kind["duplicate"].paths} == {"photo1.png", "copy.png"}
     assert "training and validation" in by_kind["leak"].message
     assert "green-bike, red-bike" in by_kind["conflict"].message
@@ -76,7 +76,7 @@ def test_a_resized_recompressed_copy_is_a_near_duplicate(tiny_dataset):
     photo.save(tiny_dataset / "red-bike" / "big.png")
     photo.resize((160, 120)).save(tiny_dataset / "red-bike" / "small.jpg", quality=70)
     findings = quality.check(open_dataset(tiny_dataset, val_fraction=0), min_photos=1)
-    assert kinds(findings) == ["near_duplicate", "no_validation"]
+    assert kinds(findings) == ["near_duplicate", "same_place", "no_validation"]
     assert {p.name for p in findings[0].paths} == {"big.png", "small.jpg"}
     assert findings[0].message.startswith("Nearly the same photo appears 2 times")
 
@@ -106,9 +106,9 @@ def test_imbalance_and_bikes_without_validation_photos(tmp_path):
         photo.unlink()
     (root / "validation" / "blue-bike").rmdir()
     findings = quality.check(open_dataset(root), min_photos=1)
-    assert kinds(findings) == ["no_validation", "imbalance"]
-    assert "'blue-bike' has no validation photos" in findings[0].message
-    assert "'red-bike' has 16 photos but 'blue-bike' only 4" in findings[1].message
+    assert kinds(findings) == ["same_place", "no_validation", "imbalance"]
+    assert "'blue-bike' has no validation photos" in findings[1].message
+    assert "'red-bike' has 16 photos but 'blue-bike' only 4" in findings[2].message
 
 
 def test_difference_hash_survives_resizing_and_tells_photos_apart():
@@ -150,3 +150,51 @@ def test_photos_are_hashed_in_chunks_not_read_whole(tiny_dataset, monkeypatch):
     findings = quality.check(open_dataset(tiny_dataset), min_photos=1)
     same = [f for f in findings if f.kind in ("duplicate", "leak") and "The same" in f.message]
     assert [p.name for f in same for p in f.paths if p.name == "copy.png"] == ["copy.png"]
+
+
+PLACES = [
+    (40, 120, 40),
+    (150, 150, 160),
+    (170, 90, 60),
+    (220, 220, 230),
+    (60, 60, 70),
+    (90, 140, 200),
+]
+
+
+def place_set(root: Path, own_places: bool, per_bike: int = 10) -> Path:
+    """Three bikes (a coloured block in the middle) before backgrounds (the places): each
+    bike always at its own place, or every photo at a place drawn at random."""
+    rng = np.random.default_rng(3)
+    for bike, colour in enumerate([(200, 30, 30), (30, 30, 200), (230, 200, 40)]):
+        for n in range(per_bike):
+            place = PLACES[bike] if own_places else PLACES[rng.integers(len(PLACES))]
+            pixels = np.clip(np.array(place) + rng.normal(0, 12, (72, 96, 3)), 0, 255)
+            pixels[20:52, 28:68] = colour
+            add = Image.fromarray(pixels.astype(np.uint8))
+            (root / f"bike{bike}").mkdir(parents=True, exist_ok=True)
+            add.save(root / f"bike{bike}" / f"{n}.png")
+    return root
+
+
+def test_bikes_that_each_stand_in_their_own_place_are_warned_about(tmp_path):
+    own = quality.check(open_dataset(place_set(tmp_path / "own", own_places=True)))
+    assert "same_place" in kinds(own)
+    message = next(f.message for f in own if f.kind == "same_place")
+    assert "tell the bikes apart 100% of the time, against 33% by chance" in message
+    assert "add photos of each bike in other places" in message
+    anywhere = quality.check(open_dataset(place_set(tmp_path / "anywhere", own_places=False)))
+    assert "same_place" not in kinds(anywhere)
+
+
+def test_the_place_check_needs_enough_photos(tmp_path):
+    few = place_set(tmp_path, own_places=True, per_bike=6)  # 18 photos: too few to say
+    assert "same_place" not in kinds(quality.check(open_dataset(few)))
+
+
+def test_edge_histogram_sees_the_edges_not_the_middle():
+    plain = Image.new("RGB", (320, 240), (40, 120, 40))
+    framed = plain.copy()
+    framed.paste((200, 30, 30), (80, 60, 240, 180))  # the middle third: a red bike
+    assert np.array_equal(quality.edge_histogram(plain), quality.edge_histogram(framed))
+    assert quality.edge_histogram(plain).sum() == 1.0
