@@ -12,14 +12,12 @@ import streamlit as st
 import app_models
 import app_ui
 from bikelib import presence
-from bikelib.memory import limit_malloc_arenas, start_trimmer
+from bikelib.memory import limit_malloc_arenas
 from bikelib.sessions import Workspace
 from bikelib.settings import settings
 
-# Before TensorFlow and most visitors' threads: fewer malloc arenas, less memory held;
-# and what visitors' runs free is given back every 30 s (once per process, a daemon).
+# Before TensorFlow and most visitors' threads: fewer malloc arenas, less memory held.
 limit_malloc_arenas()
-start_trimmer()
 
 st.set_page_config(page_title="Bike Recognition", page_icon="🚲", layout="wide")
 

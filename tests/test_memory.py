@@ -53,34 +53,3 @@ def test_the_cap_comes_from_malloc_arena_max_or_is_two():
     assert Settings.from_env({"MALLOC_ARENA_MAX": "4"}).malloc_arenas == 4
     with pytest.raises(ConfigError, match="MALLOC_ARENA_MAX"):
         Settings.from_env({"MALLOC_ARENA_MAX": "many"})
-
-
-# Freed memory between blocks still in use stays in the heap, counted in RSS, until
-# malloc_trim gives its pages back: allocate 200 MB in 50 kB blocks, free 9 in 10.
-TRIM_PROBE = """
-import json, os
-from bikelib.memory import trim
-def rss_mb():
-    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-blocks = [bytearray(50_000) for _ in range(4000)]
-kept = blocks[::10]
-del blocks
-before = rss_mb()
-trimmed = trim()
-print(json.dumps({"before": before, "after": rss_mb(), "trimmed": trimmed}))
-"""
-
-
-@glibc
-def test_trim_gives_freed_heap_pages_back():
-    measured = run_fresh(TRIM_PROBE, dict(os.environ))
-    assert measured["trimmed"] is True
-    assert measured["after"] < measured["before"] - 100  # of about 190 MB freed
-
-
-@glibc
-def test_one_trimming_thread_per_process():
-    from bikelib import memory
-
-    first = memory.start_trimmer(every_s=3600)
-    assert memory.start_trimmer(every_s=3600) is first and first.daemon and first.is_alive()
