@@ -285,13 +285,28 @@ async def check_page(page) -> None:
 
 
 async def go_to(page, link: str, heading: str | None = None) -> None:
+    """Click a page in the sidebar, and wait until the server has run it through.
+
+    The heading alone is no sign: opened from itself, the page shows its heading before
+    the click's run has begun, and a click or upload then goes to the old page's widgets,
+    which the new run replaces (a tab click lost, an upload never sent)."""
+    finished = RUNS_FINISHED.get(id(page), 0)
     await page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).click()
+    for _ in range(1200):
+        if RUNS_FINISHED.get(id(page), 0) != finished:
+            break
+        await page.wait_for_timeout(100)
+    else:
+        raise Failure(f"no run of {link} finished in 120 s after its click")
     await page.get_by_role("heading", name=heading or link, level=1).wait_for()
 
 
 # Widget reruns each visitor's browser has asked for (rerun requests that carry widget
 # values: not a page change, not a timer), by page: how `upload` knows its file arrived.
 WIDGET_RERUNS: dict[int, int] = {}
+# Whole-page runs the server finished successfully (not fragments, not runs cut short by
+# a newer request), by page: how `go_to` knows the page it clicked has been run.
+RUNS_FINISHED: dict[int, int] = {}
 
 
 async def upload(page, path: Path) -> None:
@@ -479,10 +494,11 @@ async def visitor(
 
         def received(payload):
             traffic.ws_received += 1
-            if evidence:
-                summary = forward_message(payload)
-                if summary:
-                    frames.append((round(time.monotonic() - t0, 2), "got", summary))
+            summary = forward_message(payload)
+            if summary == "script_finished 0":  # FINISHED_SUCCESSFULLY, a whole page
+                RUNS_FINISHED[id(page)] = RUNS_FINISHED.get(id(page), 0) + 1
+            if evidence and summary:
+                frames.append((round(time.monotonic() - t0, 2), "got", summary))
 
         def closed(_):
             traffic.ws_closed += 1
