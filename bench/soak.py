@@ -355,6 +355,9 @@ async def view(page, rng: random.Random, files: dict, action: Action) -> None:
         await page.locator('[data-testid="stImage"] img').first.wait_for()
         if rng.random() < 0.3:
             action.detail += " + Statistics"
+            # The first photos show while the run still draws the rest; a tab clicked
+            # then is lost (no rerun is asked for: the 14:29 soak's evidence). Wait.
+            await idle(page)
             await page.get_by_role("tab", name="Statistics").click()
             await page.get_by_text("Photos per bike and split").wait_for()
     await idle(page)
