@@ -307,6 +307,7 @@ WIDGET_RERUNS: dict[int, int] = {}
 # Whole-page runs the server finished successfully (not fragments, not runs cut short by
 # a newer request), by page: how `go_to` knows the page it clicked has been run.
 RUNS_FINISHED: dict[int, int] = {}
+UPLOAD_COPIES = Path(tempfile.gettempdir())  # main() points it into the soak's scratch folder
 
 
 async def upload(page, path: Path) -> None:
@@ -317,11 +318,13 @@ async def upload(page, path: Path) -> None:
     Until then the page still shows what it showed before (after uploading the same zip
     again: the very text that says it is shown), and a click on another page is undone by
     that rerun, which asks for the uploader's page. So: wait for the request, then idle.
-    Each upload is a fresh copy of the file (same name, new folder): Chromium tells the
-    page nothing when its file input is given the file it already holds.
+    Each upload is a fresh copy of the file (same name, new folder in the soak's scratch
+    folder, never beside the original: copies next to a demo photo became photos of the
+    demo set): Chromium tells the page nothing when its file input is given the file it
+    already holds.
     """
     main = page.locator('[data-testid="stMain"] [data-testid="stFileUploader"]')
-    fresh = Path(tempfile.mkdtemp(dir=path.parent)) / path.name
+    fresh = Path(tempfile.mkdtemp(dir=UPLOAD_COPIES)) / path.name
     shutil.copyfile(path, fresh)
     asked = WIDGET_RERUNS.get(id(page), 0)
     await main.locator('input[type="file"]').first.set_input_files(str(fresh))
@@ -869,6 +872,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
         scratch = Path(scratch)
         files = make_files(scratch, args.seed)
+        global UPLOAD_COPIES
+        UPLOAD_COPIES = scratch / "upload-copies"
+        UPLOAD_COPIES.mkdir()
         env = {
             **os.environ,
             "BIKE_RECOGNITION_WORKDIR": str(scratch / "sessions"),
