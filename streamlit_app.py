@@ -12,12 +12,14 @@ import streamlit as st
 import app_models
 import app_ui
 from bikelib import presence
-from bikelib.memory import limit_malloc_arenas
+from bikelib.memory import fix_mmap_threshold, limit_malloc_arenas
 from bikelib.sessions import Workspace
 from bikelib.settings import settings
 
-# Before TensorFlow and most visitors' threads: fewer malloc arenas, less memory held.
+# Before TensorFlow and most visitors' threads: fewer malloc arenas, less memory held
+# (where the server started without MALLOC_ARENA_MAX), and large blocks given back.
 limit_malloc_arenas()
+fix_mmap_threshold()
 
 st.set_page_config(page_title="Bike Recognition", page_icon="🚲", layout="wide")
 

@@ -23,7 +23,21 @@ import ctypes.util
 import sys
 
 M_ARENA_MAX = -8  # glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 128 * 1024  # glibc's starting value, kept from rising
 _applied: int | None = None
+
+
+def _libc():
+    """glibc, or None where the C library is another (macOS, musl) or cannot be loaded."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt  # noqa: B018 - glibc has it, other C libraries may not
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def limit_malloc_arenas(arenas: int | None = None) -> bool:
@@ -36,14 +50,26 @@ def limit_malloc_arenas(arenas: int | None = None) -> bool:
         arenas = settings().malloc_arenas
     if _applied == arenas:
         return True
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None:  # not glibc: nothing to do
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        return False
-    if mallopt(M_ARENA_MAX, int(arenas)) != 1:
+    if libc.mallopt(M_ARENA_MAX, int(arenas)) != 1:
         return False
     _applied = arenas
     return True
+
+
+def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Keep glibc's mmap threshold at `threshold` bytes; True when set.
+
+    glibc serves blocks above the threshold with mmap of their own, unmapped when freed.
+    But each time such a block is freed it raises the threshold to that block's size (up
+    to 32 MB), so the next batches of photos and tensors come from the arenas and their
+    pages stay with the process after they are freed. Setting the threshold switches that
+    rise off. It works at any time, unlike the arena cap: Streamlit's server threads have
+    made about ten arenas before the app's first page run, and once glibc has counted more
+    than eight it fixes its limit for good, so `limit_malloc_arenas` from inside no longer
+    takes (measured 2026-12-02: 10 arenas at the first run, 16 after three visits).
+    """
+    libc = _libc()
+    return bool(libc and libc.mallopt(M_MMAP_THRESHOLD, int(threshold)) == 1)

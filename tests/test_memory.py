@@ -53,3 +53,31 @@ def test_the_cap_comes_from_malloc_arena_max_or_is_two():
     assert Settings.from_env({"MALLOC_ARENA_MAX": "4"}).malloc_arenas == 4
     with pytest.raises(ConfigError, match="MALLOC_ARENA_MAX"):
         Settings.from_env({"MALLOC_ARENA_MAX": "many"})
+
+
+# A freed 20 MB block raises glibc's mmap threshold to 20 MB, so a 1 MB block then comes
+# from an arena (whose pages stay with the process after it is freed); with the
+# threshold fixed it is mapped on its own (mallinfo2's hblks counts such blocks).
+THRESHOLD_PROBE = """
+import ctypes, json, sys
+from bikelib.memory import fix_mmap_threshold
+fixed = fix_mmap_threshold() if sys.argv[1] == "1" else None
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Mallinfo2
+big = bytearray(20_000_000)
+del big
+before = libc.mallinfo2().hblks
+block = bytearray(1_000_000)
+print(json.dumps({"fixed": fixed, "mapped": libc.mallinfo2().hblks - before}))
+"""
+
+
+@glibc
+def test_a_fixed_mmap_threshold_maps_large_blocks_on_their_own():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    assert run_fresh(THRESHOLD_PROBE, env, "0") == {"fixed": None, "mapped": 0}  # glibc rose
+    assert run_fresh(THRESHOLD_PROBE, env, "1") == {"fixed": True, "mapped": 1}
