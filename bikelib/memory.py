@@ -1,4 +1,4 @@
-"""A long-running server's memory: fewer glibc malloc arenas.
+"""A long-running server's memory: fewer glibc malloc arenas, large blocks given back.
 
 glibc gives threads that allocate at the same time malloc arenas of their own, up to
 eight per core. A Streamlit server runs each visitor's script in its own thread and
@@ -11,9 +11,12 @@ scripts/app.sh does), and at 1108 MB with only this module's call.
 
 `limit_malloc_arenas` does from inside the process what MALLOC_ARENA_MAX does at start,
 for hosts where the server's environment cannot be set (Streamlit Community Cloud). It
-helps less: arenas that the server's own threads made before the app's first page run
-stay and are shared out, so set the variable where you can. Where the C library is not
-glibc (macOS, musl) it does nothing.
+rarely takes there: glibc fixes its arena limit for good once more than eight arenas
+exist, and Streamlit's own threads have made about ten before the app's first page run
+(counted 2026-12-02). So set the variable where you can; where you cannot,
+`fix_mmap_threshold` is what helps (8-visitor soaks without the variable: server 1279-1292
+MB without it, see bench/RESULTS.md for with). Where the C library is not glibc (macOS,
+musl) both do nothing.
 """
 
 from __future__ import annotations
