@@ -44,6 +44,8 @@ from bikelib.openset import CHOSEN_SCORE, SCORES, Embedder, auroc, calibrate, tr
 CONFIG_OVERRIDES: dict = {}
 NEGATIVE_SEEDS = range(10_000, 10_100)  # random bikes for outlier exposure (never tested)
 LISTING_SEEDS = range(50_000, 50_010)  # places of the rendered listings, per bike
+OTHER_SEEDS = range(60_000, 60_050)  # the strangers of the rendered listings
+LISTING_SIZE = (320, 240)
 
 
 def rendered_negatives(size: int, seeds=NEGATIVE_SEEDS) -> np.ndarray:
@@ -60,13 +62,10 @@ def listing_shots() -> tuple[dict[str, list[str]], list[str]]:
     from bikelib import render
 
     known = {
-        bike.name: [render.shot_kind(bike, s, (320, 240)) for s in LISTING_SEEDS]
+        bike.name: [render.shot_kind(bike, s, LISTING_SIZE) for s in LISTING_SEEDS]
         for bike in render.DEMO_BIKES
     }
-    others = [
-        render.shot_kind(render.random_bike(s), s, (320, 240))
-        for s in range(60_000, 60_000 + 5 * len(LISTING_SEEDS))
-    ]
+    others = [render.shot_kind(render.random_bike(s), s, LISTING_SIZE) for s in OTHER_SEEDS]
     return known, others
 
 
@@ -78,7 +77,7 @@ def rendered_listings(size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     known = {
         bike.name: np.stack(
             [
-                to_array(render.render_photo(bike, s, (320, 240), place="new"), size)
+                to_array(render.render_photo(bike, s, LISTING_SIZE, place="new"), size)
                 for s in LISTING_SEEDS
             ]
         )
@@ -86,8 +85,8 @@ def rendered_listings(size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     }
     others = np.stack(
         [
-            to_array(render.render_photo(render.random_bike(s), s, (320, 240), place="new"), size)
-            for s in range(60_000, 60_000 + 5 * len(LISTING_SEEDS))
+            to_array(render.render_photo(render.random_bike(s), s, LISTING_SIZE, place="new"), size)
+            for s in OTHER_SEEDS
         ]
     )
     return known, others
@@ -217,16 +216,15 @@ def evaluate(result, dataset, known_test, unknown_test, size, groups=None) -> di
     refs = embed(train.images).features
     held_out = embed(load_split(dataset.validation, size).images)
     known, unknown = embed(known_test), embed(unknown_test)
-    row = {}
+    row, scored = {}, {}
     for name, score in SCORES.items():
-        k, u = score(known, refs, train.labels), score(unknown, refs, train.labels)
+        k, u = scored[name] = score(known, refs, train.labels), score(unknown, refs, train.labels)
         threshold = calibrate(score(held_out, refs, train.labels))
         accepted, rejected = trade_off(threshold, k, u)
         row[name] = {"auroc": auroc(k, u), "accepted": accepted, "rejected": rejected}
     row["accuracy"] = result.evaluation.accuracy if result.evaluation else None
     if groups:
-        chosen = SCORES[CHOSEN_SCORE]
-        k, u = chosen(known, refs, train.labels), chosen(unknown, refs, train.labels)
+        k, u = scored[CHOSEN_SCORE]
         row["by_group"] = {
             name: {"auroc": auroc(k[km], u[um]), "known": int(km.sum()), "others": int(um.sum())}
             for name, (km, um) in groups.items()

@@ -292,12 +292,7 @@ async def go_to(page, link: str, heading: str | None = None) -> None:
     which the new run replaces (a tab click lost, an upload never sent)."""
     finished = RUNS_FINISHED.get(id(page), 0)
     await page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).click()
-    for _ in range(1200):
-        if RUNS_FINISHED.get(id(page), 0) != finished:
-            break
-        await page.wait_for_timeout(100)
-    else:
-        raise Failure(f"no run of {link} finished in 120 s after its click")
+    await counted(page, RUNS_FINISHED, finished, 120, f"no run of {link} finished")
     await page.get_by_role("heading", name=heading or link, level=1).wait_for()
 
 
@@ -308,6 +303,16 @@ WIDGET_RERUNS: dict[int, int] = {}
 # a newer request), by page: how `go_to` knows the page it clicked has been run.
 RUNS_FINISHED: dict[int, int] = {}
 UPLOAD_COPIES = Path(tempfile.gettempdir())  # main() points it into the soak's scratch folder
+
+
+async def counted(page, counter: dict[int, int], before: int, seconds: float, what: str) -> None:
+    """Until this page's count in `counter` has moved on from `before`; a Failure saying
+    `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while counter.get(id(page), 0) == before:
+        if time.monotonic() > deadline:
+            raise Failure(f"{what} in {seconds:g} s")
+        await page.wait_for_timeout(100)
 
 
 async def upload(page, path: Path) -> None:
@@ -328,12 +333,7 @@ async def upload(page, path: Path) -> None:
     shutil.copyfile(path, fresh)
     asked = WIDGET_RERUNS.get(id(page), 0)
     await main.locator('input[type="file"]').first.set_input_files(str(fresh))
-    for _ in range(600):
-        if WIDGET_RERUNS.get(id(page), 0) != asked:
-            break
-        await page.wait_for_timeout(100)
-    else:
-        raise Failure(f"{path.name} was chosen, but the page asked for no rerun in 60 s")
+    await counted(page, WIDGET_RERUNS, asked, 60, f"{path.name} asked for no rerun")
     await idle(page)
 
 

@@ -13,10 +13,11 @@ scripts/app.sh does), and at 1108 MB with only this module's call.
 for hosts where the server's environment cannot be set (Streamlit Community Cloud). It
 rarely takes there: glibc fixes its arena limit for good once more than eight arenas
 exist, and Streamlit's own threads have made about ten before the app's first page run
-(counted 2026-12-02). So set the variable where you can; where you cannot,
-`fix_mmap_threshold` is what helps (8-visitor soaks without the variable: server 1279-1292
-MB without it, see bench/RESULTS.md for with). Where the C library is not glibc (macOS,
-musl) both do nothing.
+(counted 2026-12-02: 10 arenas at the first run, 16 after three visits). So set the
+variable where you can; where you cannot, `fix_mmap_threshold` is what helps: 8-visitor
+soaks without the variable peaked at 1279-1292 MB for the server without it and 1111 MB
+with it (bench/RESULTS.md). Where the C library is not glibc (macOS, musl) both do
+nothing.
 """
 
 from __future__ import annotations
@@ -69,10 +70,7 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     But each time such a block is freed it raises the threshold to that block's size (up
     to 32 MB), so the next batches of photos and tensors come from the arenas and their
     pages stay with the process after they are freed. Setting the threshold switches that
-    rise off. It works at any time, unlike the arena cap: Streamlit's server threads have
-    made about ten arenas before the app's first page run, and once glibc has counted more
-    than eight it fixes its limit for good, so `limit_malloc_arenas` from inside no longer
-    takes (measured 2026-12-02: 10 arenas at the first run, 16 after three visits).
+    rise off. Unlike the arena cap it works at any time (see the module's docstring).
     """
     libc = _libc()
     return bool(libc and libc.mallopt(M_MMAP_THRESHOLD, int(threshold)) == 1)
