@@ -1,13 +1,19 @@
 """The bicycle gate (ImageNet EfficientNet-Lite0): what it says about bikes and non-bikes.
 
 Rows: the shared real photos, the rendered demo photos, and pictures with no bicycle
-(uniform noise, plain colours, two-colour gradients). Columns: how many, the share with
+(uniform noise, plain colours, two-colour gradients); where scikit-image is installed
+(`pip install -r bench/requirements.txt`: its wheel ships a few real photos), also its
+photos with no bicycle in them (a cat, coffee, an astronaut, a rocket, textures, ...) and
+its one real motorbike (a stereo pair: 2 views x 6 framings x mirrored, none showing the
+bicycle that leans at the left edge of the garage). Columns: how many, the share with
 a bicycle class in the top 5, the share whose summed bicycle probability is above the
 gate's threshold, and the share the network finds more motorbike than bicycle. Then the
 costs: importing Keras, converting the weights (first use ever), loading the converted
 file (every later process) and classifying in batches of 32.
 
     python bench/gate.py [--demo data/demo-bikes] [--synthetic 64]
+
+A picture the gate does not pass gets the verdict "no bicycle" (bikelib.openset.decide).
 """
 
 from __future__ import annotations
@@ -62,6 +68,49 @@ def gradients(rng, n: int) -> np.ndarray:
     return out
 
 
+def square(picture: np.ndarray, box=None) -> np.ndarray:
+    """An RGB picture (or a box of it) squashed to the gate's square input, as decode does."""
+    from PIL import Image
+
+    image = Image.fromarray(picture)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if box is not None:
+        image = image.crop(box)
+    return np.asarray(image.resize((GATE_SIZE, GATE_SIZE), Image.Resampling.BILINEAR))
+
+
+def scikit_image_photos() -> dict[str, np.ndarray]:
+    """Real photos with no bicycle, and one real motorbike, from scikit-image's wheel."""
+    try:
+        from skimage import data
+    except ImportError:
+        print("skipped the real non-bicycle rows: scikit-image is not installed", flush=True)
+        return {}
+    grey = [data.camera(), data.brick(), data.grass(), data.gravel(), data.coins()]
+    grey += [data.moon(), data.page(), (data.horse() * 255).astype(np.uint8)]
+    colour = [data.chelsea(), data.coffee(), data.astronaut(), data.rocket()]
+    colour += [data.hubble_deep_field(), data.retina(), data.immunohistochemistry()]
+    colour += [data.logo()[..., :3], data.colorwheel()]
+    no_bicycle = [square(p) for p in colour] + [square(np.stack([p] * 3, -1)) for p in grey]
+    left, right, _ = data.stereo_motorcycle()
+    h, w = left.shape[:2]
+    # Fractions of the frame; every box leaves out the left fifth, where a bicycle leans.
+    framings = [(0.2, 0, 1, 1), (0.2, 0.1, 0.9, 1), (0.55, 0.1, 1, 1), (0.2, 0.2, 0.6, 1)]
+    framings += [(0.35, 0.3, 0.75, 0.9), (0.25, 0, 0.95, 0.8)]
+    motorbike = [
+        view
+        for picture in (left, right)
+        for x0, y0, x1, y1 in framings
+        for framed in [square(picture, (int(x0 * w), int(y0 * h), int(x1 * w), int(y1 * h)))]
+        for view in (framed, framed[:, ::-1])
+    ]
+    return {
+        "real photos, no bicycle (scikit-image)": np.stack(no_bicycle),
+        "a real motorbike (scikit-image, 24 framings)": np.stack(motorbike),
+    }
+
+
 def timed(function):
     """(result, wall seconds, CPU seconds of this process)."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -82,6 +131,7 @@ def main() -> None:
         "uniform noise": noise(rng, args.synthetic),
         "plain colours": plain(rng, args.synthetic),
         "two-colour gradients": gradients(rng, args.synthetic),
+        **scikit_image_photos(),
     }
 
     costs = []

@@ -17,13 +17,17 @@ Protocols (the issue's):
 Trainings: `ce` (the default recipe), `oe` (plus rendered random bikes as outlier
 exposure, trained towards the uniform distribution), `oe40` (40 of them), `lite0`,
 `lite0-oe40`, `lite0-oe` (the same with the fine-tuned EfficientNet-Lite0 architecture
-and its recommended settings). Scores: see bikelib.openset.SCORES.
+and its recommended settings); `sc...` adds the contrastive loss (`sc1-oe40` is the
+app's default); `...-places` (rendered only) trains on the demo bikes photographed at a
+new place every time, 16 per bike, `...-places48` 48 per bike. Scores: see
+bikelib.openset.SCORES.
 For each (training, score): AUROC mean and worst fold; at the threshold calibrated on
 held-out known photos (95% accepted), the share of known test photos accepted and of
 unknown photos rejected; closed-set accuracy of the training.
 
     python bench/openset.py [--protocols real,rendered] [--trainings ce,oe] [--seeds 1]
     python bench/openset.py --protocols pairs [--pairs bike1:bike2,...] [--seeds 1]
+    python bench/openset.py --protocols rendered --trainings sc1-oe40-places96 --image-size 128
 Raw numbers go to bench/openset-results.json before the table is printed.
 """
 
@@ -41,7 +45,7 @@ from common import ROOT, machine, require_shared_bikes, table
 from bikelib import Dataset, TrainConfig, load_split, open_dataset
 from bikelib.openset import CHOSEN_SCORE, SCORES, Embedder, auroc, calibrate, trade_off
 
-CONFIG_OVERRIDES: dict = {}
+CONFIG_OVERRIDES: dict = {}  # TrainConfig fields set for every training (--image-size)
 NEGATIVE_SEEDS = range(10_000, 10_100)  # random bikes for outlier exposure (never tested)
 LISTING_SEEDS = range(50_000, 50_010)  # places of the rendered listings, per bike
 OTHER_SEEDS = range(60_000, 60_050)  # the strangers of the rendered listings
@@ -272,7 +276,8 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
     # weight 0.5, "sc1" 1, "sc2" 2; "sc1-oe40" with 40 strangers: the default since
     # 2026-12-02). Every other name is cross-entropy alone (contrastive 0), as measured.
     # "...-places" (rendered protocol): trained on the demo bikes photographed at a new
-    # place every time instead of data/demo-bikes.
+    # place every time instead of data/demo-bikes, 16 training photos per bike as there;
+    # "...-places48": 48 per bike (and a quarter as many validation photos, at least 4).
     base, _, rest = recipe.partition("-")
     contrastive = {"sc": 0.5, "sc1": 1.0, "sc2": 2.0}.get(base, 0.0)
     if contrastive:
@@ -287,7 +292,8 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
     )
     size = config.image_size
     counts = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100}
-    count = counts[recipe.removesuffix("-places")]
+    recipe, at_places, per_bike = recipe.partition("-places")
+    count = counts[recipe]
     negatives = rendered_negatives(size, NEGATIVE_SEEDS[:count]) if count else None
     if recipe == "oe-spot":  # strangers parked at the demo bikes' own usual spots
         negatives = strangers_at_usual_spots(size)
@@ -308,10 +314,13 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
                 flush=True,
             )
     else:
-        if recipe.endswith("-places"):
+        if at_places:
             import tempfile
 
-            dataset = demo_bikes_at_many_places(tempfile.mkdtemp(prefix="places-"))
+            per_bike = int(per_bike or 16)
+            dataset = demo_bikes_at_many_places(
+                tempfile.mkdtemp(prefix="places-"), per_bike, max(4, per_bike // 4)
+            )
         else:
             dataset = open_dataset(ROOT / "data" / "demo-bikes")
         listings, others = rendered_listings(size)
@@ -457,7 +466,10 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, ...")
     parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="a:b,... for --protocols pairs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "openset-results.json"))
+    parser.add_argument("--image-size", type=int, help="every training at this size (px)")
     args = parser.parse_args()
+    if args.image_size:
+        CONFIG_OVERRIDES["image_size"] = args.image_size
     results = {}
     if "pairs" in args.protocols.split(","):
         pairs = [tuple(pair.split(":")) for pair in args.pairs.split(",")]
