@@ -11,6 +11,7 @@ import io
 import streamlit as st
 
 import app_models
+import app_state
 import app_ui
 from bikelib import images, scan
 from bikelib.sessions import Workspace
@@ -40,6 +41,10 @@ def run(classifier, bike: str, uploads: list[tuple[str, bytes]]) -> dict:
 
 st.title(":material/travel_explore: Scan listings")
 path, classifier = app_models.pick_model(workspace)
+if app_state.near_chance(classifier.meta):
+    # Its match scores tell nothing apart: a ranking would order listings at random.
+    st.info("A model that guesses cannot rank listings. Pick another model above.")
+    st.stop()
 bike = st.selectbox("My bike: the one to look for", classifier.classes)
 files = st.file_uploader(
     "Listing photos, or zips of them",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import zipfile
 
 import pytest
@@ -60,6 +62,22 @@ def test_without_any_model_it_asks_to_train_one_first(app_env, monkeypatch):
     assert [u.key for u in at.file_uploader] == ["open_model"]  # no listings without a model
 
 
+def test_a_chance_level_model_ranks_nothing(app_env, shipped_model, monkeypatch):
+    guessing = app_env / "guessing"
+    shutil.copytree(shipped_model, guessing)
+    meta = json.loads((guessing / "model.json").read_text())
+    meta["metrics"]["val_accuracy"] = 1 / 3  # 3 bikes: 1/3 is a guess
+    (guessing / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(guessing))
+    at = scan_page()
+    assert at.warning[0].value.startswith("This model guesses at about chance level")
+    assert at.info[0].value.startswith("A model that guesses cannot rank listings")
+    assert [u.key for u in at.file_uploader] == ["open_model"]  # no listings to upload
+    monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(shipped_model))
+    at = scan_page()
+    assert not at.warning and at.info[0].value.startswith("Upload listing photos")
+
+
 def test_upload_scan_ranked_table_unreadable_listed_and_csv(app_env, shipped_model, monkeypatch):
     calls = []
     real_scan = scanning.scan
@@ -91,7 +109,6 @@ def test_upload_scan_ranked_table_unreadable_listed_and_csv(app_env, shipped_mod
     unreadable = at.dataframe[1].value
     assert list(unreadable["file"]) == ["listing.zip/ads/broken.jpg"]
     assert "not an image Pillow can read" in unreadable["why"][0]
-    # (the tiny test model may also be warned about as guessing at chance level)
     assert any(w.value.startswith("1 file could not be read") for w in at.warning)
     download = at.get("download_button")[0]
     assert download.proto.label == "Download the ranking (CSV)"
