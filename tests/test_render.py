@@ -112,6 +112,29 @@ def test_a_new_place_is_not_the_usual_spot(monkeypatch):
     assert np.array_equal(pixels(at_home), pixels(explicit))
 
 
+def test_one_place_seed_is_one_place_whatever_the_shot(monkeypatch):
+    bike = render.DEMO_BIKES[2]
+    real = photo_module._random_scene
+    scenes = []
+
+    def capture(*args, **kwargs):
+        scenes.append(real(*args, **kwargs))
+        return scenes[-1]
+
+    monkeypatch.setattr(photo_module, "_random_scene", capture)
+
+    def place(scene):
+        return scene.ground, scene.backdrop, scene.sunny, tuple(scene.tint.round(6))
+
+    one = [render.render_photo(bike, s, SMALL, place="new", place_seed=5) for s in range(6)]
+    assert len({place(s) for s in scenes}) == 1  # six shots, one place
+    assert len({pixels(p).tobytes() for p in one}) == 6  # but six different photos
+    scenes.clear()
+    for place_seed in range(12):
+        render.render_photo(bike, 0, SMALL, place="new", place_seed=place_seed)
+    assert len({place(s) for s in scenes}) > 6  # one shot, many places
+
+
 def test_shot_kind_is_the_shot_render_photo_takes(monkeypatch):
     taken = []
     frame_shot = photo_module._frame_shot

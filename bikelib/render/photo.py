@@ -23,10 +23,16 @@ PHOTO_SIZE = (640, 480)
 SUPERSAMPLE = 2  # the bike is drawn at 2x and averaged down: smooth edges, thin spokes
 PLACES = ("planned", "new")  # where render_photo puts the bike: see there
 _SCENE_STREAM = 0x5CE4E  # keeps render_scene's numbers apart from render_photo's
+_PLACE_STREAM = 0x91ACE  # and a place_seed's apart from both
 
 
 def render_photo(
-    bike: BikeIdentity, seed: int, size: tuple[int, int] = PHOTO_SIZE, *, place: str = "planned"
+    bike: BikeIdentity,
+    seed: int,
+    size: tuple[int, int] = PHOTO_SIZE,
+    *,
+    place: str = "planned",
+    place_seed: int | None = None,
 ) -> Image.Image:
     """A photo-like RGB picture of `bike`: same bike, seed, size and place give the same
     pixels.
@@ -38,17 +44,25 @@ def render_photo(
     never the usual spot: ground, backdrop, light and colours are drawn at random, as
     for a stolen bike photographed by a stranger. Both take the same shot; the place,
     and all that is drawn after it, differ.
+
+    `place_seed` draws the place (ground, backdrop, light, the bikes parked there) from
+    its own numbers, so that photos with different seeds and one `place_seed` are shots
+    of one place, as the several photos of one marketplace listing are. None (the
+    default) draws it from `seed`, as the demo set's photos were.
     """
     if place not in PLACES:
         raise ValueError(f"place must be one of {', '.join(PLACES)}")
     rng, sketch, geo, camera, _ = _framed(bike, seed, size)
+    place_rng = rng
+    if place_seed is not None:
+        place_rng = np.random.default_rng(np.random.SeedSequence([place_seed, _PLACE_STREAM]))
     scene = _random_scene(
-        rng,
+        place_rng,
         bike,
         camera_side=1.0 if math.cos(camera.yaw) >= 0 else -1.0,
         usual_spot=place == "planned",
     )
-    background = _render_background(scene, camera, rng)
+    background = _render_background(scene, camera, place_rng)
     light = _screen_light(scene, camera)
     contrast = 1.0 if scene.sunny else 0.55
     pose = _Pose(pivot_x=geo.front_axle[0] / 2)
