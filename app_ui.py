@@ -17,7 +17,7 @@ import streamlit as st
 
 import app_state
 import bikelib
-from bikelib import charts, images, quality
+from bikelib import charts, images, quality, scan
 from bikelib.dataset import is_not_mine
 from bikelib.jobs import QUEUED, TrainingJob, expected_wait
 from bikelib.sessions import Workspace
@@ -402,3 +402,39 @@ def past_runs(models: list[dict], chosen: dict | None = None) -> None:
     overlay = charts.runs_overlay(app_state.curve_rows(models), metric)
     if overlay is not None:
         st.altair_chart(overlay, width="stretch")
+
+
+# The Scan page's two rankings; both fit a desktop's 1280 px beside the sidebar, and a
+# phone scrolls them sideways.
+def scan_table(rows: list[scan.ScanRow], thumbs: dict[str, bytes]) -> None:
+    """Every readable listing photo, best match first."""
+    folder = scan.common_folder(rows)
+    table(
+        scan.table_rows(rows, thumbs),
+        row_height=64,
+        column_config={
+            "rank": st.column_config.NumberColumn("#", width=36),
+            "photo": st.column_config.ImageColumn(width=64),
+            "file": st.column_config.TextColumn(width=216, help=f"In {folder}" if folder else None),
+            "verdict": st.column_config.TextColumn(width=124),
+            "score": st.column_config.NumberColumn("match", format="%.3f", width=56),
+            "closest": st.column_config.TextColumn(width=128),
+            "bicycle": st.column_config.ProgressColumn(format="percent", max_value=1, width=80),
+        },
+    )
+
+
+def listing_table(listings: list[scan.ListingRow], thumbs: dict[str, bytes]) -> None:
+    """Every listing (folder), best pooled match first, shown by its best photo."""
+    table(
+        scan.listing_table_rows(listings, thumbs),
+        row_height=64,
+        column_config={
+            "rank": st.column_config.NumberColumn("#", width=36),
+            "photo": st.column_config.ImageColumn("best photo", width=64),
+            "listing": st.column_config.TextColumn(width=216),
+            "photos": st.column_config.NumberColumn(width=56),
+            "verdict": st.column_config.TextColumn(width=124),
+            "score": st.column_config.NumberColumn("match", format="%.3f", width=56),
+        },
+    )

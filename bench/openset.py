@@ -44,6 +44,7 @@ from common import ROOT, machine, require_shared_bikes, table
 
 from bikelib import Dataset, TrainConfig, load_split, open_dataset
 from bikelib.openset import CHOSEN_SCORE, SCORES, Embedder, auroc, calibrate, trade_off
+from bikelib.scan import POOLS
 
 CONFIG_OVERRIDES: dict = {}  # TrainConfig fields set for every training (--image-size)
 NEGATIVE_SEEDS = range(10_000, 10_100)  # random bikes for outlier exposure (never tested)
@@ -59,6 +60,70 @@ def rendered_negatives(size: int, seeds=NEGATIVE_SEEDS) -> np.ndarray:
     return np.stack(
         [to_array(render.render_photo(render.random_bike(s), s, (192, 144)), size) for s in seeds]
     )
+
+
+LISTINGS_PER_BIKE = 10  # listings protocol: listings of each demo bike, and strangers'
+STRANGER_LISTINGS = 50
+PHOTOS_PER_LISTING = 4  # shots of one bike at one place (render_photo's place_seed)
+
+
+def multi_photo_listings(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(known, others), each (listings, PHOTOS_PER_LISTING, size, size, 3): every listing
+    is one bike photographed 4 times at one new place, as a seller does."""
+    from bikelib import render
+    from bikelib.images import to_array
+
+    def listing(bike, place: int) -> np.ndarray:
+        shots = [
+            render.render_photo(bike, place * 10 + n, LISTING_SIZE, place="new", place_seed=place)
+            for n in range(PHOTOS_PER_LISTING)
+        ]
+        return np.stack([to_array(shot, size) for shot in shots])
+
+    known = [
+        listing(bike, 90_000 + 100 * i + j)
+        for i, bike in enumerate(render.DEMO_BIKES)
+        for j in range(LISTINGS_PER_BIKE)
+    ]
+    others = [listing(render.random_bike(95_000 + j), 95_000 + j) for j in range(STRANGER_LISTINGS)]
+    return np.stack(known), np.stack(others)
+
+
+def pooled(pool):
+    """A pool of bikelib.scan.POOLS (one listing's scores -> its score), row by row."""
+    return lambda scores: np.array([pool(listing) for listing in scores])
+
+
+# How a listing's photos' scores become the listing's: the Scan page's candidates.
+AGGREGATES = {
+    "each photo alone": None,  # the photos' own AUROC, for comparison
+    **{name: pooled(pool) for name, pool in POOLS.items()},
+}
+
+
+def evaluate_listings(result, dataset, known, others, size) -> dict:
+    """Every score x every way of pooling a listing's photos: the listings' AUROC, and at
+    the threshold calibrated on single held-out photos (as the app sets it), the shares
+    of known listings accepted and of strangers' listings rejected."""
+    embed = Embedder(result.model)
+    train = load_split(dataset.train, size)
+    refs = embed(train.images).features
+    held_out = embed(load_split(dataset.validation, size).images)
+    flat_known = embed(known.reshape(-1, *known.shape[2:]))
+    flat_others = embed(others.reshape(-1, *others.shape[2:]))
+    row = {}
+    for name, score in SCORES.items():
+        threshold = calibrate(score(held_out, refs, train.labels))
+        k = score(flat_known, refs, train.labels).reshape(known.shape[:2])
+        u = score(flat_others, refs, train.labels).reshape(others.shape[:2])
+        row[name] = {}
+        for aggregate, pool in AGGREGATES.items():
+            pk, pu = (k.ravel(), u.ravel()) if pool is None else (pool(k), pool(u))
+            accepted, rejected = trade_off(threshold, pk, pu)
+            row[name][aggregate] = {"auroc": auroc(pk, pu), "accepted": accepted}
+            row[name][aggregate]["rejected"] = rejected
+    row["accuracy"] = result.evaluation.accuracy if result.evaluation else None
+    return row
 
 
 def listing_shots() -> tuple[dict[str, list[str]], list[str]]:
@@ -323,6 +388,8 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             )
         else:
             dataset = open_dataset(ROOT / "data" / "demo-bikes")
+        if protocol == "listings":
+            return [listings_fold(dataset, config, negatives, training, seed)]
         listings, others = rendered_listings(size)
         known = np.concatenate([listings[name] for name in dataset.classes])
         known_shots, other_shots = listing_shots()
@@ -340,6 +407,39 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             flush=True,
         )
     return folds
+
+
+def listings_fold(dataset, config, negatives, training: str, seed: int) -> dict:
+    import keras
+
+    from bikelib import train
+
+    known, others = multi_photo_listings(config.image_size)
+    started, cpu = time.perf_counter(), time.process_time()
+    result = train(dataset, config, negatives=negatives)
+    fold = evaluate_listings(result, dataset, known, others, config.image_size)
+    keras.backend.clear_session()
+    fold.update(fold="demo", seconds=time.perf_counter() - started)
+    fold.update(cpu_seconds=time.process_time() - cpu, fit_seconds=result.seconds)
+    fold["load"] = os.getloadavg()[0]
+    pooled = ", ".join(f"{k} {v['auroc']:.3f}" for k, v in fold[CHOSEN_SCORE].items())
+    print(f"  listings {training} seed {seed}: {CHOSEN_SCORE} {pooled}, {fold_timing(fold)}")
+    return fold
+
+
+def listings_table(results: dict) -> str:
+    rows = []
+    for key, folds in results.items():
+        if not key.startswith("listings/"):
+            continue
+        _, training, seed = key.split("/")
+        for name in SCORES:
+            pooled = [
+                f"{v['auroc']:.3f} ({v['accepted']:.0%} / {v['rejected']:.0%})"
+                for v in (folds[0][name][a] for a in AGGREGATES)
+            ]
+            rows.append([training, seed, name, *pooled, accuracy(folds)])
+    return table(["training", "seed", "score", *AGGREGATES, "closed-set acc"], rows)
 
 
 DEFAULT_PAIRS = "bike1:bike2,bike2:bike3,bike3:bike4,bike4:bike5,bike5:bike1"
@@ -491,8 +591,16 @@ def main() -> None:
     if args.protocols == "pairs":
         return
     print(f"\nOpen-set scores, {machine()}\n")
+    if "listings" in args.protocols.split(","):
+        print(
+            f"### listings ({PHOTOS_PER_LISTING} photos at one new place each: "
+            f"{LISTINGS_PER_BIKE} per demo bike, {STRANGER_LISTINGS} of strangers): AUROC "
+            "(known listings accepted / strangers' rejected at the calibrated threshold)\n"
+        )
+        print(listings_table(results))
+        print()
     for protocol in args.protocols.split(","):
-        if protocol == "pairs":
+        if protocol in ("pairs", "listings"):
             continue
         rows = []
         for training in args.trainings.split(","):

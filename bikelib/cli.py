@@ -219,7 +219,7 @@ def cmd_predict(args) -> int:
 
 def cmd_scan(args) -> int:
     from .artifacts import load_model
-    from .scan import listing_photos, scan, to_csv
+    from .scan import by_listing, listing_photos, scan, to_csv
 
     classifier = load_model(args.model)
     done = 0
@@ -234,8 +234,13 @@ def cmd_scan(args) -> int:
         print(file=sys.stderr)
     if args.csv:
         Path(args.csv).write_text(to_csv(rows))
+    listings = by_listing(rows, classifier.threshold) if args.by_folder else None
     if args.json:
-        print(json.dumps([row.to_dict() for row in rows]))
+        print(json.dumps([row.to_dict() for row in listings or rows]))
+    elif listings is not None:
+        for rank, row in enumerate(listings, start=1):
+            where = row.listing or row.best  # a photo given on its own is its own listing
+            print(f"{rank:>5}  {row.score:.3f} {row.verdict}  {row.photos:>3} photos  {where}")
     else:
         for rank, row in enumerate(rows, start=1):
             shown = f"error: {row.error}" if row.error else f"{row.score:.3f} {row.verdict}"
@@ -318,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--bike", required=True, help="the known bike to look for")
     scan.add_argument("--json", action="store_true", help="one JSON list, best match first")
     scan.add_argument("--csv", help="also write the ranking to this CSV file")
+    scan.add_argument(
+        "--by-folder",
+        action="store_true",
+        help="each folder is one listing: rank listings by their photos' pooled match",
+    )
     scan.set_defaults(run=cmd_scan)
 
     export = commands.add_parser("export", help="write a model for phones (TensorFlow Lite)")

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import openset
 from .errors import BikeLibError, DatasetError, ImageReadError
 from .images import IMAGE_SUFFIXES
@@ -223,6 +225,67 @@ def to_csv(rows: list[ScanRow]) -> str:
     return buffer.getvalue()
 
 
+# -- listings: a seller's several photos of one bike ----------------------------------------
+
+# How a listing's photos' scores make the listing's, by measurement (bench/openset.py
+# --protocols listings, bench/RESULTS.md): candidates side by side.
+POOLS: dict[str, Callable[[np.ndarray], float]] = {
+    "best photo": lambda scores: float(np.max(scores)),
+    "mean": lambda scores: float(np.mean(scores)),
+    "mean of best 2": lambda scores: float(np.mean(np.sort(scores)[-2:])),
+}
+POOL = "mean of best 2"
+
+
+@dataclass(frozen=True)
+class ListingRow:
+    """One listing (the photos of one folder): its pooled match and verdict."""
+
+    listing: str  # the folder ("ads.zip/ad-17"); "" for photos uploaded on their own
+    photos: int  # readable photos in it
+    score: float  # POOL of the scores of its photos that show a bicycle
+    verdict: str  # "bike", "not_mine", or "no_bicycle" when none of its photos shows one
+    best: str  # the file of its best-matching photo
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def listing_of(file: str) -> str:
+    """The folder a photo is in: a listing's photos are saved together."""
+    return file.rsplit("/", 1)[0] if "/" in file else ""
+
+
+def by_listing(rows: list[ScanRow], threshold: float, pool: str = POOL) -> list[ListingRow]:
+    """The photos grouped by folder, best listing first; photos with no folder (uploaded
+    on their own) are each a listing of one. The threshold is the model's, set on single
+    photos; photos the gate finds no bicycle in (a receipt, a map) are left out of the
+    pooled score."""
+    groups: dict[str, list[ScanRow]] = {}
+    for row in rows:
+        if not row.error:
+            groups.setdefault(listing_of(row.file) or row.file, []).append(row)
+    listings = []
+    for name, photos in groups.items():
+        bikes = [r for r in photos if r.verdict != openset.NO_BICYCLE]
+        best = max(bikes or photos, key=lambda r: r.score)
+        if not bikes:
+            score, verdict = best.score, openset.NO_BICYCLE
+        else:
+            score = POOLS[pool](np.array([r.score for r in bikes]))
+            verdict = openset.BIKE if score >= threshold else openset.NOT_MINE
+        folder = name if listing_of(photos[0].file) else ""
+        listings.append(ListingRow(folder, len(photos), score, verdict, best.file))
+    return sorted(listings, key=lambda r: (r.verdict == openset.NO_BICYCLE, -r.score))
+
+
+def can_group(rows: list[ScanRow]) -> bool:
+    """Whether grouping by folder could mean listings: two folders or more, one of them
+    with two photos or more. (Whether each folder is one listing only the user knows.)"""
+    folders = [listing_of(r.file) for r in rows if not r.error and listing_of(r.file)]
+    return len(set(folders)) >= 2 and len(folders) > len(set(folders))
+
+
 # -- what the Scan page shows -------------------------------------------------------------
 
 WORDS = {
@@ -263,7 +326,11 @@ def common_folder(rows: list[ScanRow]) -> str:
 
     The table names each photo after it: photos from one zip otherwise all begin alike
     and a narrow column shows only what they share. The CSV keeps the whole names."""
-    parts = [r.file.split("/")[:-1] for r in rows if not r.error]
+    return _shared_folders([r.file for r in rows if not r.error])
+
+
+def _shared_folders(names: list[str]) -> str:
+    parts = [name.split("/")[:-1] for name in names]
     shared = []
     for level in zip(*parts, strict=False):  # as deep as the shallowest name
         if len(set(level)) > 1:
@@ -277,13 +344,10 @@ def table_rows(rows: list[ScanRow], thumbs: dict[str, bytes]) -> list[dict]:
     verdict in words, score, closest known bike, bicycle probability."""
     table, folder = [], common_folder(rows)
     for rank, row in enumerate((r for r in rows if not r.error), start=1):
-        thumb = thumbs.get(row.file)
         table.append(
             {
                 "rank": rank,
-                "photo": f"data:image/jpeg;base64,{base64.b64encode(thumb).decode()}"
-                if thumb
-                else None,
+                "photo": _data_url(thumbs.get(row.file)),
                 "file": row.file[len(folder) :],
                 "verdict": WORDS.get(row.verdict, row.verdict),
                 "score": row.score,
@@ -292,3 +356,30 @@ def table_rows(rows: list[ScanRow], thumbs: dict[str, bytes]) -> list[dict]:
             }
         )
     return table
+
+
+def listing_lead(listings: list[ListingRow], bike: str) -> str:
+    """One line for the top of grouped results: how many listings may show the bike."""
+    found = sum(r.verdict == openset.BIKE for r in listings)
+    return f"{found} of {len(listings)} listings may be your bike {bike}."
+
+
+def listing_table_rows(listings: list[ListingRow], thumbs: dict[str, bytes]) -> list[dict]:
+    """The listings as table rows: rank, its best photo, folder (after `common_folder`),
+    photos, verdict, match."""
+    folder = _shared_folders([row.listing or row.best for row in listings])
+    return [
+        {
+            "rank": rank,
+            "photo": _data_url(thumbs.get(row.best)),
+            "listing": (row.listing or row.best)[len(folder) :],
+            "photos": row.photos,
+            "verdict": WORDS.get(row.verdict, row.verdict),
+            "score": row.score,
+        }
+        for rank, row in enumerate(listings, start=1)
+    ]
+
+
+def _data_url(jpeg: bytes | None) -> str | None:
+    return f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}" if jpeg else None

@@ -68,6 +68,15 @@ if result is None or result["key"] != key:
     st.stop()
 
 rows = result["rows"]
+grouped = scan.can_group(rows) and st.toggle(
+    "Each folder is one listing",
+    help=f"Pool each folder's photos into one match ({scan.POOL} of those showing a "
+    "bicycle): a seller's several photos of one bike say more together than any one.",
+)
+if grouped:
+    listings = scan.by_listing(rows, classifier.threshold)
+    st.subheader(scan.listing_lead(listings, bike))
+    app_ui.listing_table(listings, result["thumbs"])
 st.subheader(scan.lead(rows, bike))
 st.download_button(
     "Download the ranking (CSV)",
@@ -98,20 +107,7 @@ for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # 
             f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}"
         )
 
-folder = scan.common_folder(rows)
-app_ui.table(  # fits a desktop's 1280 px beside the sidebar; a phone scrolls it sideways
-    scan.table_rows(rows, result["thumbs"]),
-    row_height=64,
-    column_config={
-        "rank": st.column_config.NumberColumn("#", width=36),
-        "photo": st.column_config.ImageColumn(width=64),
-        "file": st.column_config.TextColumn(width=216, help=f"In {folder}" if folder else None),
-        "verdict": st.column_config.TextColumn(width=124),
-        "score": st.column_config.NumberColumn("match", format="%.3f", width=56),
-        "closest": st.column_config.TextColumn(width=128),
-        "bicycle": st.column_config.ProgressColumn(format="percent", max_value=1, width=80),
-    },
-)
+app_ui.scan_table(rows, result["thumbs"])
 unreadable = [{"file": r.file, "why": r.error} for r in rows if r.error]
 if unreadable:
     files_word = "file" if len(unreadable) == 1 else "files"

@@ -123,3 +123,31 @@ def test_upload_scan_ranked_table_unreadable_listed_and_csv(app_env, shipped_mod
     assert len(at.image) == 2 * cards
     assert len(calls) == 1  # a rerun shows the kept result: no second scan
     assert at.dataframe[0].value["file"].tolist() == table["file"].tolist()
+
+
+def test_folders_as_listings_pool_their_photos_when_asked(app_env, shipped_model):
+    with io.BytesIO() as buffer:
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for ad, bike in (("ad-1", "blue-bike"), ("ad-2", "red-bike")):
+                for n in range(3):
+                    archive.writestr(f"{ad}/{n}.png", png(bike, 900 + 10 * n + len(bike)))
+        ads = ("ads.zip", buffer.getvalue(), "application/zip")
+    at = scan_page()
+    at.selectbox[1].set_value("red-bike").run()
+    at.file_uploader[0].set_value([ads]).run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    toggle = next(t for t in at.toggle if t.label == "Each folder is one listing")
+    assert not toggle.value and len(at.dataframe) == 1  # photos one by one, as before
+    toggle.set_value(True).run()
+    assert not at.exception and not at.error
+
+    rows = scanning.scan(load_model(shipped_model), "red-bike", scanning.listing_uploads([ads[:2]]))
+    listings = scanning.by_listing(rows, load_model(shipped_model).threshold)
+    assert at.subheader[0].value == scanning.listing_lead(listings, "red-bike")
+    table = at.dataframe[0].value
+    assert list(table["listing"]) == ["ad-2", "ad-1"]  # the red bike's first; in ads.zip/
+    assert list(table["photos"]) == [3, 3]
+    assert table["photo"][0].startswith("data:image/jpeg;base64,")
+    assert at.subheader[1].value.startswith(f"{sum(r.verdict == 'bike' for r in rows)} of 6")
+    assert len(at.dataframe) == 2  # and the photos' own ranking below

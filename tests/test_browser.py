@@ -228,12 +228,13 @@ def idle(page) -> None:
 
 
 def listing_zip(demo_photos: Path, folder: Path) -> Path:
-    """A zip as a user saves listing photos: a few demo photos and one file that is not."""
+    """A zip as a user saves listing photos: a few demo photos, a folder per listing (one
+    listing per bike: 2, 1, 1 and 2 photos), and one file that is not a photo."""
     archive = folder / "listings.zip"
     photos = sorted((demo_photos / "validation").rglob("*.jpg"))[::3][:6]
     with zipfile.ZipFile(archive, "w") as z:
         for photo in photos:
-            z.write(photo, f"listings/{photo.parent.name}-{photo.name}")
+            z.write(photo, f"listings/{photo.parent.name}/{photo.name}")
         z.writestr("listings/not-a-photo.jpg", b"this is text, not a JPEG")
     return archive
 
@@ -282,6 +283,17 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     idle(page)
     screenshot(page, output / "9-scan-why.png")
     screenshot(page, output / "9-scan-why-phone.png", PHONE, 844)
+
+    page.get_by_text("Show why (heatmap)").click()  # off again: the listings come first
+    idle(page)
+    page.get_by_text("Each folder is one listing").click()
+    grouped = page.get_by_text("listings may be your bike")
+    grouped.wait_for(timeout=60_000)
+    assert grouped.inner_text().endswith("of 4 listings may be your bike black-mountain.")
+    assert page.locator('[data-testid="stDataFrame"]').count() == 3  # listings, photos, unreadable
+    idle(page)
+    screenshot(page, output / "10-scan-listings.png")
+    screenshot(page, output / "10-scan-listings-phone.png", PHONE, 844)
 
 
 def test_a_direct_link_as_the_first_visit_gets_the_apps_own_menu(page, demo_photos, tmp_path):

@@ -185,6 +185,55 @@ def test_the_table_names_photos_after_the_folders_they_all_share():
     assert scanning.common_folder(rows()) == ""
 
 
+def test_listings_pool_their_photos_and_the_gate_leaves_out_what_is_no_bicycle():
+    def row(file, score, verdict="not_mine"):
+        return scanning.ScanRow(file, score, verdict, "red-bike", 0.9)
+
+    rows = [
+        row("ads.zip/ad-1/a.jpg", 0.95, "bike"),
+        row("ads.zip/ad-1/b.jpg", 0.80),
+        row("ads.zip/ad-1/c.jpg", 0.70),
+        row("ads.zip/ad-1/receipt.jpg", 0.99, "no_bicycle"),  # not pooled, even if high
+        row("ads.zip/ad-2/a.jpg", 0.85),
+        row("ads.zip/ad-2/b.jpg", 0.84),
+        row("ads.zip/ad-3/map.jpg", 0.30, "no_bicycle"),
+        row("loose.jpg", 0.89, "bike"),
+        scanning.ScanRow("ads.zip/ad-4/bad.jpg", 0.0, "", error="unreadable"),
+    ]
+    listings = scanning.by_listing(rows, threshold=0.86)  # "mean of best 2"
+    assert [(r.listing, r.photos, r.verdict, r.best) for r in listings] == [
+        ("", 1, "bike", "loose.jpg"),  # 0.89: a photo on its own is a listing of one
+        ("ads.zip/ad-1", 4, "bike", "ads.zip/ad-1/a.jpg"),  # (0.95 + 0.80) / 2 = 0.875
+        ("ads.zip/ad-2", 2, "not_mine", "ads.zip/ad-2/a.jpg"),  # 0.845
+        ("ads.zip/ad-3", 1, "no_bicycle", "ads.zip/ad-3/map.jpg"),  # last, as in the ranking
+    ]
+    assert math.isclose(listings[1].score, 0.875)
+    best = scanning.by_listing(rows, threshold=0.86, pool="best photo")
+    assert [r.score for r in best[:3]] == [0.95, 0.89, 0.85]
+    assert [r.verdict for r in best[:3]] == ["bike", "bike", "not_mine"]
+    mean = {r.listing: r.score for r in scanning.by_listing(rows, 0.86, pool="mean")}
+    assert math.isclose(mean["ads.zip/ad-1"], (0.95 + 0.80 + 0.70) / 3)
+
+    assert scanning.can_group(rows)
+    assert not scanning.can_group(rows[:4])  # one folder: it may hold any photos
+    assert not scanning.can_group([row("a/1.jpg", 0.5), row("b/1.jpg", 0.5)])  # one photo each
+
+
+def test_a_real_scan_grouped_by_folder_puts_the_stolen_bikes_listing_first(classifier):
+    with io.BytesIO() as buffer:
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for ad, bike in (("ad-1", "blue-bike"), ("ad-2", "red-bike"), ("ad-3", "green-bike")):
+                for n in range(3):
+                    archive.writestr(f"{ad}/{n}.png", png(bike, 300 + 10 * n + len(ad)))
+        upload = [("ads.zip", buffer.getvalue())]
+    rows = scanning.scan(classifier, "red-bike", scanning.listing_uploads(upload))
+    assert scanning.can_group(rows)
+    listings = scanning.by_listing(rows, classifier.threshold)
+    assert listings[0].listing == "ads.zip/ad-2"
+    assert [r.photos for r in listings] == [3, 3, 3]
+    assert listings[0].verdict == "bike"
+
+
 # -- the command line ------------------------------------------------------------------------
 
 
@@ -207,6 +256,30 @@ def test_cli_json_lists_best_first_and_writes_the_csv(model_dir, listing, tmp_pa
     assert "error: " in captured.err and "broken.jpg: not an image Pillow can read" in captured.err
     written = list(csv.reader(out.open()))
     assert written[1][1] == rows[0]["file"] and len(written) == 11
+
+
+def test_cli_by_folder_ranks_listings(model_dir, tmp_path, capsys):
+    for ad, bike in (("ad-1", "blue-bike"), ("ad-2", "red-bike")):
+        (tmp_path / "ads" / ad).mkdir(parents=True)
+        for n in range(3):
+            (tmp_path / "ads" / ad / f"{n}.png").write_bytes(png(bike, 400 + n))
+    (tmp_path / "ads" / "ad-2" / "broken.jpg").write_bytes(b"no photo")
+    args = ["scan", str(model_dir), str(tmp_path / "ads"), "--bike", "red-bike", "--by-folder"]
+    assert main(args) == 1  # a photo could not be read: said, and left out of its listing
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].split()[0] == "1" and lines[0].endswith(
+        "3 photos  " + str(tmp_path / "ads/ad-2")
+    )
+    assert lines[1].endswith("3 photos  " + str(tmp_path / "ads/ad-1"))
+    main([*args, "--json"])
+    listings = json.loads(capsys.readouterr().out)
+    ads = str(tmp_path / "ads")
+    assert [(r["listing"], r["photos"]) for r in listings] == [
+        (f"{ads}/ad-2", 3),
+        (f"{ads}/ad-1", 3),
+    ]
+    assert {"score", "verdict", "best"} <= set(listings[0])
 
 
 def test_cli_bad_source_is_one_error_line(model_dir, tmp_path, capsys):
