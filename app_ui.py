@@ -431,7 +431,7 @@ def listing_table(listings: list[scan.ListingRow], thumbs: dict[str, bytes]) -> 
         row_height=64,
         column_config={
             "rank": st.column_config.NumberColumn("#", width=36),
-            "photo": st.column_config.ImageColumn("best photo", width=64),
+            "photo": st.column_config.ImageColumn("best photo", width=80),
             "listing": st.column_config.TextColumn(width=216),
             "photos": st.column_config.NumberColumn(width=56),
             "verdict": st.column_config.TextColumn(width=124),

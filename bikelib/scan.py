@@ -5,6 +5,8 @@ needs the few that may be theirs on top. `listing_photos` walks photos, folders 
 zips lazily (a zip's members are read one at a time, never extracted), `scan` decodes
 and scores them in batches, so 10,000 photos need no more memory than one batch plus a
 small row per photo. Unreadable photos become rows with an error, never a stop.
+Where each folder is one listing (a seller's photos of one bike), `by_listing` pools its
+photos' matches into the listing's.
 """
 
 from __future__ import annotations
