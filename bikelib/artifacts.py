@@ -10,6 +10,7 @@ leaves the previous model intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -176,6 +177,28 @@ class Prediction:
         }
 
 
+@dataclass(frozen=True)
+class ListingPrediction:
+    """Several photos of one bike (one listing) judged together: which known bike they
+    match best on average, and the verdict for that mean at the threshold.
+
+    Only the photos that show a bicycle count (a receipt or a map in a listing does not
+    drag its mean down); with none, the verdict is "no bicycle". The mean keeps the
+    meaning of a threshold set on single photos (measured: bikelib.scan.POOL).
+    """
+
+    label: str
+    verdict: str
+    score: float  # mean match of the counted photos to `label`'s photos
+    threshold: float
+    photos: int  # the photos that counted: those showing a bicycle
+    sentence: str
+
+    @property
+    def known(self) -> bool:
+        return self.verdict == openset.BIKE
+
+
 class Classifier:
     """A loaded model: decode photos as in training, predict the bike and the verdict.
 
@@ -309,6 +332,46 @@ class Classifier:
             self._prediction(p, float(s), None if b is None else float(b), bike)
             for p, s, b in zip(probabilities, scores, bicycles, strict=True)
         ]
+
+    def predict_listing(self, sources, threshold: float | None = None) -> ListingPrediction | None:
+        """Photos of one listing judged together; None for a model without calibrated
+        verdicts (saved before them). Unreadable photos are left out."""
+        if self.reference is None or self.embed is None:
+            return None
+        threshold = self.threshold if threshold is None else threshold
+        decoded = []
+        for source in sources:
+            with contextlib.suppress(ImageReadError):
+                decoded.append(self._decode_both(source))
+        if not decoded:
+            raise ImageReadError("None of the listing's photos could be read")
+        out = self.embed(np.stack([small for small, _ in decoded]))
+        shows_bicycle = np.ones(len(decoded), dtype=bool)
+        if self.gate is not None:
+            bicycle = self.gate.bicycle_probability(np.stack([big for _, big in decoded]))
+            shows_bicycle = bicycle >= self.gate_threshold
+        counted = shows_bicycle if shows_bicycle.any() else np.ones_like(shows_bicycle)
+        out = openset.Outputs(*(a[counted] for a in (out.features, out.logits, out.probabilities)))
+        means = [float(self.reference.scores(out, b).mean()) for b in range(len(self.classes))]
+        best = int(np.argmax(means))
+        label, score, n = self.classes[best], means[best], int(shows_bicycle.sum())
+        if not n:
+            sentence = f"No bicycle found in any of these {len(decoded)} photos."
+            return ListingPrediction(label, openset.NO_BICYCLE, score, threshold, 0, sentence)
+        photos = f"these {n} photos" if n > 1 else "this photo"
+        if score >= threshold:
+            verdict = openset.BIKE
+            sentence = (
+                f"Together, {photos} look like {label} (mean match {score:.2f}, "
+                f"threshold {threshold:.2f})."
+            )
+        else:
+            verdict = openset.NOT_MINE
+            sentence = (
+                f"A bicycle, but not one of yours: together, {photos} match {label} best, "
+                f"too weakly (mean match {score:.2f}, threshold {threshold:.2f})."
+            )
+        return ListingPrediction(label, verdict, score, threshold, n, sentence)
 
     def trade_off(self, threshold: float) -> tuple[float, float] | None:
         """(share of validation photos accepted, share of other bikes rejected) at

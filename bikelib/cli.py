@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .errors import BikeLibError
@@ -203,14 +204,21 @@ def cmd_predict(args) -> int:
             rows.append({"image": image, "error": str(result)})
         else:
             rows.append({"image": image, **result.to_dict()})
+    listing = None
+    if args.listing and any("error" not in row for row in rows):
+        listing = classifier.predict_listing([Path(p) for p in args.images])
     if args.json:
-        print(json.dumps(rows))
+        together = {"listing": listing and asdict(listing) | {"known": listing.known}}
+        print(json.dumps({"photos": rows, **together} if args.listing else rows))
     else:
         for row in rows:
             if "error" in row:
                 print(f"{row['image']}: error: {row['error']}")
             else:
                 print(f"{row['image']}: {row['sentence']}")
+        if args.listing:
+            said = listing.sentence if listing else "this model has no calibrated verdicts"
+            print(f"all {len(args.images)} as one listing: {said}")
     failed = [row for row in rows if "error" in row]
     for row in failed:
         print(f"error: {row['error']}", file=sys.stderr)
@@ -315,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model")
     predict.add_argument("images", nargs="+")
     predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--listing",
+        action="store_true",
+        help="also judge the photos together, as one listing's photos of one bike",
+    )
     predict.set_defaults(run=cmd_predict)
 
     scan = commands.add_parser("scan", help="rank listing photos by how likely each is one bike")

@@ -38,12 +38,30 @@ if repeats:
     st.caption(f"{repeats} photo(s) uploaded twice: each is shown once.")
 show_why = st.toggle("Show why (heatmap)", help="Where in the photo the model found its answer")
 
-# Copies, not the uploads themselves: decoding must not move the uploads' read positions.
-copies = []
-for photo in photos:
-    copies.append(io.BytesIO(photo.getvalue()))
-    copies[-1].name = photo.name
-predictions = classifier.predict_many(copies)
+
+def copies() -> list[io.BytesIO]:
+    """The uploads as fresh files: decoding must not move the uploads' read positions."""
+    files = [io.BytesIO(photo.getvalue()) for photo in photos]
+    for file, photo in zip(files, photos, strict=True):
+        file.name = photo.name
+    return files
+
+
+one_listing = (
+    len(photos) > 1
+    and threshold is not None
+    and st.toggle(
+        "These photos are one listing",
+        help="Judge them together, as the photos of one bike: the mean match of those "
+        "that show a bicycle says more than any one of them.",
+    )
+)
+if one_listing:
+    with app_ui.sentence_on_error(), st.container(border=True):
+        listing = classifier.predict_listing(copies(), threshold)
+        words = listing.label if listing.known else app_models.VERDICT_LOOKS[listing.verdict][2]
+        app_models.verdict(st, listing, title=f"This listing: {words}")
+predictions = classifier.predict_many(copies())
 rows = []
 for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=True)):
     if isinstance(prediction, bikelib.BikeLibError):

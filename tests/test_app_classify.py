@@ -3,6 +3,7 @@ verdict headings, the threshold slider and the heatmap."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import threading
@@ -182,6 +183,25 @@ def test_the_slider_moves_the_verdict(app_env, shipped_model):
     assert next(c.value for c in at.caption if c.value.startswith("At this threshold")).startswith(
         "At this threshold: 100% of your validation photos accepted, 0% of other bikes rejected"
     )
+
+
+def test_photos_of_one_listing_are_judged_together_when_asked(app_env, shipped_model):
+    at = classify_page()
+    at.file_uploader[0].set_value(("bike.jpg", BICYCLE.read_bytes(), "image/jpeg")).run()
+    assert not [t for t in at.toggle if t.label == "These photos are one listing"]  # one photo
+    red = photo("red-bike", 905)
+    at.file_uploader[0].set_value(
+        [("bike.jpg", BICYCLE.read_bytes(), "image/jpeg"), ("red.png", red, "image/png")]
+    ).run()
+    each = answers(at)
+    toggle(at, "These photos are one listing").set_value(True).run()
+    assert not at.exception and not at.error
+    listing = load_model(shipped_model).predict_listing([BICYCLE, io.BytesIO(red)])
+    assert listing.photos == 1  # the red drawing shows no bicycle: only the bike counts
+    words = listing.label if listing.known else WORDS[listing.verdict].lower()
+    assert answers(at) == [f"This listing: {words}", *each]  # first, then each photo
+    assert listing.sentence in [c.value for c in at.caption]
+    assert listing.sentence.startswith(("Together, this photo", "A bicycle, but not one"))
 
 
 def test_show_why_puts_a_heatmap_beside_the_photo(app_env, shipped_model):

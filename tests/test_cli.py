@@ -80,6 +80,23 @@ def test_predict_json_gives_an_error_entry_for_a_bad_image_and_exit_1(model_dir,
     assert "error: missing.jpg: file not found" in captured.err
 
 
+def test_predict_listing_judges_the_readable_photos_together(model_dir, capsys):
+    data, out = model_dir
+    photos = sorted((data / "validation" / "red-bike").iterdir())[:2]
+    args = ["predict", str(out), *map(str, photos), "missing.jpg", "--listing"]
+    assert main(args) == 1  # one photo missing: said, and left out of the listing
+    lines = capsys.readouterr().out.splitlines()
+    # these drawings show no bicycle, so the listing is "no bicycle" too
+    assert lines[-1] == "all 3 as one listing: No bicycle found in any of these 2 photos."
+    assert main([*args, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [row["image"] for row in report["photos"]][-1] == "missing.jpg"
+    assert report["listing"]["verdict"] == "no_bicycle" and report["listing"]["photos"] == 0
+    assert set(report["listing"]) == {
+        *("label", "verdict", "known", "score", "threshold", "photos", "sentence")
+    }
+
+
 def test_crossval_json(model_dir, capsys):
     data, _ = model_dir
     assert main(["crossval", str(data), "--folds", "2", "--json", *FAST]) == 0

@@ -234,6 +234,30 @@ def test_a_real_scan_grouped_by_folder_puts_the_stolen_bikes_listing_first(class
     assert listings[0].verdict == "bike"
 
 
+def test_one_listings_photos_judged_together_by_their_mean_match(classifier, model_dir):
+    from bikelib import ImageReadError
+
+    red = classifier.classes.index("red-bike")
+    photos = [png("red-bike", 950 + n) for n in range(3)]
+    decoded = [(classifier.decode(io.BytesIO(p)), None) for p in photos]
+    alone = classifier.predict_decoded(decoded, bike=red)  # each photo as a scan scores it
+    listing = classifier.predict_listing([io.BytesIO(p) for p in [*photos, b"not a photo"]])
+    assert listing.label == "red-bike" and listing.photos == 3  # the unreadable left out
+    assert math.isclose(listing.score, np.mean([a.score for a in alone]), rel_tol=1e-5)
+    assert listing.threshold == classifier.threshold
+    assert (listing.verdict == "bike") == (listing.score >= classifier.threshold)
+    low = classifier.predict_listing([io.BytesIO(p) for p in photos], threshold=-1.0)
+    assert low.known and low.sentence.startswith("Together, these 3 photos look like red-bike")
+    high = classifier.predict_listing([io.BytesIO(p) for p in photos], threshold=2.0)
+    assert high.verdict == "not_mine" and "match red-bike best, too weakly" in high.sentence
+    with pytest.raises(ImageReadError):
+        classifier.predict_listing([io.BytesIO(b"nothing")])
+    # With the bicycle gate: these flat-colour drawings show no bicycle, so none counts.
+    gated = load_model(model_dir).predict_listing([io.BytesIO(p) for p in photos])
+    assert gated.verdict == "no_bicycle" and gated.photos == 0
+    assert gated.sentence == "No bicycle found in any of these 3 photos."
+
+
 # -- the command line ------------------------------------------------------------------------
 
 
