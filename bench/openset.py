@@ -103,6 +103,9 @@ AGGREGATES = {
 }
 
 
+APP_POOLS = ("Classify", "Scan")  # the mean pool per known bike, as each page uses it
+
+
 def evaluate_listings(result, dataset, known, others, size) -> dict:
     """Every score x every way of pooling a listing's photos: the listings' AUROC, and at
     the threshold calibrated on single held-out photos (as the app sets it), the shares
@@ -124,8 +127,42 @@ def evaluate_listings(result, dataset, known, others, size) -> dict:
             accepted, rejected = trade_off(threshold, pk, pu)
             row[name][aggregate] = {"auroc": auroc(pk, pu), "accepted": accepted}
             row[name][aggregate]["rejected"] = rejected
+        row[name].update(
+            as_the_app_pools(
+                score, threshold, flat_known, flat_others, refs, train.labels, dataset.classes
+            )
+        )
     row["accuracy"] = result.evaluation.accuracy if result.evaluation else None
     return row
+
+
+def as_the_app_pools(score, threshold, known, others, refs, labels, classes) -> dict:
+    """The mean pool exactly as the app computes it, from each bike's photos alone.
+
+    Classify ("These photos are one listing"): the mean match to each known bike, the
+    best bike's. Scan ("Each folder is one listing"): the mean match to the bike looked
+    for; known = that bike's listings, others = the strangers', averaged over the bikes.
+    `known` holds LISTINGS_PER_BIKE listings per bike in DEMO_BIKES order
+    (`multi_photo_listings`); `labels` index `classes` (the dataset's order)."""
+    from bikelib import render
+
+    def means(outputs, bike: int) -> np.ndarray:
+        own = labels == bike
+        return score(outputs, refs[own], labels[own]).reshape(-1, PHOTOS_PER_LISTING).mean(1)
+
+    k_all = np.stack([means(known, b) for b in range(len(classes))])  # (bikes, listings)
+    u_all = np.stack([means(others, b) for b in range(len(classes))])
+    pk, pu = k_all.max(axis=0), u_all.max(axis=0)
+    accepted, rejected = trade_off(threshold, pk, pu)
+    out = {"Classify": {"auroc": auroc(pk, pu), "accepted": accepted, "rejected": rejected}}
+    cells = []
+    for i, bike in enumerate(render.DEMO_BIKES):
+        b = classes.index(bike.name)
+        mine = k_all[b, i * LISTINGS_PER_BIKE : (i + 1) * LISTINGS_PER_BIKE]
+        cells.append((auroc(mine, u_all[b]), *trade_off(threshold, mine, u_all[b])))
+    auc, accepted, rejected = np.mean(cells, axis=0)
+    out["Scan"] = {"auroc": auc, "accepted": accepted, "rejected": rejected}
+    return out
 
 
 def listing_shots() -> tuple[dict[str, list[str]], list[str]]:
@@ -438,10 +475,11 @@ def listings_table(results: dict) -> str:
         for name in SCORES:
             pooled = [
                 f"{v['auroc']:.3f} ({v['accepted']:.0%} / {v['rejected']:.0%})"
-                for v in (folds[0][name][a] for a in AGGREGATES)
+                for v in (folds[0][name][a] for a in (*AGGREGATES, *APP_POOLS))
             ]
             rows.append([training, seed, name, *pooled, accuracy(folds)])
-    return table(["training", "seed", "score", *AGGREGATES, "closed-set acc"], rows)
+    pools = [*AGGREGATES, *(f"mean, as {page} does" for page in APP_POOLS)]
+    return table(["training", "seed", "score", *pools, "closed-set acc"], rows)
 
 
 DEFAULT_PAIRS = "bike1:bike2,bike2:bike3,bike3:bike4,bike4:bike5,bike5:bike1"

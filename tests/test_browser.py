@@ -290,8 +290,8 @@ def test_scan_listings_in_a_real_browser(page, demo_photos, output, tmp_path):
     grouped = page.get_by_text("listings may be your bike")
     grouped.wait_for(timeout=60_000)
     assert grouped.inner_text().endswith("of 4 listings may be your bike black-mountain.")
+    idle(page)  # the run goes on drawing after its lead line
     assert page.locator('[data-testid="stDataFrame"]').count() == 3  # listings, photos, unreadable
-    idle(page)
     screenshot(page, output / "10-scan-listings.png")
     screenshot(page, output / "10-scan-listings-phone.png", PHONE, 844)
 
