@@ -18,7 +18,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +197,9 @@ class ListingPrediction:
     @property
     def known(self) -> bool:
         return self.verdict == openset.BIKE
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "known": self.known}
 
 
 class Classifier:

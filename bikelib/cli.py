@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from .errors import BikeLibError
@@ -204,11 +203,12 @@ def cmd_predict(args) -> int:
             rows.append({"image": image, "error": str(result)})
         else:
             rows.append({"image": image, **result.to_dict()})
-    listing = None
+    listing, said = None, "none of the photos could be read"
     if args.listing and any("error" not in row for row in rows):
         listing = classifier.predict_listing([Path(p) for p in args.images])
+        said = listing.sentence if listing else "this model has no calibrated verdicts"
     if args.json:
-        together = {"listing": listing and asdict(listing) | {"known": listing.known}}
+        together = {"listing": listing.to_dict() if listing else None}
         print(json.dumps({"photos": rows, **together} if args.listing else rows))
     else:
         for row in rows:
@@ -217,7 +217,6 @@ def cmd_predict(args) -> int:
             else:
                 print(f"{row['image']}: {row['sentence']}")
         if args.listing:
-            said = listing.sentence if listing else "this model has no calibrated verdicts"
             print(f"all {len(args.images)} as one listing: {said}")
     failed = [row for row in rows if "error" in row]
     for row in failed:
@@ -244,7 +243,7 @@ def cmd_scan(args) -> int:
         Path(args.csv).write_text(to_csv(rows))
     listings = by_listing(rows, classifier.threshold) if args.by_folder else None
     if args.json:
-        print(json.dumps([row.to_dict() for row in listings or rows]))
+        print(json.dumps([row.to_dict() for row in (rows if listings is None else listings)]))
     elif listings is not None:
         for rank, row in enumerate(listings, start=1):
             where = row.listing or row.best  # a photo given on its own is its own listing

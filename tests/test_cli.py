@@ -95,6 +95,10 @@ def test_predict_listing_judges_the_readable_photos_together(model_dir, capsys):
     assert set(report["listing"]) == {
         *("label", "verdict", "known", "score", "threshold", "photos", "sentence")
     }
+    assert main(["predict", str(out), "missing.jpg", "--listing"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "all 1 as one listing: none of the photos could be read"
+    )
 
 
 def test_crossval_json(model_dir, capsys):
