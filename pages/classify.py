@@ -57,7 +57,7 @@ one_listing = (
     )
 )
 if one_listing:
-    with app_ui.sentence_on_error(), st.container(border=True):
+    with app_ui.sentence_on_error(stop=False), st.container(border=True):
         listing = classifier.predict_listing(copies(), threshold)
         words = listing.label if listing.known else app_models.VERDICT_LOOKS[listing.verdict][2]
         app_models.verdict(st, listing, title=f"This listing: {words}")

@@ -202,6 +202,12 @@ def test_photos_of_one_listing_are_judged_together_when_asked(app_env, shipped_m
     assert answers(at) == [f"This listing: {words}", *each]  # first, then each photo
     assert listing.sentence in [c.value for c in at.caption]
     assert listing.sentence.startswith(("Together, this photo", "A bicycle, but not one"))
+    # None readable: the listing says so in one sentence, and each photo still says why.
+    broken = [("a.png", b"not a photo", "image/png"), ("b.png", b"nor this", "image/png")]
+    at.file_uploader[0].set_value(broken).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors[0] == "None of the listing's photos could be read" and len(errors) == 3
 
 
 def test_show_why_puts_a_heatmap_beside_the_photo(app_env, shipped_model):
