@@ -43,8 +43,15 @@ import numpy as np
 from common import ROOT, machine, require_shared_bikes, table
 
 from bikelib import Dataset, TrainConfig, load_split, open_dataset
-from bikelib.openset import CHOSEN_SCORE, SCORES, Embedder, auroc, calibrate, trade_off
-from bikelib.scan import POOLS
+from bikelib.openset import (
+    CHOSEN_SCORE,
+    POOLS,
+    SCORES,
+    Embedder,
+    auroc,
+    calibrate,
+    trade_off,
+)
 
 CONFIG_OVERRIDES: dict = {}  # TrainConfig fields set for every training (--image-size)
 NEGATIVE_SEEDS = range(10_000, 10_100)  # random bikes for outlier exposure (never tested)
@@ -92,7 +99,7 @@ def multi_photo_listings(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pooled(pool):
-    """A pool of bikelib.scan.POOLS (one listing's scores -> its score), row by row."""
+    """A pool of bikelib.openset.POOLS (one listing's scores -> its score), row by row."""
     return lambda scores: np.array([pool(listing) for listing in scores])
 
 

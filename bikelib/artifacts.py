@@ -184,7 +184,7 @@ class ListingPrediction:
 
     Only the photos that show a bicycle count (a receipt or a map in a listing does not
     drag its mean down); with none, the verdict is "no bicycle". The mean keeps the
-    meaning of a threshold set on single photos (measured: bikelib.scan.POOL).
+    meaning of a threshold set on single photos (measured: bikelib.openset.POOL).
     """
 
     label: str
@@ -355,7 +355,8 @@ class Classifier:
             shows_bicycle = bicycle >= self.gate_threshold
         counted = shows_bicycle if shows_bicycle.any() else np.ones_like(shows_bicycle)
         out = openset.Outputs(*(a[counted] for a in (out.features, out.logits, out.probabilities)))
-        means = [float(self.reference.scores(out, b).mean()) for b in range(len(self.classes))]
+        pool = openset.POOLS[openset.POOL]
+        means = [pool(self.reference.scores(out, b)) for b in range(len(self.classes))]
         best = int(np.argmax(means))
         label, score, n = self.classes[best], means[best], int(shows_bicycle.sum())
         if not n:

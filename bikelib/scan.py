@@ -229,22 +229,6 @@ def to_csv(rows: list[ScanRow]) -> str:
 
 # -- listings: a seller's several photos of one bike ----------------------------------------
 
-# How a listing's photos' scores make the listing's (candidates side by side in
-# bench/openset.py --protocols listings; bench/RESULTS.md, "A listing's photos
-# together"). The mean: it ranked listings as well as the mean of the best two and better
-# than the best photo (AUROC 0.66-0.98 over two trainings x two seeds, 0.03-0.04 above
-# one photo alone), and it alone keeps the meaning of the threshold, which is set on
-# single photos: the max-like pools lift strangers' listings over it too (strangers
-# rejected 8-30% against 32-56% for the mean). The price: after the shipped recipe's
-# training, 72-84% of known listings accepted against 84-96%; 100% either way after a
-# training on 96 photos per bike at many places.
-POOLS: dict[str, Callable[[np.ndarray], float]] = {
-    "best photo": lambda scores: float(np.max(scores)),
-    "mean": lambda scores: float(np.mean(scores)),
-    "mean of best 2": lambda scores: float(np.mean(np.sort(scores)[-2:])),
-}
-POOL = "mean"
-
 
 @dataclass(frozen=True)
 class ListingRow:
@@ -252,7 +236,7 @@ class ListingRow:
 
     listing: str  # the folder ("ads.zip/ad-17"); "" for photos uploaded on their own
     photos: int  # readable photos in it
-    score: float  # POOL of the scores of its photos that show a bicycle
+    score: float  # openset.POOL of the scores of its photos that show a bicycle
     verdict: str  # "bike", "not_mine", or "no_bicycle" when none of its photos shows one
     best: str  # the file of its best-matching photo
 
@@ -265,7 +249,7 @@ def listing_of(file: str) -> str:
     return file.rsplit("/", 1)[0] if "/" in file else ""
 
 
-def by_listing(rows: list[ScanRow], threshold: float, pool: str = POOL) -> list[ListingRow]:
+def by_listing(rows: list[ScanRow], threshold: float, pool: str = openset.POOL) -> list[ListingRow]:
     """The photos grouped by folder, best listing first; photos with no folder (uploaded
     on their own) are each a listing of one. The threshold is the model's, set on single
     photos; photos the gate finds no bicycle in (a receipt, a map) are left out of the
@@ -281,7 +265,7 @@ def by_listing(rows: list[ScanRow], threshold: float, pool: str = POOL) -> list[
         if not bikes:
             score, verdict = best.score, openset.NO_BICYCLE
         else:
-            score = POOLS[pool](np.array([r.score for r in bikes]))
+            score = openset.POOLS[pool](np.array([r.score for r in bikes]))
             verdict = openset.BIKE if score >= threshold else openset.NOT_MINE
         folder = name if listing_of(photos[0].file) else ""
         listings.append(ListingRow(folder, len(photos), score, verdict, best.file))

@@ -13,7 +13,7 @@ import streamlit as st
 import app_models
 import app_state
 import app_ui
-from bikelib import images, scan
+from bikelib import images, openset, scan
 from bikelib.sessions import Workspace
 
 app_ui.through_the_entry(__file__)
@@ -70,7 +70,7 @@ if result is None or result["key"] != key:
 rows = result["rows"]
 grouped = scan.can_group(rows) and st.toggle(
     "Each folder is one listing",
-    help=f"Pool each folder's photos into one match (the {scan.POOL} of those showing a "
+    help=f"Pool each folder's photos into one match (the {openset.POOL} of those showing a "
     "bicycle): a seller's several photos of one bike say more together than any one.",
 )
 if grouped:
