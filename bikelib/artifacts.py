@@ -10,7 +10,6 @@ leaves the previous model intact.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -18,7 +17,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +149,9 @@ class Prediction:
     threshold: float = float("nan")
     sentence: str = ""
     bicycle: float | None = None  # the bicycle gate's probability, when it ran
+    # Each known bike's match (the score against that bike's photos alone): what a
+    # listing of several photos pools. Empty for a model saved without a reference.
+    matches: dict[str, float] = field(default_factory=dict)
 
     @property
     def known(self) -> bool:
@@ -174,6 +176,7 @@ class Prediction:
             "bicycle": self.bicycle,
             "sentence": self.sentence,
             "probabilities": self.probabilities,
+            "matches": self.matches,
         }
 
 
@@ -321,10 +324,14 @@ class Classifier:
         this be my bike X?"), as a scan of listings asks; `label` stays the closest bike.
         """
         images = np.stack([small for small, _ in decoded])
+        matches = np.zeros((len(images), 0))
         if self.embed is not None:
             out = self.embed(images)
             probabilities = out.probabilities
             scores = self.reference.scores(out, bike)
+            matches = np.stack(
+                [self.reference.scores(out, b) for b in range(len(self.classes))], axis=1
+            )
         else:
             probabilities = self.predict_arrays(images)
             scores = probabilities.max(axis=1) if bike is None else probabilities[:, bike]
@@ -332,35 +339,39 @@ class Classifier:
         if self.gate is not None:
             bicycles = self.gate.bicycle_probability(np.stack([big for _, big in decoded]))
         return [
-            self._prediction(p, float(s), None if b is None else float(b), bike)
-            for p, s, b in zip(probabilities, scores, bicycles, strict=True)
+            self._prediction(p, float(s), None if b is None else float(b), bike, m)
+            for p, s, b, m in zip(probabilities, scores, bicycles, matches, strict=True)
         ]
 
     def predict_listing(self, sources, threshold: float | None = None) -> ListingPrediction | None:
         """Photos of one listing judged together; None for a model without calibrated
         verdicts (saved before them). Unreadable photos are left out."""
-        if self.reference is None or self.embed is None:
+        predictions = [p for p in self.predict_many(sources) if isinstance(p, Prediction)]
+        return self.judge_listing(predictions, threshold)
+
+    def judge_listing(
+        self, predictions: list[Prediction], threshold: float | None = None
+    ) -> ListingPrediction | None:
+        """The photos of one listing, already predicted one by one (`predict_many`),
+        judged together: no second pass through the model. None for a model without
+        calibrated verdicts; ImageReadError when `predictions` is empty (no photo of the
+        listing could be read)."""
+        if not predictions:
+            raise ImageReadError("None of the listing's photos could be read")
+        if self.reference is None or not predictions[0].matches:
             return None
         threshold = self.threshold if threshold is None else threshold
-        decoded = []
-        for source in sources:
-            with contextlib.suppress(ImageReadError):
-                decoded.append(self._decode_both(source))
-        if not decoded:
-            raise ImageReadError("None of the listing's photos could be read")
-        out = self.embed(np.stack([small for small, _ in decoded]))
-        shows_bicycle = np.ones(len(decoded), dtype=bool)
-        if self.gate is not None:
-            bicycle = self.gate.bicycle_probability(np.stack([big for _, big in decoded]))
-            shows_bicycle = bicycle >= self.gate_threshold
+        shows_bicycle = np.array(
+            [p.bicycle is None or p.bicycle >= self.gate_threshold for p in predictions]
+        )
         counted = shows_bicycle if shows_bicycle.any() else np.ones_like(shows_bicycle)
-        out = openset.Outputs(*(a[counted] for a in (out.features, out.logits, out.probabilities)))
+        matches = np.array([[p.matches[c] for c in self.classes] for p in predictions])[counted]
         pool = openset.POOLS[openset.POOL]
-        means = [pool(self.reference.scores(out, b)) for b in range(len(self.classes))]
+        means = [pool(matches[:, b]) for b in range(len(self.classes))]
         best = int(np.argmax(means))
-        label, score, n = self.classes[best], means[best], int(shows_bicycle.sum())
+        label, score, n = self.classes[best], float(means[best]), int(shows_bicycle.sum())
         if not n:
-            sentence = f"No bicycle found in any of these {len(decoded)} photos."
+            sentence = f"No bicycle found in any of these {len(predictions)} photos."
             return ListingPrediction(label, openset.NO_BICYCLE, score, threshold, 0, sentence)
         photos = f"these {n} photos" if n > 1 else "this photo"
         if score >= threshold:
@@ -414,7 +425,9 @@ class Classifier:
         )
         return Image.fromarray(explain.overlay(np.asarray(shown), np.asarray(spread), alpha))
 
-    def _prediction(self, probabilities, score: float, bicycle, bike: int | None) -> Prediction:
+    def _prediction(
+        self, probabilities, score: float, bicycle, bike: int | None, matches=()
+    ) -> Prediction:
         best = int(np.argmax(probabilities))
         subject = self.classes[best if bike is None else bike]
         gate_threshold = self.gate_threshold if bicycle is not None else 0.0
@@ -428,7 +441,13 @@ class Classifier:
             threshold=self.threshold,
             sentence=verdict.sentence,
             bicycle=bicycle,
+            matches=_by_bike(self.classes, matches),
         )
+
+
+def _by_bike(classes: list[str], values) -> dict[str, float]:
+    """{bike: value}, or {} when there are no values (a model without a reference)."""
+    return dict(zip(classes, map(float, values), strict=True)) if len(values) else {}
 
 
 def _load_gate():

@@ -205,7 +205,8 @@ def cmd_predict(args) -> int:
             rows.append({"image": image, **result.to_dict()})
     listing, said = None, "none of the photos could be read"
     if args.listing and any("error" not in row for row in rows):
-        listing = classifier.predict_listing([Path(p) for p in args.images])
+        readable = [r for r in results if not isinstance(r, BikeLibError)]
+        listing = classifier.judge_listing(readable)
         said = listing.sentence if listing else "this model has no calibrated verdicts"
     if args.json:
         together = {"listing": listing.to_dict() if listing else None}

@@ -56,12 +56,13 @@ one_listing = (
         "that show a bicycle says more than any one of them.",
     )
 )
+predictions = classifier.predict_many(copies())
 if one_listing:
+    readable = [p for p in predictions if isinstance(p, bikelib.Prediction)]
     with app_ui.sentence_on_error(stop=False), st.container(border=True):
-        listing = classifier.predict_listing(copies(), threshold)
+        listing = classifier.judge_listing(readable, threshold)
         words = listing.label if listing.known else app_models.VERDICT_LOOKS[listing.verdict][2]
         app_models.verdict(st, listing, title=f"This listing: {words}")
-predictions = classifier.predict_many(copies())
 rows = []
 for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=True)):
     if isinstance(prediction, bikelib.BikeLibError):

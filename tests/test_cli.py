@@ -71,9 +71,10 @@ def test_predict_json_gives_an_error_entry_for_a_bad_image_and_exit_1(model_dir,
     assert rows[0]["image"] == str(good) and rows[0]["label"] in rows[0]["probabilities"]
     assert set(rows[0]) == {
         *("image", "label", "confidence", "probabilities"),
-        *("verdict", "known", "score", "threshold", "bicycle", "sentence"),
+        *("verdict", "known", "score", "threshold", "bicycle", "sentence", "matches"),
     }
     assert rows[0]["known"] == (rows[0]["verdict"] == "bike")
+    assert set(rows[0]["matches"]) == set(rows[0]["probabilities"])  # every bike's match
     # A plain red picture with a dark block is no bicycle, whatever the model knows.
     assert rows[0]["verdict"] == "no_bicycle" and rows[0]["bicycle"] < 0.1
     assert rows[1]["image"] == "missing.jpg" and "file not found" in rows[1]["error"]

@@ -258,6 +258,28 @@ def test_one_listings_photos_judged_together_by_their_mean_match(classifier, mod
     assert gated.sentence == "No bicycle found in any of these 3 photos."
 
 
+def test_a_listing_is_judged_from_its_photos_predictions_without_a_second_model_pass(classifier):
+    photos = [png("red-bike", 970 + n) for n in range(3)]
+    predictions = classifier.predict_many([io.BytesIO(p) for p in photos])
+    for prediction in predictions:  # each photo carries every bike's match; its own is the best
+        assert set(prediction.matches) == set(classifier.classes)
+        assert math.isclose(max(prediction.matches.values()), prediction.score, rel_tol=1e-5)
+    whole = classifier.predict_listing([io.BytesIO(p) for p in photos])
+
+    def no_second_pass(images):
+        raise AssertionError("judge_listing ran the model again")
+
+    classifier.embed, embed = no_second_pass, classifier.embed
+    try:
+        judged = classifier.judge_listing(predictions)
+    finally:
+        classifier.embed = embed
+    assert judged.label == whole.label and judged.photos == whole.photos == 3
+    assert math.isclose(judged.score, whole.score, rel_tol=1e-6)
+    assert judged.sentence == whole.sentence
+    assert predictions[0].to_dict()["matches"] == predictions[0].matches
+
+
 # -- the command line ------------------------------------------------------------------------
 
 
