@@ -24,6 +24,7 @@ from typing import Any
 from bikelib import Augmentation, Dataset, TrainConfig
 from bikelib.config import FILL_MODES, SEED_MIN_IMAGE_SIZE
 from bikelib.dataset import NOT_MINE_LABEL
+from bikelib.evaluation import near_chance
 from bikelib.images import thumbnail
 
 # -- session state shared between pages -------------------------------------------------
@@ -90,7 +91,6 @@ def model_summary(meta: dict) -> str:
     )
 
 
-CHANCE_FACTOR = 1.5  # at most 1.5 x the accuracy of guessing counts as "about chance"
 CHANCE_PICKED_NOTE = (
     "This model guesses at about chance level, so its answers below mean nothing, "
     'including "one of your bikes". Pick another model, or train longer.'
@@ -100,14 +100,6 @@ CHANCE_NOTE = (
     "than picking a bike at random. Train longer (more epochs) or with more photos; "
     "it is not used as this session's model unless you pick it."
 )
-
-
-def near_chance(meta: dict) -> bool:
-    """Whether a saved model's validation accuracy is at most 1.5 / number of bikes,
-    about what guessing gets (say a run stopped after its first epoch)."""
-    accuracy = meta.get("metrics", {}).get("val_accuracy")
-    bikes = len(meta.get("classes", ()))
-    return accuracy is not None and bikes > 1 and accuracy <= CHANCE_FACTOR / bikes
 
 
 def chosen_model(models: list[dict], path: str | None) -> dict | None:

@@ -227,9 +227,17 @@ def cmd_predict(args) -> int:
 
 def cmd_scan(args) -> int:
     from .artifacts import load_model
+    from .evaluation import near_chance
     from .scan import by_listing, listing_photos, scan, to_csv
 
     classifier = load_model(args.model)
+    if near_chance(classifier.meta):  # as the Scan page: a ranking would be random
+        accuracy = classifier.meta["metrics"]["val_accuracy"]
+        raise BikeLibError(
+            f"{args.model} guesses at about chance level ({accuracy:.0%} of its validation "
+            f"photos right, {len(classifier.classes)} bikes), so it cannot rank listings: "
+            "train it longer or scan with another model"
+        )
     done = 0
 
     def progress(n: int) -> None:

@@ -15,6 +15,17 @@ import numpy as np
 
 from .dataset import LoadedSplit
 
+CHANCE_FACTOR = 1.5  # at most 1.5 x the accuracy of guessing counts as "about chance"
+
+
+def near_chance(meta: dict) -> bool:
+    """Whether a saved model's validation accuracy (its model.json `meta`) is at most
+    1.5 / number of bikes, about what guessing gets (say a run stopped after its first
+    epoch): its match scores then order photos at random."""
+    accuracy = meta.get("metrics", {}).get("val_accuracy")
+    bikes = len(meta.get("classes", ()))
+    return accuracy is not None and bikes > 1 and accuracy <= CHANCE_FACTOR / bikes
+
 
 @dataclass(frozen=True)
 class Evaluation:

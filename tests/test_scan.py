@@ -339,6 +339,25 @@ def test_cli_bad_source_is_one_error_line(model_dir, tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("error: ") and err[0].endswith(message)
 
 
+def test_cli_refuses_to_rank_with_a_model_that_guesses(model_dir, listing, tmp_path, capsys):
+    import shutil
+
+    guessing = tmp_path / "guessing"
+    shutil.copytree(model_dir, guessing)
+    meta = json.loads((guessing / "model.json").read_text())
+    meta["metrics"]["val_accuracy"] = 1 / 3  # 3 bikes: a guess
+    (guessing / "model.json").write_text(json.dumps(meta))
+    assert main(["scan", str(guessing), str(listing), "--bike", "red-bike"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no ranking at all
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0] == (
+        f"error: {guessing} guesses at about chance level (33% of its validation photos "
+        "right, 3 bikes), so it cannot rank listings: train it longer or scan with another "
+        "model"
+    )
+
+
 # -- what the pages ask of a loaded model ---------------------------------------------------
 
 
