@@ -19,8 +19,12 @@ exposure, trained towards the uniform distribution), `oe40` (40 of them), `lite0
 `lite0-oe40`, `lite0-oe` (the same with the fine-tuned EfficientNet-Lite0 architecture
 and its recommended settings); `sc...` adds the contrastive loss (`sc1-oe40` is the
 app's default); `...-places` (rendered only) trains on the demo bikes photographed at a
-new place every time, 16 per bike, `...-places48` 48 per bike. Scores: see
-bikelib.openset.SCORES.
+new place every time, 16 per bike, `...-places48` 48 per bike; `...-swapK` (rendered
+only) adds K copies of each demo training photo with its surround (outside a centred
+ellipse) replaced by a rendered place without a bike, a background swap the app could do
+on any owner's photos; `...-reshotK` adds each training shot re-rendered at K new places
+(the same bike, pose and framing: a perfect background swap, which needs the renderer,
+so the ceiling of that idea). Scores: see bikelib.openset.SCORES.
 For each (training, score): AUROC mean and worst fold; at the threshold calibrated on
 held-out known photos (95% accepted), the share of known test photos accepted and of
 unknown photos rejected; closed-set accuracy of the training.
@@ -28,6 +32,7 @@ unknown photos rejected; closed-set accuracy of the training.
     python bench/openset.py [--protocols real,rendered] [--trainings ce,oe] [--seeds 1]
     python bench/openset.py --protocols pairs [--pairs bike1:bike2,...] [--seeds 1]
     python bench/openset.py --protocols rendered --trainings sc1-oe40-places96 --image-size 128
+    python bench/openset.py --protocols rendered --trainings sc1-oe40-swap3,sc1-oe40-reshot3
 Raw numbers go to bench/openset-results.json before the table is printed.
 """
 
@@ -307,6 +312,65 @@ def demo_bikes_at_many_places(folder, per_bike_train: int = 16, per_bike_val: in
     return open_dataset(folder)
 
 
+SWAP_ELLIPSE = (0.46, 0.42, 0.10)  # half-width, half-height (of the photo), feather
+SCENE_SEEDS = 700_000  # render_scene seeds of the swapped-in backgrounds (-swapK)
+RESHOT_PLACES = 800_000  # place seeds of the re-rendered shots (-reshotK)
+
+
+def centre_ellipse(width: int, height: int) -> np.ndarray:
+    """(h, w, 1) weights: 1 inside the centred ellipse where a bike mostly is, 0 outside,
+    a feathered edge between."""
+    rx, ry, feather = SWAP_ELLIPSE
+    y, x = np.mgrid[0:height, 0:width]
+    d = np.hypot((x + 0.5 - width / 2) / (rx * width), (y + 0.5 - height / 2) / (ry * height))
+    return np.clip((1 + feather - d) / feather, 0, 1)[:, :, None]
+
+
+def demo_bikes_with_new_backgrounds(folder, copies: int, how: str) -> Dataset:
+    """data/demo-bikes plus `copies` more of each training photo somewhere else.
+
+    how="swap": the photo's surround replaced by a rendered place with no bike
+    (`render_scene`), keeping a centred ellipse: no mask of the bike needed, so the app
+    could do it to any photo. how="reshot": the same shot (bike, pose, framing) rendered
+    again at a new place: the background swap a perfect mask would give.
+    """
+    import shutil
+    from pathlib import Path
+
+    from PIL import Image
+
+    from bikelib import render
+    from bikelib.render.dataset import plan_dataset
+
+    demo = open_dataset(ROOT / "data" / "demo-bikes")
+    for split, samples in (("train", demo.train), ("validation", demo.validation)):
+        for sample in samples:
+            out = Path(folder) / split / demo.classes[sample.label]
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(sample.path, out / Path(sample.path).name)
+    n = 0
+    for item in plan_dataset(16, 4):  # the demo set's own files and seeds
+        if not item.relative_path.startswith("train/"):
+            continue
+        out = Path(folder) / item.relative_path
+        for k in range(copies):
+            n += 1
+            if how == "reshot":
+                photo = render.render_photo(
+                    item.bike, item.seed, (320, 240), place="new", place_seed=RESHOT_PLACES + n
+                )
+            else:
+                own = np.asarray(Image.open(ROOT / "data" / "demo-bikes" / item.relative_path))
+                own = own.astype(np.float32)
+                height, width = own.shape[:2]
+                place = np.asarray(render.render_scene(SCENE_SEEDS + n, (width, height)))
+                keep = centre_ellipse(width, height)
+                mixed = own * keep + place.astype(np.float32) * (1 - keep)
+                photo = Image.fromarray(mixed.astype(np.uint8))
+            render.save_jpeg(photo, out.with_name(f"{out.stem}-{how}{k}.jpg"))
+    return open_dataset(folder)
+
+
 def subset(dataset: Dataset, keep: list[str]) -> Dataset:
     index = {name: i for i, name in enumerate(keep)}
     old = dataset.classes
@@ -404,6 +468,8 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
     size = config.image_size
     counts = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100}
     recipe, at_places, per_bike = recipe.partition("-places")
+    recipe, swapped, swaps = recipe.partition("-swap")
+    recipe, reshot, reshots = recipe.partition("-reshot")
     count = counts[recipe]
     negatives = rendered_negatives(size, NEGATIVE_SEEDS[:count]) if count else None
     if recipe == "oe-spot":  # strangers parked at the demo bikes' own usual spots
@@ -432,6 +498,12 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             dataset = demo_bikes_at_many_places(
                 tempfile.mkdtemp(prefix="places-"), per_bike, max(4, per_bike // 4)
             )
+        elif swapped or reshot:
+            import tempfile
+
+            how, copies = ("swap", swaps) if swapped else ("reshot", reshots)
+            folder = tempfile.mkdtemp(prefix=f"{how}-")
+            dataset = demo_bikes_with_new_backgrounds(folder, int(copies or 3), how)
         else:
             dataset = open_dataset(ROOT / "data" / "demo-bikes")
         if protocol == "listings":
