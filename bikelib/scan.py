@@ -298,6 +298,23 @@ def lead(rows: list[ScanRow], bike: str) -> str:
     return line
 
 
+# Measured (bench/RESULTS.md, "A listing's photos together"): after the default training
+# a bike's listings photographed somewhere new pass its threshold only 40-46% of the
+# time, yet rank near the top. So when nothing passes, the ranking still says where to look.
+NONE_PASSED = (
+    "None passed the match threshold. Look at the first few anyway: your bike, "
+    "photographed somewhere new by someone else, matches your own photos of it less "
+    "well than they match each other, so it can fall just below the threshold."
+)
+
+
+def none_passed(rows: list[ScanRow] | list[ListingRow]) -> bool:
+    """True when some photo (or listing) shows a bicycle but none passed the threshold:
+    the case for `NONE_PASSED`."""
+    verdicts = {row.verdict for row in rows if not getattr(row, "error", None)}
+    return openset.NOT_MINE in verdicts and openset.BIKE not in verdicts
+
+
 def thumbnails(
     photos: Iterable[tuple[str, object]], names: Iterable[str], size: int = 96
 ) -> dict[str, bytes]:

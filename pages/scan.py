@@ -76,8 +76,12 @@ grouped = scan.can_group(rows) and st.toggle(
 if grouped:
     listings = scan.by_listing(rows, classifier.threshold)
     st.subheader(scan.listing_lead(listings, bike))
+    if scan.none_passed(listings):
+        st.caption(scan.NONE_PASSED)
     app_ui.listing_table(listings, result["thumbs"])
 st.subheader(scan.lead(rows, bike))
+if scan.none_passed(rows):
+    st.caption(scan.NONE_PASSED)
 st.download_button(
     "Download the ranking (CSV)",
     data=scan.to_csv(rows),

@@ -151,3 +151,24 @@ def test_folders_as_listings_pool_their_photos_when_asked(app_env, shipped_model
     assert table["photo"][0].startswith("data:image/jpeg;base64,")
     assert at.subheader[1].value.startswith(f"{sum(r.verdict == 'bike' for r in rows)} of 6")
     assert len(at.dataframe) == 2  # and the photos' own ranking below
+
+
+def test_when_no_bicycle_passes_the_threshold_it_says_to_look_at_the_top_anyway(
+    app_env, shipped_model, monkeypatch
+):
+    def with_threshold(threshold: float):
+        model = app_env / f"threshold-{threshold}"
+        shutil.copytree(shipped_model, model)
+        meta = json.loads((model / "model.json").read_text())
+        meta["openset"]["threshold"] = threshold
+        (model / "model.json").write_text(json.dumps(meta))
+        monkeypatch.setenv("BIKE_RECOGNITION_DEMO_MODEL", str(model))
+        at = scan_page()
+        at.file_uploader[0].set_value([("bike.jpg", BICYCLE.read_bytes(), "image/jpeg")]).run()
+        at.button[0].click().run()
+        assert not at.exception and not at.error
+        return [c.value for c in at.caption]
+
+    # A rendered bicycle, so the gate passes it: at 2.0 it cannot match, at -1 it must.
+    assert scanning.NONE_PASSED in with_threshold(2.0)
+    assert scanning.NONE_PASSED not in with_threshold(-1.0)

@@ -280,6 +280,16 @@ def test_a_listing_is_judged_from_its_photos_predictions_without_a_second_model_
     assert predictions[0].to_dict()["matches"] == predictions[0].matches
 
 
+def test_none_passed_only_when_bicycles_were_seen_and_none_matched():
+    def row(verdict, error=None):
+        return scanning.ScanRow("f", 0.5, verdict, "red-bike", 0.9, error or "")
+
+    assert scanning.none_passed([row("not_mine"), row("no_bicycle")])
+    assert not scanning.none_passed([row("not_mine"), row("bike")])
+    assert not scanning.none_passed([row("no_bicycle")])  # no bicycle at all: nothing to look at
+    assert not scanning.none_passed([])
+
+
 # -- the command line ------------------------------------------------------------------------
 
 
