@@ -10,6 +10,7 @@ leaves the previous model intact.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import numpy as np
 
 from . import openset
 from .errors import BikeLibError, ImageReadError, ModelLoadError, ModelNotFoundError
-from .images import ImageSource, decode, open_image
+from .images import ImageSource, decode, open_image, thumbnail
 from .stamps import parsed_json
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ FORMAT = "bike-recognition-model/1"
 MODEL_FILE = "model.keras"
 META_FILE = "model.json"
 REFERENCE_FILE = "reference.npz"  # training-photo features for "is this one of mine?"
+# Small JPEGs of those training photos, in the same order: which photo a match was to.
+REFERENCE_PHOTOS_FILE = "reference-photos.npz"
+REFERENCE_THUMB = 128  # pixels, the longer side (80 photos: about 0.3 MB)
 
 
 def _versions() -> dict[str, str]:
@@ -100,6 +104,9 @@ def save_model(
                 features=result.reference.features.astype(np.float32),
                 labels=result.reference.labels.astype(np.int32),
             )
+        photos = _reference_photos(result)
+        if photos is not None:
+            np.savez(staging / REFERENCE_PHOTOS_FILE, **photos)
         meta = {**describe(result, name=name or directory.name), "dataset": dataset}
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         retired = directory.with_name(f".{directory.name}-old-{os.getpid()}")
@@ -111,6 +118,26 @@ def save_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def _reference_photos(result) -> dict[str, np.ndarray] | None:
+    """Thumbnails of the reference photos, as arrays np.load reads without pickle: the
+    JPEGs end to end (`jpegs`), where each starts (`offsets`, one more at the end) and
+    the file names (`names`). None when there is no reference, or when any photo can no
+    longer be read: the thumbnails must line up with the features one for one."""
+    paths = getattr(result, "reference_paths", ())
+    if result.reference is None or len(paths) != len(result.reference.labels):
+        return None
+    try:
+        jpegs = [thumbnail(path, REFERENCE_THUMB, square=False) for path in paths]
+    except (ImageReadError, OSError) as error:
+        log.warning("reference photos not saved: %s", error)
+        return None
+    return {
+        "jpegs": np.frombuffer(b"".join(jpegs), dtype=np.uint8),
+        "offsets": np.cumsum([0, *map(len, jpegs)]).astype(np.int64),
+        "names": np.array([Path(path).name for path in paths]),
+    }
 
 
 def read_meta(directory: str | os.PathLike) -> dict:
@@ -181,6 +208,17 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class ClosestPhoto:
+    """The owner's training photo that a photo matched best: the nearest-photo score's
+    own explanation ("this looks most like your photo X")."""
+
+    jpeg: bytes  # a small JPEG of the training photo
+    name: str  # its file name
+    bike: str
+    match: float  # the cosine similarity: the photo's match with that bike
+
+
+@dataclass(frozen=True)
 class ListingPrediction:
     """Several photos of one bike (one listing) judged together: which known bike they
     match best on average, and the verdict for that mean at the threshold.
@@ -238,6 +276,30 @@ class Classifier:
         self.reference = self._load_reference()
         self.embed = openset.Embedder(self.model) if self.reference else None
         self.gate = _load_gate() if gate else None
+        self._photos = self._load_reference_photos()
+
+    def _load_reference_photos(self) -> dict[str, np.ndarray] | None:
+        """The reference photos' thumbnails (see `_reference_photos`), or None for a
+        model saved without them (before they existed) or with ones that do not line
+        up with its features: the explanation is left out, the model still works."""
+        path = self.directory / REFERENCE_PHOTOS_FILE
+        if self.reference is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                photos = {key: stored[key] for key in ("jpegs", "offsets", "names")}
+        except (OSError, ValueError, KeyError) as error:
+            log.warning("%s is unreadable: %s", path, error)
+            return None
+        offsets, n = photos["offsets"], len(self.reference.labels)
+        if (
+            len(offsets) != n + 1
+            or len(photos["names"]) != n
+            or offsets[-1] != len(photos["jpegs"])
+        ):
+            log.warning("%s does not match the model's reference photos", path)
+            return None
+        return photos
 
     def _load_reference(self) -> openset.Reference | None:
         described = self.meta.get("openset")
@@ -387,6 +449,25 @@ class Classifier:
                 f"too weakly (mean match {score:.2f}, threshold {threshold:.2f})."
             )
         return ListingPrediction(label, verdict, score, threshold, n, sentence)
+
+    def closest_photo(self, source: ImageSource, bike: int | None = None) -> ClosestPhoto | None:
+        """The owner's training photo that `source` matches best (of `bike`'s photos, or
+        of all): what the nearest-photo score compared it with. None for a model saved
+        without its reference photos. ImageReadError when `source` cannot be read."""
+        if self._photos is None:
+            return None
+        features = self.embed(self.decode(source)[None]).features[0]
+        similarity = self.reference.features @ features
+        if bike is not None:
+            similarity = np.where(self.reference.labels == bike, similarity, -np.inf)
+        best = int(np.argmax(similarity))
+        start, end = self._photos["offsets"][best : best + 2]
+        # Re-encoded through the app's own checked decoder: a model zip comes from anyone.
+        stored = io.BytesIO(self._photos["jpegs"][start:end].tobytes())
+        jpeg = thumbnail(stored, REFERENCE_THUMB, square=False)
+        bike_name = self.classes[int(self.reference.labels[best])]
+        name = str(self._photos["names"][best])
+        return ClosestPhoto(jpeg, name, bike_name, float(similarity[best]))
 
     def trade_off(self, threshold: float) -> tuple[float, float] | None:
         """(share of validation photos accepted, share of other bikes rejected) at

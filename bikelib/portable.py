@@ -23,11 +23,18 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from .artifacts import FORMAT, META_FILE, MODEL_FILE, REFERENCE_FILE, read_meta
+from .artifacts import (
+    FORMAT,
+    META_FILE,
+    MODEL_FILE,
+    REFERENCE_FILE,
+    REFERENCE_PHOTOS_FILE,
+    read_meta,
+)
 from .errors import BikeLibError, ModelLoadError
 
 MAX_MODEL_ZIP_BYTES = 100_000_000  # the default model is ~1 MB, the seed CNN ~12 MB
-MODEL_FILES = (MODEL_FILE, META_FILE, REFERENCE_FILE)
+MODEL_FILES = (MODEL_FILE, META_FILE, REFERENCE_FILE, REFERENCE_PHOTOS_FILE)
 _NOT_A_MODEL = "This file is not a model saved by Bike Recognition"
 
 
@@ -202,7 +209,7 @@ def export_zip(directory: str | os.PathLike) -> bytes:
     read_meta(directory)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in (MODEL_FILE, META_FILE, REFERENCE_FILE):
+        for file in MODEL_FILES:
             if (directory / file).is_file():
                 archive.write(directory / file, f"{directory.name}/{file}")
     return buffer.getvalue()

@@ -17,6 +17,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -68,6 +69,9 @@ class TrainResult:
     dataset_fingerprint: str
     skipped: list[dict] = field(default_factory=list)
     reference: Reference | None = None  # for "is this one of my bikes?" (bikelib.openset)
+    # The training photos behind `reference.features`, in its order: saved as thumbnails
+    # so a verdict can show which of the owner's photos a listing photo matched.
+    reference_paths: tuple[Path, ...] = ()
     # The user's photos of other people's bikes used: {"trained": n, "calibration": n}.
     not_mine: dict[str, int] = field(default_factory=lambda: {"trained": 0, "calibration": 0})
 
@@ -276,6 +280,7 @@ def train(
         dataset_fingerprint=fingerprint(dataset.classes, train_split, val_split, *not_mine_splits),
         skipped=[{"path": str(s.path), "reason": s.reason} for s in skipped],
         reference=reference,
+        reference_paths=tuple(train_split.paths),
         not_mine={
             "trained": len(not_mine_splits[0].labels),
             "calibration": len(not_mine_splits[1].labels),

@@ -82,6 +82,13 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
             with app_ui.sentence_on_error(stop=False):
                 why = classifier.explain(io.BytesIO(photo.getvalue()))
                 columns[1].image(why, caption=f"Why: where it saw {prediction.label}")
+                closest = classifier.closest_photo(io.BytesIO(photo.getvalue()))
+                if closest:  # what the match score compared the photo with
+                    columns[1].image(
+                        closest.jpeg,
+                        caption=f"Most like your photo {closest.name} of {closest.bike} "
+                        f"(match {closest.match:.2f})",
+                    )
         if threshold is None:
             right.markdown(f"### {prediction.label}  \n{prediction.confidence:.0%} sure")
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import threading
 
@@ -216,8 +217,13 @@ def test_show_why_puts_a_heatmap_beside_the_photo(app_env, shipped_model):
     assert len(at.image) == 1
     toggle(at, "Show why (heatmap)").set_value(True).run()
     assert not at.exception and not at.error
-    assert len(at.image) == 2
+    assert len(at.image) == 3
     assert at.image[1].captions[0].startswith("Why: where it saw ")
+    # and the owner's photo it matched best, what the match score compared it with
+    assert re.fullmatch(
+        r"Most like your photo photo\d+\.png of \S+ \(match -?\d\.\d\d\)",
+        at.image[2].captions[0],
+    )
 
 
 def test_a_model_without_a_calibrated_threshold_shows_the_old_answer(

@@ -56,6 +56,8 @@ def test_a_downloaded_model_opens_again_and_predicts_the_same(saved, tmp_path):
     assert after.label == before.label and after.verdict == before.verdict
     assert np.allclose(list(after.probabilities.values()), list(before.probabilities.values()))
     assert after.threshold == pytest.approx(before.threshold)
+    closest = load_model(reopened, gate=False).closest_photo(photo)  # the photos travel too
+    assert closest is not None and closest == load_model(saved, gate=False).closest_photo(photo)
 
 
 def test_files_at_the_zip_root_work_too(saved, tmp_path):

@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import math
+import re
+import shutil
 import zipfile
 
 import numpy as np
@@ -288,6 +290,35 @@ def test_none_passed_only_when_bicycles_were_seen_and_none_matched():
     assert not scanning.none_passed([row("not_mine"), row("bike")])
     assert not scanning.none_passed([row("no_bicycle")])  # no bicycle at all: nothing to look at
     assert not scanning.none_passed([])
+
+
+def test_the_closest_training_photo_explains_the_match(classifier, model_dir, tmp_path, caplog):
+    from PIL import Image
+
+    photo = png("red-bike", 990)
+    prediction = classifier.predict(io.BytesIO(photo))
+    closest = classifier.closest_photo(io.BytesIO(photo))
+    assert closest.bike == prediction.label  # the nearest photo's bike is the closest bike
+    assert math.isclose(closest.match, prediction.score, rel_tol=1e-5)  # and its score
+    assert re.fullmatch(r"photo\d+\.png", closest.name)  # a training photo's file name
+    assert max(Image.open(io.BytesIO(closest.jpeg)).size) <= 128
+    blue = classifier.classes.index("blue-bike")
+    of_blue = classifier.closest_photo(io.BytesIO(photo), bike=blue)
+    assert of_blue.bike == "blue-bike"
+    assert math.isclose(of_blue.match, prediction.matches["blue-bike"], rel_tol=1e-5)
+
+    old = tmp_path / "m"
+    shutil.copytree(model_dir, old)
+    (old / "reference-photos.npz").unlink()
+    assert load_model(old, gate=False).closest_photo(io.BytesIO(photo)) is None  # saved before
+    np.savez(
+        old / "reference-photos.npz",
+        jpegs=np.zeros(3, np.uint8),
+        offsets=np.array([0, 3]),
+        names=np.array(["x.jpg"]),
+    )
+    assert load_model(old, gate=False).closest_photo(io.BytesIO(photo)) is None
+    assert "does not match the model's reference photos" in caplog.text
 
 
 # -- the command line ------------------------------------------------------------------------

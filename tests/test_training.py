@@ -223,7 +223,8 @@ def test_saved_model_describes_itself_and_predicts_the_same(trained, tmp_path):
     assert prediction.confidence == pytest.approx(float(direct.max()), abs=1e-5)
     assert [m["path"] for m in list_models(tmp_path / "models")] == [str(directory)]
     with zipfile.ZipFile(io.BytesIO(export_zip(directory))) as archive:
-        assert {"model.keras", "model.json"} <= {Path(n).name for n in archive.namelist()}
+        names = {Path(n).name for n in archive.namelist()}
+        assert {"model.keras", "model.json", "reference.npz", "reference-photos.npz"} <= names
         assert archive.testzip() is None  # every member's CRC checks out
         meta_name = next(n for n in archive.namelist() if n.endswith("model.json"))
         exported = json.loads(archive.read(meta_name))
@@ -239,6 +240,7 @@ def test_saving_over_a_model_replaces_it_whole(trained, tmp_path):
     assert sorted(p.name for p in target.iterdir()) == [
         "model.json",
         "model.keras",
+        "reference-photos.npz",
         "reference.npz",
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no staging folders left
