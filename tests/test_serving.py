@@ -24,3 +24,12 @@ def test_raw_photos_through_the_model_match_predict():
         # Within 0.02: the shipped model of 2026-12-02 differs by at most 0.017 (a near
         # tie between two bikes), its predecessor by under 0.01; the label never moves.
         np.testing.assert_allclose(direct, list(predicted.probabilities.values()), atol=0.02)
+
+
+def test_the_shipped_models_reference_photos_line_up_with_its_features():
+    # Each demo training photo's closest reference photo is itself, at a match of 1.
+    classifier = load_model(ROOT / "data" / "demo-model", gate=False)
+    for photo in sorted((ROOT / "data" / "demo-bikes" / "train").glob("*/*-0[16].jpg")):
+        closest = classifier.closest_photo(photo)
+        assert (closest.name, closest.bike) == (photo.name, photo.parent.name)
+        assert closest.match > 0.999
