@@ -82,8 +82,12 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
             with app_ui.sentence_on_error(stop=False):
                 why = classifier.explain(io.BytesIO(photo.getvalue()))
                 columns[1].image(why, caption=f"Why: where it saw {prediction.label}")
-                closest = classifier.closest_photo(io.BytesIO(photo.getvalue()))
-                if closest:  # what the match score compared the photo with
+                # What the match score compared the photo with; like the score itself,
+                # not shown for a model without verdicts (one that guesses, say).
+                closest = threshold is not None and classifier.closest_photo(
+                    io.BytesIO(photo.getvalue())
+                )
+                if closest:
                     columns[1].image(
                         closest.jpeg,
                         caption=f"Most like your photo {closest.name} of {closest.bike} "

@@ -200,6 +200,14 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     page.get_by_text("Why: where it saw").wait_for()
     screenshot(page, output / "7-classify-why.png")
     screenshot(page, output / "7-classify-why-phone.png", PHONE, 844)
+    # The shipped demo model has verdicts, so "Show why" also shows the owner's training
+    # photo the match score compared this one with.
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=re.compile(r"^demo-model .*· shipped$")).click()
+    page.get_by_text("Most like your photo").wait_for(timeout=60_000)
+    idle(page)
+    screenshot(page, output / "7-classify-why-demo.png")
+    screenshot(page, output / "7-classify-why-demo-phone.png", PHONE, 844)
 
 
 def test_augmentation_preview_marks_the_original_and_says_what_fills_the_edges(page, output):
