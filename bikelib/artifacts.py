@@ -189,8 +189,18 @@ class Prediction:
 
     def decided(self, threshold: float, gate_threshold: float) -> Prediction:
         """The same photo judged at another threshold (the Classify page's slider)."""
-        v = openset.decide(self.label, self.score, threshold, self.bicycle, gate_threshold)
+        v = openset.decide(
+            self.label, self.score, threshold, self.bicycle, gate_threshold, self.matched
+        )
         return replace(self, verdict=v.verdict, threshold=threshold, sentence=v.sentence)
+
+    @property
+    def matched(self) -> str | None:
+        """The bike whose photos `score` is the match with: the closest photo's bike for a
+        plain prediction, the bike asked about for a scan's. None without matches."""
+        if not self.matches:
+            return None
+        return min(self.matches, key=lambda bike: abs(self.matches[bike] - self.score))
 
     def to_dict(self) -> dict:
         return {
@@ -512,18 +522,19 @@ class Classifier:
         best = int(np.argmax(probabilities))
         subject = self.classes[best if bike is None else bike]
         gate_threshold = self.gate_threshold if bicycle is not None else 0.0
-        verdict = openset.decide(subject, score, self.threshold, bicycle, gate_threshold)
-        return Prediction(
+        prediction = Prediction(
             label=self.classes[best],
             confidence=float(probabilities[best]),
             probabilities={c: float(p) for c, p in zip(self.classes, probabilities, strict=True)},
-            verdict=verdict.verdict,
             score=score,
             threshold=self.threshold,
-            sentence=verdict.sentence,
             bicycle=bicycle,
             matches=_by_bike(self.classes, matches),
         )
+        verdict = openset.decide(
+            subject, score, self.threshold, bicycle, gate_threshold, prediction.matched
+        )
+        return replace(prediction, verdict=verdict.verdict, sentence=verdict.sentence)
 
 
 def _by_bike(classes: list[str], values) -> dict[str, float]:

@@ -285,9 +285,19 @@ class Verdict:
 
 
 def decide(
-    label: str, score: float, threshold: float, bicycle: float | None, gate_threshold: float
+    label: str,
+    score: float,
+    threshold: float,
+    bicycle: float | None,
+    gate_threshold: float,
+    matched: str | None = None,
 ) -> Verdict:
-    """No bicycle (the gate says so), else one of the known bikes or not, by threshold."""
+    """No bicycle (the gate says so), else one of the known bikes or not, by threshold.
+
+    `matched`: the bike whose photo the score is the match with, when known. The label
+    is the bike with the highest probability; the nearest photo can be of another bike,
+    and then the sentence says so rather than claim the match is with `label`'s photos.
+    """
     if bicycle is not None and bicycle < gate_threshold:
         return Verdict(
             NO_BICYCLE,
@@ -296,12 +306,16 @@ def decide(
             f"No bicycle found in this photo (bicycle likelihood {bicycle:.0%}).",
         )
     if score >= threshold:
+        evidence = (
+            "it matches that bike's photos"
+            if matched in (None, label)
+            else f"though the photo of yours it matches best is of {matched}"
+        )
         return Verdict(
             BIKE,
             score,
             threshold,
-            f"Looks like {label}: it matches that bike's photos (match {score:.2f}, "
-            f"threshold {threshold:.2f}).",
+            f"Looks like {label}: {evidence} (match {score:.2f}, threshold {threshold:.2f}).",
         )
     return Verdict(
         NOT_MINE,

@@ -78,3 +78,32 @@ def test_decide_gives_the_verdict_and_a_sentence(score, bicycle, verdict):
     assert decided.sentence.endswith(".")
     if verdict != openset.NO_BICYCLE:
         assert "bike3" in decided.sentence
+
+
+def test_a_match_with_another_bikes_photo_is_said_as_such():
+    same = openset.decide("bike3", 0.93, 0.9, 0.8, 0.1, matched="bike3")
+    assert same.sentence == (
+        "Looks like bike3: it matches that bike's photos (match 0.93, threshold 0.90)."
+    )
+    other = openset.decide("bike3", 0.93, 0.9, 0.8, 0.1, matched="bike1")
+    assert other.verdict == openset.BIKE
+    assert other.sentence == (
+        "Looks like bike3: though the photo of yours it matches best is of bike1 "
+        "(match 0.93, threshold 0.90)."
+    )
+
+
+def test_a_predictions_matched_bike_is_the_one_its_score_is_with():
+    from bikelib.artifacts import Prediction
+
+    probabilities = {"bike1": 0.3, "bike3": 0.7}
+    plain = Prediction(
+        "bike3", 0.7, probabilities, score=0.93, matches={"bike1": 0.93, "bike3": 0.9}
+    )
+    assert plain.matched == "bike1"  # the nearest photo is bike1's, though bike3 is named
+    assert "matches best is of bike1" in plain.decided(0.9, 0.1).sentence
+    asked = Prediction(
+        "bike3", 0.7, probabilities, score=0.9, matches={"bike1": 0.93, "bike3": 0.9}
+    )
+    assert asked.matched == "bike3"  # a scan's score about bike3 is bike3's match
+    assert Prediction("bike3", 0.7, probabilities).matched is None  # saved without matches
