@@ -125,7 +125,7 @@ def _reference_photos(result) -> dict[str, np.ndarray] | None:
     JPEGs end to end (`jpegs`), where each starts (`offsets`, one more at the end) and
     the file names (`names`). None when there is no reference, or when any photo can no
     longer be read: the thumbnails must line up with the features one for one."""
-    paths = getattr(result, "reference_paths", ())
+    paths = result.reference_paths
     if result.reference is None or len(paths) != len(result.reference.labels):
         return None
     try:

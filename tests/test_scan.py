@@ -298,7 +298,7 @@ def test_the_closest_training_photo_explains_the_match(classifier, model_dir, tm
     photo = png("red-bike", 990)
     prediction = classifier.predict(io.BytesIO(photo))
     closest = classifier.closest_photo(io.BytesIO(photo))
-    assert closest.bike == prediction.label  # the nearest photo's bike is the closest bike
+    assert closest.bike == prediction.matched  # the bike the score is the match with
     assert math.isclose(closest.match, prediction.score, rel_tol=1e-5)  # and its score
     assert re.fullmatch(r"photo\d+\.png", closest.name)  # a training photo's file name
     assert max(Image.open(io.BytesIO(closest.jpeg)).size) <= 128
