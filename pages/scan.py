@@ -91,7 +91,11 @@ st.download_button(
     icon=":material/download:",
 )
 best = [r for r in rows if not r.error][:TOP]
-show_why = st.toggle("Show why (heatmap)", help="Where in each photo the model saw your bike")
+show_why = st.toggle(
+    "Show why (heatmap)",
+    help=f"Where in each photo the model saw your bike, and which of your photos of {bike} "
+    "it matches best",
+)
 cells = [c for _ in range(0, len(best), 3) for c in st.columns(3)]  # a row of 3 at a time:
 for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # phones stack
     with cell.container(border=True):  # them row by row, so rank order holds there too
@@ -102,9 +106,16 @@ for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # 
         if show_why and photo and row.file not in result["why"]:
             with app_ui.sentence_on_error(stop=False):
                 index = classifier.classes.index(bike)
-                result["why"][row.file] = classifier.explain(io.BytesIO(photo), bike=index)
+                result["why"][row.file] = (
+                    classifier.explain(io.BytesIO(photo), bike=index),
+                    # The photo of `bike` the match score compared it with.
+                    classifier.closest_photo(io.BytesIO(photo), bike=index),
+                )
         if show_why and row.file in result["why"]:
-            pictures[1].image(result["why"][row.file])
+            heatmap, closest = result["why"][row.file]
+            pictures[1].image(heatmap)
+            if closest:
+                pictures[1].image(closest.jpeg, caption=f"Most like your {closest.name}")
         colour, icon, _ = app_models.VERDICT_LOOKS[row.verdict]
         st.markdown(
             f"**#{rank}** {row.file.rsplit('/', 1)[-1]}  \n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import zipfile
 
@@ -120,7 +121,10 @@ def test_upload_scan_ranked_table_unreadable_listed_and_csv(app_env, shipped_mod
     assert card_lines[0].startswith(f"**#1** {table['file'][0].rsplit('/', 1)[-1]}  \n:")
     next(t for t in at.toggle if t.label == "Show why (heatmap)").set_value(True).run()
     assert not at.exception and not at.error
-    assert len(at.image) == 2 * cards
+    assert len(at.image) == 3 * cards  # the photo, its heatmap, and the closest photo
+    closest = [i.captions[0] for i in at.image if i.captions and i.captions[0]]
+    assert len(closest) == cards
+    assert all(re.fullmatch(r"Most like your photo\d+\.png", c) for c in closest)
     assert len(calls) == 1  # a rerun shows the kept result: no second scan
     assert at.dataframe[0].value["file"].tolist() == table["file"].tolist()
 
