@@ -225,6 +225,7 @@ FORM_CHOICES = {
 }
 # TrainConfig fields the form sets; the others come from the recipe as they are.
 FORM_FIELDS = {*FORM_CHOICES, "arch", "epochs", "augmentation", "val_fraction", "seed"}
+FORM_FIELDS |= {"pretrained"}  # a checkbox, for the one network that has such weights
 AUGMENTATION_STRENGTHS = ("zoom", "rotation", "translation", "brightness", "contrast")
 AUGMENTATION_NAMES = ("flip", *AUGMENTATION_STRENGTHS)  # the switches, not `fill`
 

@@ -333,6 +333,13 @@ def train_form(recipe: bikelib.TrainConfig, *, given_split: bool, running: bool)
         ]:
             options = app_state.form_choices(recipe, name)
             form[name] = left.select_slider(label, options, getattr(recipe, name), **extra)
+        if recipe.arch == "default":  # the one network with pretrained bike weights
+            form["pretrained"] = left.checkbox(
+                "Start from the bike backbone",
+                recipe.pretrained,
+                help="Weights pretrained to tell 300 rendered bikes apart: better at telling "
+                "your bike from a stranger's, and useful after a few epochs. Off: random weights.",
+            )
         right.markdown("**Augmentation** (training photos only)")
         form["flip"] = right.checkbox("Horizontal flips", recipe.augmentation.flip)
         switches = app_state.augmentation_switches(recipe)

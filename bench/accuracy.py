@@ -77,10 +77,14 @@ def config_for(recipe: str, seed: int):
                 zoom=0.2, flip=True, rotation=0, translation=0, brightness=0, contrast=0
             ),
         )
-    return TrainConfig.recommended(recipe, seed=seed, restore_best=False, **OVERRIDES)
+    overrides = dict(OVERRIDES)
+    if recipe != "default":  # only the default network has a backbone to start from
+        overrides.pop("pretrained", None)
+    return TrainConfig.recommended(recipe, seed=seed, restore_best=False, **overrides)
 
 
-OVERRIDES: dict = {}  # --strangers N / --contrastive W: the default recipe changed
+# --strangers N / --contrastive W / --[no-]pretrained: the default recipe changed
+OVERRIDES: dict = {}
 
 
 def main() -> None:
@@ -88,6 +92,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--strangers", type=int, help="rendered strangers trained against")
     parser.add_argument("--contrastive", type=float, help="supervised contrastive weight")
+    parser.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        help="start the default network from the bike backbone (or not)",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--only", default=",".join(RECIPES))
     parser.add_argument("--data", help="dataset folder (default: the shared real photos)")
@@ -97,6 +106,8 @@ def main() -> None:
         OVERRIDES["strangers"] = args.strangers
     if args.contrastive is not None:
         OVERRIDES["contrastive"] = args.contrastive
+    if args.pretrained is not None:
+        OVERRIDES["pretrained"] = args.pretrained
     import keras
 
     from bikelib import crossval, train

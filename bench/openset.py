@@ -24,7 +24,10 @@ only) adds K copies of each demo training photo with its surround (outside a cen
 ellipse) replaced by a rendered place without a bike, a background swap the app could do
 on any owner's photos; `...-reshotK` adds each training shot re-rendered at K new places
 (the same bike, pose and framing: a perfect background swap, which needs the renderer,
-so the ceiling of that idea). Scores: see bikelib.openset.SCORES.
+so the ceiling of that idea). `backbone` = no training at all: the bike backbone's
+features as they are (bikelib.backbone, pretrained on 300 other rendered bikes); `pre-X`
+= training X started from the backbone's weights instead of random ones (`pre-sc1-oe40`).
+Scores: see bikelib.openset.SCORES.
 For each (training, score): AUROC mean and worst fold; at the threshold calibrated on
 held-out known photos (95% accepted), the share of known test photos accepted and of
 unknown photos rejected; closed-set accuracy of the training.
@@ -33,6 +36,7 @@ unknown photos rejected; closed-set accuracy of the training.
     python bench/openset.py --protocols pairs [--pairs bike1:bike2,...] [--seeds 1]
     python bench/openset.py --protocols rendered --trainings sc1-oe40-places96 --image-size 128
     python bench/openset.py --protocols rendered --trainings sc1-oe40-swap3,sc1-oe40-reshot3
+    python bench/openset.py --protocols real,rendered --trainings backbone,pre-sc1-oe40
 Raw numbers go to bench/openset-results.json before the table is printed.
 """
 
@@ -438,15 +442,55 @@ def fold_timing(fold: dict) -> str:
     )
 
 
+class Untrained:
+    """A TrainResult's stand-in for `evaluate`: the default network holding the bike
+    backbone's weights as they are (no training on the known bikes; its head unused)."""
+
+    evaluation = None
+
+    def __init__(self, classes: int) -> None:
+        from bikelib import make_model
+        from bikelib.backbone import load_into
+
+        self.model = make_model("default", classes, 96)
+        load_into(self.model)
+
+
+def run_backbone(protocol: str) -> list[dict]:
+    """The bike backbone's features, frozen: no training on the known bikes at all."""
+    folds = []
+    if protocol == "real":
+        full = open_dataset(require_shared_bikes())
+        for held in full.classes:
+            dataset = subset(full, [c for c in full.classes if c != held])
+            known = load_split(dataset.validation, 96).images
+            unknown = load_split(subset(full, [held]).samples, 96).images
+            row = evaluate(Untrained(len(dataset.classes)), dataset, known, unknown, 96)
+            folds.append({"fold": held, "seconds": 0, **row})
+    else:
+        dataset = open_dataset(ROOT / "data" / "demo-bikes")
+        listings, others = rendered_listings(96)
+        known = np.concatenate([listings[name] for name in dataset.classes])
+        row = evaluate(Untrained(len(dataset.classes)), dataset, known, others, 96)
+        folds.append({"fold": "demo", "seconds": 0, **row})
+    return folds
+
+
 def run(protocol: str, training: str, seed: int) -> list[dict]:
     if training == "pretrained":
         return run_pretrained(protocol)
+    if training == "backbone":
+        return run_backbone(protocol)
+    # "pre-...": the same training, started from the bike backbone (bikelib.backbone)
+    # instead of random weights.
+    pretrained = training.startswith("pre-")
     # "lite0", "lite0-oe40": the fine-tuned EfficientNet-Lite0 with its recommended
     # settings, trained like "ce" / "oe40"; every other name trains the default recipe.
-    if training == "lite0" or training.startswith("lite0-"):
-        arch, recipe = "lite0", training.removeprefix("lite0").removeprefix("-") or "ce"
+    name = training.removeprefix("pre-")
+    if name == "lite0" or name.startswith("lite0-"):
+        arch, recipe = "lite0", name.removeprefix("lite0").removeprefix("-") or "ce"
     else:
-        arch, recipe = "default", training
+        arch, recipe = "default", name
     # "sc..." = the same with a supervised contrastive loss beside cross-entropy ("sc"
     # weight 0.5, "sc1" 1, "sc2" 2; "sc1-oe40" with 40 strangers: the default since
     # 2026-12-02). Every other name is cross-entropy alone (contrastive 0), as measured.
@@ -463,7 +507,7 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
         seed=seed,
         restore_best=False,
         strangers=0,
-        **{"contrastive": contrastive, **CONFIG_OVERRIDES},
+        **{"contrastive": contrastive, "pretrained": pretrained, **CONFIG_OVERRIDES},
     )
     size = config.image_size
     counts = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100}

@@ -65,6 +65,7 @@ def _config_from_args(args):
         "seed": args.seed,
         "strangers": args.strangers,
         "contrastive": args.contrastive,
+        "pretrained": args.pretrained,
     }
     return TrainConfig.recommended(
         args.arch, **{k: v for k, v in overrides.items() if v is not None}
@@ -267,6 +268,14 @@ def cmd_scan(args) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+def cmd_pretrain(args) -> int:
+    from .backbone import pretrain
+
+    card = pretrain(args.out, args.photos, bikes=args.bikes, on_progress=_ProgressBar())
+    print(json.dumps(card, indent=2))
+    return EXIT_OK
+
+
 def cmd_export(args) -> int:
     from .portable import export_tflite
 
@@ -297,6 +306,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         "--contrastive",
         type=float,
         help="weight of the loss that pulls each bike's photos together (0: off)",
+    )
+    parser.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        help="start from the bike backbone pretrained on rendered bikes (default network only)",
     )
 
 
@@ -351,6 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.set_defaults(run=cmd_scan)
 
+    pretrain = commands.add_parser(
+        "pretrain", help="render many bikes and pretrain the bike backbone on them (slow)"
+    )
+    pretrain.add_argument("out", help="folder to write backbone.keras and backbone.json to")
+    pretrain.add_argument(
+        "--photos", required=True, help="folder for the rendered photos (kept: a rerun resumes)"
+    )
+    pretrain.add_argument("--bikes", type=int, default=300)
+    pretrain.set_defaults(run=cmd_pretrain)
+
     export = commands.add_parser("export", help="write a model for phones (TensorFlow Lite)")
     export.add_argument("model")
     export.add_argument("--format", choices=["tflite"], default="tflite")
@@ -389,6 +413,6 @@ def main(argv: list[str] | None = None) -> int:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return EXIT_ERROR
-    if args.command in ("train", "crossval"):
+    if args.command in ("train", "crossval", "pretrain"):
         print(f"done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
     return code

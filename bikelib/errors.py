@@ -31,6 +31,10 @@ class ModelNotFoundError(ModelLoadError, FileNotFoundError):
     """A saved model directory does not exist."""
 
 
+class BackboneError(ModelLoadError, FileNotFoundError):
+    """The pretrained bike backbone (data/backbone) is missing or does not fit the model."""
+
+
 class ServerBusyError(BikeLibError, RuntimeError):
     """A shared server has as many trainings waiting as it queues; try again later."""
 

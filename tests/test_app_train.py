@@ -67,12 +67,15 @@ def test_the_form_starts_from_each_architectures_recipe(app_env):
     assert widget(at.slider, "Epochs").value == recipe.epochs
     assert widget(at.select_slider, "Image size (pixels)").value == recipe.image_size
     assert widget(at.slider, "Validation fraction").disabled  # the demo has its own split
+    assert widget(at.checkbox, "Start from the bike backbone").value is True
     offered = [option.split(":")[0] for option in at.button_group[0].options]
     assert offered == ["default", "seed"]  # lite0 is for the CLI only (measured weaker)
     at.button_group[0].set_value("seed").run()
     seed = TrainConfig.recommended("seed")
     assert widget(at.select_slider, "Image size (pixels)").value == seed.image_size
     assert widget(at.select_slider, "Learning rate").value == seed.learning_rate
+    # The 2018 network has no pretrained weights: random ones, as then; no such box.
+    assert not [box for box in at.checkbox if box.label == "Start from the bike backbone"]
 
 
 def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):

@@ -14,7 +14,8 @@ import pytest
 from bikelib.cli import main
 
 FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8", "--strangers", "0"]
-FAST += ["--contrastive", "0.25"]  # not the default, so the saved config shows it was read
+FAST += ["--contrastive", "0.25", "--no-pretrained"]  # not the defaults: the saved config
+# shows they were read
 TRAIN_OUTPUT: dict[str, str] = {}  # what `train` printed in the model_dir fixture
 
 
@@ -41,7 +42,8 @@ def test_train_writes_a_model_and_reports(model_dir):
         "training 'default' on 12 photos of 3 bikes, validating on 6; 4 photos of other "
         "people's bikes (not mine) trained against"
     ) in TRAIN_OUTPUT["stderr"]
-    assert json.loads((out / "model.json").read_text())["config"]["contrastive"] == 0.25
+    saved = json.loads((out / "model.json").read_text())["config"]
+    assert (saved["contrastive"], saved["pretrained"]) == (0.25, False)
     assert json.loads((out / "model.json").read_text())["not_mine"] == {
         "trained": 4,
         "calibration": 2,
