@@ -113,7 +113,9 @@ for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # 
                 )
         if show_why and row.file in result["why"]:
             heatmap, closest = result["why"][row.file]
-            pictures[1].image(heatmap)
+            # The listing photo beside the owner's photo it matched best; the heatmap
+            # under the listing photo (beside it for a model saved without its photos).
+            pictures[0 if closest else 1].image(heatmap)
             if closest:
                 pictures[1].image(closest.jpeg, caption=f"Most like your {closest.name}")
         colour, icon, _ = app_models.VERDICT_LOOKS[row.verdict]
