@@ -37,6 +37,7 @@ unknown photos rejected; closed-set accuracy of the training.
     python bench/openset.py --protocols rendered --trainings sc1-oe40-places96 --image-size 128
     python bench/openset.py --protocols rendered --trainings sc1-oe40-swap3,sc1-oe40-reshot3
     python bench/openset.py --protocols real,rendered --trainings backbone,pre-sc1-oe40
+    python bench/openset.py --protocols rendered --trainings backbone --backbone /tmp/candidate
 Raw numbers go to bench/openset-results.json before the table is printed.
 """
 
@@ -730,9 +731,18 @@ def main() -> None:
     parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="a:b,... for --protocols pairs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "openset-results.json"))
     parser.add_argument("--image-size", type=int, help="every training at this size (px)")
+    parser.add_argument(
+        "--backbone", help="a candidate backbone folder for `backbone` and `pre-...` runs"
+    )
     args = parser.parse_args()
     if args.image_size:
         CONFIG_OVERRIDES["image_size"] = args.image_size
+    if args.backbone:  # every training runs in this process: the module's folder is enough
+        from pathlib import Path
+
+        from bikelib import backbone
+
+        backbone.BACKBONE_DIR = Path(args.backbone)
     results = {}
     if "pairs" in args.protocols.split(","):
         pairs = [tuple(pair.split(":")) for pair in args.pairs.split(",")]

@@ -24,6 +24,7 @@ strangers (900,000+) nor by any benchmark.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -97,7 +98,14 @@ def render_pretraining_photos(folder: str | Path, bikes: int = BIKES, workers: i
     return Path(folder)
 
 
-def pretrain(out: str | Path, photos: str | Path, *, bikes: int = BIKES, on_progress=None) -> dict:
+def pretrain(
+    out: str | Path,
+    photos: str | Path,
+    *,
+    bikes: int = BIKES,
+    epochs: int | None = None,
+    on_progress=None,
+) -> dict:
     """Render the photos (into `photos`), train the backbone and write it to `out`
     (WEIGHTS: the network up to its features; CARD). Returns the card: the recipe, its
     validation accuracy over the bikes and how long it took."""
@@ -108,6 +116,8 @@ def pretrain(out: str | Path, photos: str | Path, *, bikes: int = BIKES, on_prog
     render_pretraining_photos(photos, bikes)
     rendered = time.perf_counter() - started
     config = pretraining_recipe()
+    if epochs:  # a candidate recipe (bench/RESULTS.md compares them)
+        config = dataclasses.replace(config, epochs=epochs)
     nothing = _no_photos(config.image_size)  # no threshold to calibrate: no strangers scored
     result = train(open_dataset(photos), config, others=nothing, on_progress=on_progress)
     out = Path(out)

@@ -271,7 +271,9 @@ def cmd_scan(args) -> int:
 def cmd_pretrain(args) -> int:
     from .backbone import pretrain
 
-    card = pretrain(args.out, args.photos, bikes=args.bikes, on_progress=_ProgressBar())
+    card = pretrain(
+        args.out, args.photos, bikes=args.bikes, epochs=args.epochs, on_progress=_ProgressBar()
+    )
     print(json.dumps(card, indent=2))
     return EXIT_OK
 
@@ -373,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--photos", required=True, help="folder for the rendered photos (kept: a rerun resumes)"
     )
     pretrain.add_argument("--bikes", type=int, default=300)
+    pretrain.add_argument("--epochs", type=int, help="instead of the recipe's 15")
     pretrain.set_defaults(run=cmd_pretrain)
 
     export = commands.add_parser("export", help="write a model for phones (TensorFlow Lite)")
