@@ -138,8 +138,8 @@ class TrainConfig:
     # for the seed CNN (random weights, as in 2018) and Lite0 (ImageNet's). On, by
     # measurement (bench/RESULTS.md, "A backbone
     # pretrained on rendered bikes"), leave one bike out on the real photos: nearest
-    # AUROC 0.989 -> 0.997 (worst fold 0.959 -> 0.988), naming the right bike 98.3% ->
-    # 100% (3 seeds); the rendered listings at new places 0.57-0.62 -> 0.75-0.76.
+    # AUROC 0.989 -> 1.000 (worst fold 0.959 -> 1.000), naming the right bike 98.3% ->
+    # 100% (3 seeds); the rendered listings at new places 0.57-0.62 -> 0.785-0.789.
     pretrained: bool | None = None
 
     def __post_init__(self) -> None:
