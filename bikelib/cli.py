@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--photos", required=True, help="folder for the rendered photos (kept: a rerun resumes)"
     )
     pretrain.add_argument("--bikes", type=int, default=300)
-    pretrain.add_argument("--epochs", type=int, help="instead of the recipe's 15")
+    pretrain.add_argument("--epochs", type=int, help="instead of the recipe's 30")
     pretrain.set_defaults(run=cmd_pretrain)
 
     export = commands.add_parser("export", help="write a model for phones (TensorFlow Lite)")

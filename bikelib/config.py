@@ -136,10 +136,10 @@ class TrainConfig:
     # pretrained to tell 300 rendered bikes apart, every photo at a new place. None (the
     # default) means "where the network has it": True for the default network, False
     # for the seed CNN (random weights, as in 2018) and Lite0 (ImageNet's). On, by
-    # measurement (bench/RESULTS.md, "A backbone
-    # pretrained on rendered bikes"), leave one bike out on the real photos: nearest
-    # AUROC 0.989 -> 1.000 (worst fold 0.959 -> 1.000), naming the right bike 98.3% ->
-    # 100% (3 seeds); the rendered listings at new places 0.57-0.62 -> 0.785-0.789.
+    # measurement (bench/RESULTS.md, "A backbone pretrained on rendered bikes"), leave
+    # one bike out on the real photos: nearest AUROC 0.989 -> 1.000 (worst fold 0.959 ->
+    # 1.000), naming the right bike 98.3% -> 100% (3 seeds); the rendered listings at
+    # new places 0.57-0.62 -> 0.785-0.789.
     pretrained: bool | None = None
 
     def __post_init__(self) -> None:
@@ -191,12 +191,7 @@ class TrainConfig:
         # pixels: 128 px keeps a training near a minute on 2 cores) and a tenth of the
         # default's learning rate (its weights start close to where they should end;
         # 1e-3 collapses its features, 5e-4 did once with fewer frozen blocks).
-        lite0 = {
-            "image_size": 128,
-            "learning_rate": 3e-4,
-            "epochs": 20,
-            "contrastive": 0.0,
-        }
+        lite0 = {"image_size": 128, "learning_rate": 3e-4, "epochs": 20, "contrastive": 0.0}
         base = {"seed": seed_cnn, "lite0": lite0}.get(arch, {})
         return cls(arch=arch, **{**base, **overrides})
 
