@@ -273,6 +273,8 @@ def config_from_form(
         for name in AUGMENTATION_STRENGTHS
     }
     augmentation = Augmentation(flip=flip, fill=recipe.augmentation.fill, **strengths)
+    if not values.get("pretrained", recipe.pretrained):  # random weights: all layers train
+        values["frozen"] = False
     return replace(recipe, augmentation=augmentation, seed=int(seed), **values)
 
 
@@ -289,6 +291,9 @@ RECIPE_WORDS = {
     ),
     "steps_per_epoch": lambda v: f"{v} batches an epoch" if v else None,
     "strangers": lambda v: f"{v} photos of other bikes taught to match none" if v else None,
+    "frozen": lambda v: (
+        "only the last layer trains (the backbone stays as pretrained)" if v else None
+    ),
     "contrastive": lambda v: (
         f"each bike's photos pulled together, other bikes' pushed away (contrastive {v:g})"
         if v

@@ -26,7 +26,9 @@ on any owner's photos; `...-reshotK` adds each training shot re-rendered at K ne
 (the same bike, pose and framing: a perfect background swap, which needs the renderer,
 so the ceiling of that idea). `backbone` = no training at all: the bike backbone's
 features as they are (bikelib.backbone, pretrained on 300 other rendered bikes); `pre-X`
-= training X started from the backbone's weights instead of random ones (`pre-sc1-oe40`).
+= training X started from the backbone's weights instead of random ones, every layer
+trained (`pre-sc1-oe40`); `frozen-X` = the same with the backbone's layers kept as they
+are, only the softmax trained (`frozen-sc1-oe40`, the app's default).
 Scores: see bikelib.openset.SCORES.
 For each (training, score): AUROC mean and worst fold; at the threshold calibrated on
 held-out known photos (95% accepted), the share of known test photos accepted and of
@@ -483,11 +485,12 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
     if training == "backbone":
         return run_backbone(protocol)
     # "pre-...": the same training, started from the bike backbone (bikelib.backbone)
-    # instead of random weights.
-    pretrained = training.startswith("pre-")
+    # instead of random weights, every layer trained; "frozen-...": started from it and
+    # only the softmax trained (the app's default since 2026-12-04).
+    pretrained, frozen = training.startswith(("pre-", "frozen-")), training.startswith("frozen-")
     # "lite0", "lite0-oe40": the fine-tuned EfficientNet-Lite0 with its recommended
     # settings, trained like "ce" / "oe40"; every other name trains the default recipe.
-    name = training.removeprefix("pre-")
+    name = training.removeprefix("pre-").removeprefix("frozen-")
     if name == "lite0" or name.startswith("lite0-"):
         arch, recipe = "lite0", name.removeprefix("lite0").removeprefix("-") or "ce"
     else:
@@ -508,7 +511,12 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
         seed=seed,
         restore_best=False,
         strangers=0,
-        **{"contrastive": contrastive, "pretrained": pretrained, **CONFIG_OVERRIDES},
+        **{
+            "contrastive": contrastive,
+            "pretrained": pretrained,
+            "frozen": frozen,
+            **CONFIG_OVERRIDES,
+        },
     )
     size = config.image_size
     counts = {"ce": 0, "oe": 100, "oe40": 40, "oe-spot": 100}

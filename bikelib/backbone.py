@@ -6,7 +6,8 @@ bike is photographed somewhere else. So, as face recognition does with faces, th
 network first learns bike identity from many bikes: `BIKES` random bikes
 (`render.random_bike`), `PHOTOS_PER_BIKE` photos of each, every photo at a new place,
 one class per bike. An owner's training then starts from these weights instead of
-random ones (`TrainConfig.pretrained`).
+random ones (`TrainConfig.pretrained`), and by default keeps them as they are: only
+the softmax over the owner's bikes trains (`TrainConfig.frozen`).
 
 By measurement (bench/RESULTS.md, "A backbone pretrained on rendered bikes"): before
 any training on them, its features tell a stranger's bike from the owner's on the real
@@ -154,6 +155,14 @@ def _no_photos(size: int):
     import numpy as np
 
     return np.zeros((0, size, size, 3), np.uint8)
+
+
+def freeze(model) -> None:
+    """Keep every layer but the HEAD as it is while `model` trains (Keras 3 also runs a
+    frozen BatchNormalization in inference mode, with the backbone's statistics)."""
+    for layer in model.layers:
+        if layer.weights and layer.name != HEAD:
+            layer.trainable = False
 
 
 def load_into(model, folder: str | Path | None = None) -> int:

@@ -66,6 +66,7 @@ def _config_from_args(args):
         "strangers": args.strangers,
         "contrastive": args.contrastive,
         "pretrained": args.pretrained,
+        "frozen": None if args.fine_tune is None else not args.fine_tune,
     }
     return TrainConfig.recommended(
         args.arch, **{k: v for k, v in overrides.items() if v is not None}
@@ -313,6 +314,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         "--pretrained",
         action=argparse.BooleanOptionalAction,
         help="start from the bike backbone pretrained on rendered bikes (default network only)",
+    )
+    parser.add_argument(
+        "--fine-tune",
+        action=argparse.BooleanOptionalAction,
+        help="train the backbone's layers too (default: only the last layer trains)",
     )
 
 

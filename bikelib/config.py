@@ -141,10 +141,20 @@ class TrainConfig:
     # 1.000), naming the right bike 98.3% -> 100% (3 seeds); the rendered listings at
     # new places 0.57-0.62 -> 0.785-0.789.
     pretrained: bool | None = None
+    # Keep the backbone's layers as pretrained: only the softmax over your bikes trains.
+    # None means "when starting from the backbone". By measurement (bench/RESULTS.md,
+    # "Training only the softmax"): fine-tuning the backbone on an owner's photos at one
+    # spot gave back part of what it learned about new places (rendered listings 0.785 /
+    # 0.789 fine-tuned, 0.835 frozen; the owner's photos there accepted at the threshold
+    # 48-52% against 90%), for real photos 1.000 against 0.997 and 100% named right both.
+    frozen: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.pretrained is None:  # resolved once, so a saved config says what was done
+        # Resolved once, so a saved config says what was done.
+        if self.pretrained is None:
             object.__setattr__(self, "pretrained", self.arch == "default")
+        if self.frozen is None:
+            object.__setattr__(self, "frozen", self.pretrained)
         checks = [
             (
                 self.arch in ARCHITECTURE_LABELS,
@@ -165,6 +175,7 @@ class TrainConfig:
                 not self.pretrained or self.arch == "default",
                 "only the default network has pretrained bike weights to start from",
             ),
+            (not self.frozen or self.pretrained, "only pretrained layers can be kept frozen"),
             (
                 self.arch != "seed" or self.image_size >= SEED_MIN_IMAGE_SIZE,
                 f"the seed CNN needs images of at least {SEED_MIN_IMAGE_SIZE} pixels "
@@ -205,5 +216,6 @@ class TrainConfig:
         # Saved before the contrastive loss existed: trained with cross-entropy alone.
         data.setdefault("contrastive", 0.0)
         data.setdefault("pretrained", False)  # saved before the bike backbone existed
+        data.setdefault("frozen", False)  # every layer trained, before frozen existed
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -209,9 +209,11 @@ def train(
         config.arch, n_classes, config.image_size, config.augmentation, random_seed=config.seed
     )
     if config.pretrained:
-        from .backbone import load_into
+        from .backbone import freeze, load_into
 
         load_into(model)  # every layer but the new softmax over these bikes
+        if config.frozen:
+            freeze(model)
     n_train = len(train_split.labels) + (0 if negatives is None else len(negatives))
     steps = config.steps_per_epoch or -(-n_train // config.batch_size)
     optimizer = keras.optimizers.AdamW(

@@ -60,7 +60,12 @@ def test_form_choices_and_recipe_extras():
     default = app_state.recipe_extras(TrainConfig.recommended("default"))
     assert default.startswith("learning rate warms up, then eases off to zero (cosine), AdamW")
     assert "label smoothing 0.1" in default
-    assert "backbone" not in default and "pretrained" not in default  # on the form
+    assert "only the last layer trains (the backbone stays as pretrained)" in default
+    # Unticking "Start from the bike backbone" trains every layer from random weights.
+    unticked = app_state.config_from_form(
+        TrainConfig.recommended("default"), flip=True, switched_on=[], seed=0, pretrained=False
+    )
+    assert (unticked.pretrained, unticked.frozen) == (False, False)
     other = replace(recipe, restore_best=False, strangers=100, steps_per_epoch=80)
     assert "keeps the last epoch's weights" in app_state.recipe_extras(other)
     assert "80 batches an epoch" in app_state.recipe_extras(other)

@@ -51,10 +51,16 @@ def test_only_the_default_network_can_start_from_it():
     assert TrainConfig(arch="seed", image_size=150).pretrained is False
     assert TrainConfig.recommended("lite0").pretrained is False
     assert TrainConfig(pretrained=False).pretrained is False
+    # Kept frozen by default when it starts from the backbone; never without it.
+    assert TrainConfig().frozen is True and TrainConfig(frozen=False).frozen is False
+    assert TrainConfig(pretrained=False).frozen is False
+    with pytest.raises(ConfigError, match="frozen"):
+        TrainConfig(pretrained=False, frozen=True)
     # A model saved before the backbone existed was trained from random weights.
     saved = TrainConfig(pretrained=True).to_dict()
-    del saved["pretrained"]
+    del saved["pretrained"], saved["frozen"]
     assert TrainConfig.from_dict(saved).pretrained is False
+    assert TrainConfig.from_dict(saved).frozen is False
 
 
 def nearest_photo_accuracy(model, folder) -> float:
@@ -96,6 +102,21 @@ def test_a_training_starts_from_the_backbone_when_asked(tiny_dataset):
     np.testing.assert_allclose(stem(pretrained.model), stem(started), atol=1e-6)
     scratch = train(open_dataset(tiny_dataset), still)
     assert not np.allclose(stem(scratch.model), stem(started), atol=1e-3)
+
+
+@pytest.mark.slow
+def test_by_default_only_the_softmax_trains_and_fine_tuning_moves_the_backbone_too(
+    tiny_dataset,
+):
+    started = make_model("default", 3, 32)
+    bb.load_into(started)
+    config = TrainConfig(image_size=32, epochs=2, batch_size=8, strangers=0)
+    kept = train(open_dataset(tiny_dataset), config)
+    np.testing.assert_array_equal(stem(kept.model), stem(started))  # not a bit moved
+    head = kept.model.get_layer(bb.HEAD).get_weights()[0]
+    assert not np.allclose(head, make_model("default", 3, 32).get_layer(bb.HEAD).get_weights()[0])
+    tuned = train(open_dataset(tiny_dataset), replace(config, frozen=False))
+    assert not np.allclose(stem(tuned.model), stem(started), atol=1e-5)
 
 
 @pytest.mark.slow
