@@ -255,6 +255,22 @@ class PretrainedEmbedder:
         return Outputs(features, np.log(scores.probabilities + 1e-9), scores.probabilities)
 
 
+def untrained_cases(protocol: str, size: int):
+    """(fold, dataset, known photos, unknown photos) of `protocol` at `size` px, for the
+    candidates that train nothing: each real fold (leave one bike out), or the demo bikes
+    with the rendered listings."""
+    if protocol == "real":
+        full = open_dataset(require_shared_bikes())
+        for held in full.classes:
+            dataset = subset(full, [c for c in full.classes if c != held])
+            known = load_split(dataset.validation, size).images
+            yield held, dataset, known, load_split(subset(full, [held]).samples, size).images
+    else:
+        dataset = open_dataset(ROOT / "data" / "demo-bikes")
+        listings, others = rendered_listings(size)
+        yield "demo", dataset, np.concatenate([listings[n] for n in dataset.classes]), others
+
+
 def run_pretrained(protocol: str) -> list[dict]:
     """Frozen pretrained features, no training: the same protocols at 224 px."""
     from bikelib.gate import GATE_SIZE
@@ -276,22 +292,8 @@ def run_pretrained(protocol: str) -> list[dict]:
             out[name] = {"auroc": auroc(ks, us), "accepted": accepted, "rejected": rejected}
         return out
 
-    if protocol == "real":
-        full = open_dataset(require_shared_bikes())
-        for held in full.classes:
-            dataset = subset(full, [c for c in full.classes if c != held])
-            known = load_split(dataset.validation, GATE_SIZE).images
-            unknown = load_split(subset(full, [held]).samples, GATE_SIZE).images
-            folds.append(
-                {"fold": held, "seconds": 0, "accuracy": None, **row(dataset, known, unknown)}
-            )
-    else:
-        dataset = open_dataset(ROOT / "data" / "demo-bikes")
-        listings, others = rendered_listings(GATE_SIZE)
-        known = np.concatenate([listings[name] for name in dataset.classes])
-        folds.append(
-            {"fold": "demo", "seconds": 0, "accuracy": None, **row(dataset, known, others)}
-        )
+    for fold, dataset, known, unknown in untrained_cases(protocol, GATE_SIZE):
+        folds.append({"fold": fold, "seconds": 0, "accuracy": None, **row(dataset, known, unknown)})
     return folds
 
 
@@ -461,22 +463,10 @@ class Untrained:
 
 def run_backbone(protocol: str) -> list[dict]:
     """The bike backbone's features, frozen: no training on the known bikes at all."""
-    folds = []
-    if protocol == "real":
-        full = open_dataset(require_shared_bikes())
-        for held in full.classes:
-            dataset = subset(full, [c for c in full.classes if c != held])
-            known = load_split(dataset.validation, 96).images
-            unknown = load_split(subset(full, [held]).samples, 96).images
-            row = evaluate(Untrained(len(dataset.classes)), dataset, known, unknown, 96)
-            folds.append({"fold": held, "seconds": 0, **row})
-    else:
-        dataset = open_dataset(ROOT / "data" / "demo-bikes")
-        listings, others = rendered_listings(96)
-        known = np.concatenate([listings[name] for name in dataset.classes])
-        row = evaluate(Untrained(len(dataset.classes)), dataset, known, others, 96)
-        folds.append({"fold": "demo", "seconds": 0, **row})
-    return folds
+    return [
+        {"fold": fold, "seconds": 0, **evaluate(Untrained(len(d.classes)), d, known, unknown, 96)}
+        for fold, d, known, unknown in untrained_cases(protocol, 96)
+    ]
 
 
 def run(protocol: str, training: str, seed: int) -> list[dict]:
