@@ -1,6 +1,8 @@
 """Streamlit pieces of the pages that use a trained model (Classify, Scan listings).
 
-The model picker, the match threshold with what it trades, and how a verdict looks.
+The model picker, the match threshold with what it trades, how a verdict looks, and
+Scan's cards of its best matches.
+
 Beside app_ui.py for the same reasons (not a page, not bikelib); no TensorFlow at import:
 models load on first use, cached for the whole process, and a served app loads the
 shipped one in a background thread after its first page run (`warm_up`).
@@ -20,7 +22,7 @@ import streamlit as st
 import app_state
 import app_ui
 import bikelib
-from bikelib import openset
+from bikelib import openset, scan
 from bikelib.sessions import Workspace
 from bikelib.settings import settings
 
@@ -194,3 +196,37 @@ def verdict(place, prediction, title: str | None = None) -> None:
         f"threshold {prediction.threshold:.3f}"
     )
     place.caption(prediction.sentence)
+
+
+def match_cards(classifier, bike: str, rows: list, photos: dict, why: dict, *, show_why: bool):
+    """Scan's best matches as cards, three to a row, in rank order: each listing photo with
+    its verdict and match; with `show_why`, its heatmap and the owner's photo of `bike`
+    it matched best (computed once per photo, kept in `why`)."""
+    index = classifier.classes.index(bike)
+    # A row of 3 columns at a time: phones stack them row by row, so rank order holds.
+    cells = [c for _ in range(0, len(rows), 3) for c in st.columns(3)]
+    for rank, (cell, row) in enumerate(zip(cells, rows, strict=False), start=1):
+        with cell.container(border=True):
+            photo = photos.get(row.file)
+            pictures = st.columns(2) if show_why and photo else [st]
+            if photo:
+                pictures[0].image(photo)
+            if show_why and photo and row.file not in why:
+                with app_ui.sentence_on_error(stop=False):
+                    why[row.file] = (
+                        classifier.explain(io.BytesIO(photo), bike=index),
+                        # The photo of `bike` the match score compared it with.
+                        classifier.closest_photo(io.BytesIO(photo), bike=index),
+                    )
+            if show_why and row.file in why:
+                heatmap, closest = why[row.file]
+                # The listing photo beside the owner's photo it matched best; the heatmap
+                # under the listing photo (beside it for a model saved without its photos).
+                pictures[0 if closest else 1].image(heatmap)
+                if closest:
+                    pictures[1].image(closest.jpeg, caption=f"Most like your {closest.name}")
+            colour, icon, _ = VERDICT_LOOKS[row.verdict]
+            st.markdown(
+                f"**#{rank}** {row.file.rsplit('/', 1)[-1]}  \n"
+                f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}"
+            )

@@ -6,8 +6,6 @@ cards with their heatmap. A scan's result is kept in the session, keyed by model
 and uploads, so moving a toggle never scans again.
 """
 
-import io
-
 import streamlit as st
 
 import app_models
@@ -96,33 +94,7 @@ show_why = st.toggle(
     help=f"Where in each photo the model saw your bike, and which of your photos of {bike} "
     "it matches best",
 )
-cells = [c for _ in range(0, len(best), 3) for c in st.columns(3)]  # a row of 3 at a time:
-for rank, (cell, row) in enumerate(zip(cells, best, strict=False), start=1):  # phones stack
-    with cell.container(border=True):  # them row by row, so rank order holds there too
-        photo = result["cards"].get(row.file)
-        pictures = st.columns(2) if show_why and photo else [st]
-        if photo:
-            pictures[0].image(photo)
-        if show_why and photo and row.file not in result["why"]:
-            with app_ui.sentence_on_error(stop=False):
-                index = classifier.classes.index(bike)
-                result["why"][row.file] = (
-                    classifier.explain(io.BytesIO(photo), bike=index),
-                    # The photo of `bike` the match score compared it with.
-                    classifier.closest_photo(io.BytesIO(photo), bike=index),
-                )
-        if show_why and row.file in result["why"]:
-            heatmap, closest = result["why"][row.file]
-            # The listing photo beside the owner's photo it matched best; the heatmap
-            # under the listing photo (beside it for a model saved without its photos).
-            pictures[0 if closest else 1].image(heatmap)
-            if closest:
-                pictures[1].image(closest.jpeg, caption=f"Most like your {closest.name}")
-        colour, icon, _ = app_models.VERDICT_LOOKS[row.verdict]
-        st.markdown(
-            f"**#{rank}** {row.file.rsplit('/', 1)[-1]}  \n"
-            f":{colour}-badge[{icon} {scan.WORDS[row.verdict]}] match {row.score:.3f}"
-        )
+app_models.match_cards(classifier, bike, best, result["cards"], result["why"], show_why=show_why)
 
 app_ui.scan_table(rows, result["thumbs"])
 unreadable = [{"file": r.file, "why": r.error} for r in rows if r.error]
