@@ -130,7 +130,8 @@ class TrainConfig:
     # strangers) pushed apart, so "nearest known photo" separates mine from not mine.
     # 1.0, by measurement (bench/RESULTS.md, real photos, with the 40 strangers): nearest
     # AUROC 0.947 -> 0.983 (worst fold 0.828 -> 0.931), naming the right bike 92% -> 100%
-    # (3 seeds); 0.5 gave 0.971 and 95%. 0: off.
+    # (3 seeds); 0.5 gave 0.971 and 95%. 0: off. Only where the features train: with the
+    # backbone frozen (the default) it could move nothing, so it is left out.
     contrastive: float = 1.0
     # Start from the bike backbone (bikelib.backbone, data/backbone): the default CNN
     # pretrained to tell 300 rendered bikes apart, every photo at a new place. None (the

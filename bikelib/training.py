@@ -221,7 +221,9 @@ def train(
     )
     trainer, accuracy = model, "accuracy"
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    if config.contrastive:
+    # With the backbone frozen the features cannot move: the contrastive loss's gradient
+    # would reach only frozen layers, so it would train nothing and only add to the loss.
+    if config.contrastive and not config.frozen:
         # A wrapper sharing every layer: what is trained is `model` itself.
         joint = keras.layers.Concatenate(name="probabilities_and_features")(
             [model.output, model.get_layer(FEATURES).output]

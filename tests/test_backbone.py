@@ -119,6 +119,20 @@ def test_by_default_only_the_softmax_trains_and_fine_tuning_moves_the_backbone_t
     assert not np.allclose(stem(tuned.model), stem(started), atol=1e-5)
 
 
+def test_a_frozen_backbone_trains_without_the_contrastive_loss(tiny_dataset, monkeypatch):
+    from bikelib import training
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("contrastive loss built for a frozen backbone")
+
+    monkeypatch.setattr(training, "JointLoss", refuse)
+    config = TrainConfig(image_size=32, epochs=1, batch_size=8, strangers=0)
+    assert config.frozen and config.contrastive
+    train(open_dataset(tiny_dataset), config)
+    with pytest.raises(AssertionError, match="frozen backbone"):  # fine-tuned: it trains
+        train(open_dataset(tiny_dataset), replace(config, frozen=False))
+
+
 @pytest.mark.slow
 def test_the_recipe_renders_its_photos_trains_and_writes_a_backbone_that_loads(
     tmp_path, monkeypatch
