@@ -284,7 +284,9 @@ class Classifier:
                 f"{self.directory} has {outputs} outputs but names {len(self.classes)} classes"
             )
         self.reference = self._load_reference()
-        self.embed = openset.Embedder(self.model) if self.reference else None
+        self.embed = (
+            openset.Embedder(self.model, zooms=self.reference.zooms) if self.reference else None
+        )
         self.gate = _load_gate() if gate else None
         self._photos = self._load_reference_photos()
 
@@ -329,6 +331,8 @@ class Classifier:
             known_scores=tuple(described.get("known_scores", ())),
             other_scores=tuple(described.get("other_scores", ())),
             not_mine_scores=tuple(described.get("not_mine_scores", ())),
+            # Saved before zoomed views: its features are of the whole photo alone.
+            zooms=tuple(float(z) for z in described.get("zooms", (1.0,))),
         )
 
     @property

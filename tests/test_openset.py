@@ -107,3 +107,36 @@ def test_a_predictions_matched_bike_is_the_one_its_score_is_with():
     )
     assert asked.matched == "bike3"  # a scan's score about bike3 is bike3's match
     assert Prediction("bike3", 0.7, probabilities).matched is None  # saved without matches
+
+
+def test_centre_keeps_the_middle_of_each_photo():
+    photos = np.arange(2 * 10 * 20 * 3).reshape(2, 10, 20, 3)
+    middle = openset.centre(photos, 0.6)
+    assert middle.shape == (2, 6, 12, 3)
+    np.testing.assert_array_equal(middle, photos[:, 2:8, 4:16])
+    assert openset.centre(photos, 1.0) is photos
+
+
+def test_the_embedder_averages_the_mirror_and_the_zoomed_views():
+    import keras
+
+    from bikelib import make_model
+
+    model = make_model("default", 2, 32)
+    photos = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3)).astype(np.float32)
+    features = keras.Model(model.input, model.get_layer("features").output)
+
+    def view(images):
+        return openset.normalise(np.asarray(features(images, training=False)))
+
+    whole = openset.Embedder(model, zooms=(1.0,))(photos)
+    mirror = view(photos[:, :, ::-1])
+    # Whole photo only (as every model saved before zooms): the photo and its mirror.
+    np.testing.assert_allclose(whole.features, openset.normalise(view(photos) + mirror), atol=1e-5)
+    zoomed = openset.Embedder(model, zooms=(1.0, 0.5))(photos)
+    middle = photos[:, 10:30, 10:30]
+    expected = view(photos) + mirror + view(middle) + view(middle[:, :, ::-1])
+    np.testing.assert_allclose(zoomed.features, openset.normalise(expected), atol=1e-5)
+    # The probabilities stay the whole photo's, as the model itself gives them.
+    probabilities = np.asarray(model(photos, training=False))
+    np.testing.assert_allclose(zoomed.probabilities, probabilities, atol=1e-5)

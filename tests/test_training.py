@@ -19,6 +19,7 @@ from bikelib import (
     load_model,
     make_model,
     open_dataset,
+    openset,
     save_model,
     train,
 )
@@ -180,7 +181,6 @@ def test_a_model_without_not_mine_photos_says_so(trained, tmp_path):
 
 def test_strangers_are_the_shipped_photos_or_rendered_alike(tmp_path, monkeypatch):
     """data/strangers holds what the renderer draws; without it they are rendered."""
-    from bikelib import openset
 
     assert all(p.exists() for k in ("training", "calibration") for p in openset.stranger_paths(k))
     shipped = openset.strangers("training", 48, 2).astype(int)
@@ -213,8 +213,10 @@ def test_saved_model_describes_itself_and_predicts_the_same(trained, tmp_path):
     assert {"val_loss", "train_seconds"} <= set(meta["metrics"])
     assert len(meta["history"]["loss"]) == 3 and meta["dataset_fingerprint"]
     assert {"keras", "tensorflow", "numpy", "pillow"} <= set(meta["versions"])
+    assert meta["openset"]["zooms"] == list(openset.ZOOMS)  # how its features were made
 
     classifier = load_model(directory)
+    assert classifier.embed.zooms == openset.ZOOMS
     photo = dataset.validation[0].path
     prediction = classifier.predict(photo)
     assert prediction.label in dataset.classes
@@ -229,6 +231,18 @@ def test_saved_model_describes_itself_and_predicts_the_same(trained, tmp_path):
         meta_name = next(n for n in archive.namelist() if n.endswith("model.json"))
         exported = json.loads(archive.read(meta_name))
     assert exported["classes"] == list(dataset.classes)
+
+
+def test_a_saved_model_is_served_with_the_views_its_features_were_made_with(trained, tmp_path):
+    _, result, _ = trained
+    directory = save_model(result, tmp_path / "m")
+    meta = json.loads((directory / "model.json").read_text())
+    meta["openset"]["zooms"] = [1.0, 0.5]  # as a model made with zoomed views records it
+    (directory / "model.json").write_text(json.dumps(meta))
+    assert load_model(directory, gate=False).embed.zooms == (1.0, 0.5)
+    del meta["openset"]["zooms"]  # saved before zoomed views: the whole photo alone
+    (directory / "model.json").write_text(json.dumps(meta))
+    assert load_model(directory, gate=False).embed.zooms == (1.0,)
 
 
 def test_saving_over_a_model_replaces_it_whole(trained, tmp_path):

@@ -1,0 +1,144 @@
+"""Which views of a photo to average its features over (bikelib.openset.ZOOMS).
+
+The default model keeps the bike backbone frozen, so its features are the backbone's:
+scored here without any training, on bench/openset.py's real (leave one bike out) and
+rendered (the demo bikes at new places against strangers there) protocols, and on the
+photos of its 4-photo listings each alone (`listings`: 200 against 200). Each
+candidate averages the unit-length features of the photo and its mirror image at each
+zoom (the centre of the photo, that share of each side kept); the whole photo alone
+(`1`) is what every model saved before zoomed views does. For the chosen score and
+centroid: AUROC (mean / worst fold), and at the threshold calibrated on the held-out
+known photos (95% of them accepted), the share of known test photos accepted and of
+unknown ones rejected. Also the CPU time of the views per photo.
+
+    python bench/zooms.py [--backbone DIR] [--protocols real,rendered,listings]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from common import machine, table
+from openset import Untrained, multi_photo_listings, untrained_cases
+
+from bikelib import load_split
+from bikelib.openset import CHOSEN_SCORE, SCORES, Outputs, auroc, calibrate, centre, normalise
+
+CANDIDATES = (
+    "1",
+    "1 .8",
+    "1 .8 .6",
+    "1 .7 .5",
+    "1 .9 .8 .7 .6",
+    "1 .8 .6 .4",
+    ".8 .6",
+)  # "1" is ZOOMS, the default
+
+
+def cases(protocol: str):
+    """bench/openset.py's cases; `listings`: every photo of its 4-photo listings alone
+    (200 of the demo bikes, 200 of strangers, each listing at a new place)."""
+    if protocol != "listings":
+        yield from untrained_cases(protocol, 96)
+        return
+    _, dataset, _, _ = next(untrained_cases("rendered", 96))
+    known, others = multi_photo_listings(96)
+    yield "listings", dataset, known.reshape(-1, 96, 96, 3), others.reshape(-1, 96, 96, 3)
+
+
+def view_features(embed, images: np.ndarray, zoom: float) -> np.ndarray:
+    """The photo's and its mirror's unit-length features at one zoom, summed."""
+    view = centre(np.asarray(images, np.float32), zoom)
+    return normalise(embed(view)) + normalise(embed(view[:, :, ::-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--protocols", default="real,rendered,listings")
+    parser.add_argument("--backbone", help="a candidate backbone folder (default: the shipped)")
+    args = parser.parse_args()
+    if args.backbone:
+        from bikelib import backbone
+
+        backbone.BACKBONE_DIR = Path(args.backbone)
+    zooms = sorted({float(z) for c in CANDIDATES for z in c.split()}, reverse=True)
+    print(machine(), "| backbone:", args.backbone or "shipped")
+    rows = []
+    for protocol in args.protocols.split(","):
+        results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+        cpu = {}
+        for _, dataset, known, unknown in cases(protocol):
+            import keras
+
+            model = Untrained(len(dataset.classes)).model
+            features = keras.Model(model.input, model.get_layer("features").output)
+
+            def embed(images, features=features):
+                return np.asarray(features.predict(images, batch_size=32, verbose=0))
+
+            train = load_split(dataset.train, 96)
+            held_out = load_split(dataset.validation, 96).images
+            photos = {"refs": train.images, "held": held_out, "known": known, "other": unknown}
+            by_zoom = {}
+            for zoom in zooms:
+                started = time.process_time()
+                by_zoom[zoom] = {k: view_features(embed, v, zoom) for k, v in photos.items()}
+                cpu[zoom] = (time.process_time() - started) / sum(map(len, photos.values()))
+            for candidate in CANDIDATES:
+                chosen = [float(z) for z in candidate.split()]
+                f = {k: normalise(sum(by_zoom[z][k] for z in chosen)) for k in photos}
+
+                def out(x):
+                    return Outputs(x, np.zeros((len(x), 1)), np.zeros((len(x), 1)))
+
+                for score in (CHOSEN_SCORE, "centroid"):
+                    s = SCORES[score]
+                    k, u = (
+                        s(out(f["known"]), f["refs"], train.labels),
+                        s(out(f["other"]), f["refs"], train.labels),
+                    )
+                    threshold = calibrate(s(out(f["held"]), f["refs"], train.labels))
+                    accepted, rejected = (
+                        float((k >= threshold).mean()),
+                        float((u < threshold).mean()),
+                    )
+                    results.setdefault((candidate, score), []).append(
+                        (auroc(k, u), accepted, rejected)
+                    )
+        for (candidate, score), folds in results.items():
+            v = np.asarray(folds)
+            ms = 1000 * sum(cpu[float(z)] for z in candidate.split())
+            rows.append(
+                [
+                    protocol,
+                    candidate,
+                    score,
+                    f"{v[:, 0].mean():.3f}",
+                    f"{v[:, 0].min():.3f}",
+                    f"{v[:, 1].mean():.0%}",
+                    f"{v[:, 2].mean():.0%}",
+                    f"{ms:.1f}",
+                ]
+            )
+    print(
+        table(
+            [
+                "protocol",
+                "zooms",
+                "score",
+                "AUROC mean",
+                "worst",
+                "known accepted",
+                "others rejected",
+                "CPU ms a photo",
+            ],
+            rows,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
