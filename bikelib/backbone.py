@@ -19,7 +19,7 @@ the score or loss, at 0.835 (0.785-0.789 with every layer fine-tuned).
 
 Shipped in data/backbone/ (backbone.keras and backbone.json: the recipe and how it
 scored), made by `python -m bikelib pretrain data/backbone`: nothing is downloaded. Its
-bikes' seeds (`BIKE_SEEDS`) and photo seeds are used nowhere else: not by the shipped
+bikes' seeds (`FIRST_BIKE_SEED` on) and photo seeds are used nowhere else: not by the shipped
 strangers (900,000+) nor by any benchmark.
 """
 
@@ -36,7 +36,7 @@ BACKBONE_DIR = Path(__file__).resolve().parent.parent / "data" / "backbone"
 WEIGHTS = "backbone.keras"
 CARD = "backbone.json"
 BIKES = 300
-BIKE_SEEDS = range(1_000_000, 1_000_000 + BIKES)
+FIRST_BIKE_SEED = 1_000_000  # bike i is random_bike(FIRST_BIKE_SEED + i), for any number
 PHOTO_SEEDS = 2_000_000  # photo k of bike i: PHOTO_SEEDS + 100 * i + k
 PHOTOS_PER_BIKE = 12  # to train on; and VALIDATION_PER_BIKE more to measure it
 VALIDATION_PER_BIKE = 2
@@ -76,7 +76,9 @@ def _render_one(job: tuple[str, int, int]) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     seed = PHOTO_SEEDS + 100 * bike + photo
-    image = render.render_photo(render.random_bike(BIKE_SEEDS[bike]), seed, PHOTO_SIZE, place="new")
+    image = render.render_photo(
+        render.random_bike(FIRST_BIKE_SEED + bike), seed, PHOTO_SIZE, place="new"
+    )
     partial = path.with_suffix(".part")
     render.save_jpeg(image, partial)
     partial.replace(path)  # a stopped run leaves no half-written photo to train on
@@ -128,7 +130,7 @@ def pretrain(
         "what": f"the {ARCH} CNN trained to tell {bikes} rendered bikes apart",
         "made_by": "python -m bikelib pretrain",
         "bikes": bikes,
-        "bike_seeds": [BIKE_SEEDS[0], BIKE_SEEDS[0] + bikes - 1],
+        "bike_seeds": [FIRST_BIKE_SEED, FIRST_BIKE_SEED + bikes - 1],
         "photos_per_bike": PHOTOS_PER_BIKE,
         "validation_per_bike": VALIDATION_PER_BIKE,
         "photo_size": list(PHOTO_SIZE),

@@ -272,9 +272,8 @@ def cmd_scan(args) -> int:
 def cmd_pretrain(args) -> int:
     from .backbone import pretrain
 
-    card = pretrain(
-        args.out, args.photos, bikes=args.bikes, epochs=args.epochs, on_progress=_ProgressBar()
-    )
+    chosen = {"bikes": args.bikes} if args.bikes else {}  # else the recipe's
+    card = pretrain(args.out, args.photos, epochs=args.epochs, on_progress=_ProgressBar(), **chosen)
     print(json.dumps(card, indent=2))
     return EXIT_OK
 
@@ -380,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument(
         "--photos", required=True, help="folder for the rendered photos (kept: a rerun resumes)"
     )
-    pretrain.add_argument("--bikes", type=int, default=300)
+    pretrain.add_argument("--bikes", type=int, help="instead of the recipe's 300")
     pretrain.add_argument("--epochs", type=int, help="instead of the recipe's 30")
     pretrain.set_defaults(run=cmd_pretrain)
 

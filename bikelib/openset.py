@@ -95,7 +95,7 @@ class Embedder:
         total = np.zeros_like(raw)
         for zoom in self.zooms:
             view = centre(images, zoom)
-            total += normalise(raw if view is images else self._features(view))
+            total += normalise(raw if zoom >= 1.0 else self._features(view))  # once, not twice
             if self.flip:
                 total += normalise(self._features(view[:, :, ::-1]))
         return Outputs(normalise(total), logits, probabilities)

@@ -152,3 +152,10 @@ def test_the_recipe_renders_its_photos_trains_and_writes_a_backbone_that_loads(
     before = {p: p.stat().st_mtime_ns for p in photos}
     bb.render_pretraining_photos(tmp_path / "photos", bikes=3)  # a rerun keeps what is there
     assert {p: p.stat().st_mtime_ns for p in photos} == before
+
+
+def test_a_recipe_with_more_bikes_than_the_shipped_300_draws_new_ones(tmp_path):
+    # Bike i is random_bike(FIRST_BIKE_SEED + i) for any i (a range of 300 seeds ended
+    # in an IndexError at bike 300: how 600-bike candidates were measured).
+    bb._render_one((str(tmp_path), 300, 0))
+    assert (tmp_path / "train" / "bike0300" / "00.jpg").is_file()

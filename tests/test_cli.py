@@ -14,8 +14,8 @@ import pytest
 from bikelib.cli import main
 
 FAST = ["--epochs", "2", "--image-size", "32", "--batch-size", "8", "--strangers", "0"]
-FAST += ["--contrastive", "0.25", "--no-pretrained"]  # not the defaults: the saved config
-# shows they were read
+# Not the defaults, so the saved config shows they were read.
+FAST += ["--contrastive", "0.25", "--no-pretrained"]
 TRAIN_OUTPUT: dict[str, str] = {}  # what `train` printed in the model_dir fixture
 
 

@@ -181,7 +181,6 @@ def test_a_model_without_not_mine_photos_says_so(trained, tmp_path):
 
 def test_strangers_are_the_shipped_photos_or_rendered_alike(tmp_path, monkeypatch):
     """data/strangers holds what the renderer draws; without it they are rendered."""
-
     assert all(p.exists() for k in ("training", "calibration") for p in openset.stranger_paths(k))
     shipped = openset.strangers("training", 48, 2).astype(int)
     monkeypatch.setattr(openset, "STRANGERS_DIR", tmp_path / "missing")
