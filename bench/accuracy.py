@@ -47,13 +47,14 @@ def colour_histogram_knn(dataset) -> float:
     return float((predicted == val_y).mean())
 
 
-def nearest_photo_accuracy(model, dataset, image_size: int) -> float:
+def nearest_photo_accuracy(result, dataset, image_size: int) -> float:
     """How often the bike of the closest training photo (the match score's photo, by
     feature similarity) is the right one: the label the app would give if it named the
     bike its match is with instead of the most probable bike."""
     from bikelib.openset import Embedder
 
-    embed = Embedder(model)
+    reference = result.reference
+    embed = Embedder(result.model, whitening=reference.whitening if reference else None)
     train = load_split(dataset.train, image_size)
     validation = load_split(dataset.validation, image_size)
     similarity = embed(validation.images).features @ embed(train.images).features.T
@@ -130,7 +131,7 @@ def main() -> None:
             accuracies.append(result.evaluation.accuracy)
             seconds.append(result.seconds)
             size = config_for(recipe, seed).image_size
-            nearest.append(nearest_photo_accuracy(result.model, dataset, size))
+            nearest.append(nearest_photo_accuracy(result, dataset, size))
             print(
                 f"{recipe} seed {seed}: {accuracies[-1]:.0%} (nearest photo's bike "
                 f"{nearest[-1]:.0%}) in {seconds[-1]:.0f}s "

@@ -129,7 +129,7 @@ def evaluate_listings(result, dataset, known, others, size) -> dict:
     """Every score x every way of pooling a listing's photos: the listings' AUROC, and at
     the threshold calibrated on single held-out photos (as the app sets it), the shares
     of known listings accepted and of strangers' listings rejected."""
-    embed = Embedder(result.model)
+    embed = app_embedder(result)
     train = load_split(dataset.train, size)
     refs = embed(train.images).features
     held_out = embed(load_split(dataset.validation, size).images)
@@ -399,7 +399,7 @@ def evaluate(result, dataset, known_test, unknown_test, size, groups=None) -> di
 
     `groups` ({name: (known mask, unknown mask)}) adds the chosen score's AUROC within
     each group as "by_group": which photos it gets wrong."""
-    embed = Embedder(result.model)
+    embed = app_embedder(result)
     train = load_split(dataset.train, size)
     refs = embed(train.images).features
     held_out = embed(load_split(dataset.validation, size).images)
@@ -447,18 +447,27 @@ def fold_timing(fold: dict) -> str:
     )
 
 
+def app_embedder(result) -> Embedder:
+    """`result`'s features as the app makes them: whitened where its training's are."""
+    reference = getattr(result, "reference", None)
+    whitening = reference.whitening if reference else getattr(result, "whitening", None)
+    return Embedder(result.model, whitening=whitening)
+
+
 class Untrained:
     """A TrainResult's stand-in for `evaluate`: the default network holding the bike
-    backbone's weights as they are (no training on the known bikes; its head unused)."""
+    backbone's weights as they are (no training on the known bikes; its head unused),
+    whitened as a frozen training's features are."""
 
-    evaluation = None
+    evaluation = reference = None
 
     def __init__(self, classes: int) -> None:
         from bikelib import make_model
-        from bikelib.backbone import load_into
+        from bikelib.backbone import load_into, whitening_for
 
         self.model = make_model("default", classes, 96)
         load_into(self.model)
+        self.whitening = whitening_for(96)
 
 
 def run_backbone(protocol: str) -> list[dict]:

@@ -99,10 +99,17 @@ def save_model(
     try:
         result.model.save(staging / MODEL_FILE)
         if result.reference is not None:
+            whitening = result.reference.whitening
             np.savez(
                 staging / REFERENCE_FILE,
                 features=result.reference.features.astype(np.float32),
                 labels=result.reference.labels.astype(np.int32),
+                # The map its features were made with: a query must be made the same way.
+                **(
+                    {"whitening_mean": whitening.mean, "whitening_matrix": whitening.matrix}
+                    if whitening is not None
+                    else {}
+                ),
             )
         photos = _reference_photos(result)
         if photos is not None:
@@ -285,7 +292,11 @@ class Classifier:
             )
         self.reference = self._load_reference()
         self.embed = (
-            openset.Embedder(self.model, zooms=self.reference.zooms) if self.reference else None
+            openset.Embedder(
+                self.model, zooms=self.reference.zooms, whitening=self.reference.whitening
+            )
+            if self.reference
+            else None
         )
         self.gate = _load_gate() if gate else None
         self._photos = self._load_reference_photos()
@@ -320,8 +331,15 @@ class Classifier:
         try:
             with np.load(self.directory / REFERENCE_FILE, allow_pickle=False) as stored:
                 features, labels = stored["features"], stored["labels"]
+                whitening = (
+                    openset.Whitening(stored["whitening_mean"], stored["whitening_matrix"])
+                    if described.get("whitened")
+                    else None
+                )
         except (OSError, ValueError, KeyError) as error:
             raise ModelLoadError(f"{self.directory / REFERENCE_FILE} is unreadable") from error
+        if whitening is not None and whitening.matrix.shape != (features.shape[1],) * 2:
+            raise ModelLoadError(f"{self.directory / REFERENCE_FILE}: whitening does not fit")
         return openset.Reference(
             score=described["score"],
             threshold=float(described["threshold"]),
@@ -333,6 +351,7 @@ class Classifier:
             not_mine_scores=tuple(described.get("not_mine_scores", ())),
             # Saved before zoomed views: its features are of the whole photo alone.
             zooms=tuple(float(z) for z in described.get("zooms", (1.0,))),
+            whitening=whitening,  # None: saved before whitening, or not frozen features
         )
 
     @property

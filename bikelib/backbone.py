@@ -17,10 +17,16 @@ softmax trained (the default): the same 0.997 / 0.994, the umea bikes named righ
 seeds of 3, and the rendered listings at new places, which stayed at 0.57-0.62 whatever
 the score or loss, at 0.835 (0.785-0.789 with every layer fine-tuned).
 
-Shipped in data/backbone/ (backbone.keras and backbone.json: the recipe and how it
-scored), made by `python -m bikelib pretrain data/backbone`: nothing is downloaded. Its
-bikes' seeds (`FIRST_BIKE_SEED` on) and photo seeds are used nowhere else: not by the shipped
-strangers (900,000+) nor by any benchmark.
+Beside it, a `Whitening` of its features (openset.Whitening, WCCN): fitted on
+`COHORT_BIKES` more rendered bikes it never trained on (the next bike numbers), it scales
+down the directions in which photos of one bike differ (place, light, framing), and lifts
+every protocol measured (bench/RESULTS.md, "Whitening the backbone's features"). It only
+fits these frozen features, so only a frozen training uses it (`whitening_for`).
+
+Shipped in data/backbone/ (backbone.keras, whitening.npz and backbone.json: the recipe
+and how it scored), made by `python -m bikelib pretrain data/backbone`: nothing is
+downloaded. Its bikes' seeds (`FIRST_BIKE_SEED` on) and photo seeds are used nowhere else:
+not by the shipped strangers (900,000+) nor by any benchmark.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ from .errors import BackboneError
 BACKBONE_DIR = Path(__file__).resolve().parent.parent / "data" / "backbone"
 WEIGHTS = "backbone.keras"
 CARD = "backbone.json"
+WHITENING = "whitening.npz"
 BIKES = 300
+COHORT_BIKES = 300  # bikes BIKES .. BIKES + COHORT_BIKES - 1: the whitening's, never trained on
 FIRST_BIKE_SEED = 1_000_000  # bike i is random_bike(FIRST_BIKE_SEED + i), for any number
 PHOTO_SEEDS = 2_000_000  # photo k of bike i: PHOTO_SEEDS + 100 * i + k
 PHOTOS_PER_BIKE = 12  # to train on; and VALIDATION_PER_BIKE more to measure it
@@ -84,15 +92,17 @@ def _render_one(job: tuple[str, int, int]) -> None:
     partial.replace(path)  # a stopped run leaves no half-written photo to train on
 
 
-def render_pretraining_photos(folder: str | Path, bikes: int = BIKES, workers: int = 2) -> Path:
-    """Render the backbone's photos into `folder` (train/ and validation/, one folder per
-    bike), in `workers` processes; photos already there are kept, so a stopped run goes
-    on where it stopped. About 0.1 s a photo on one core."""
+def render_pretraining_photos(
+    folder: str | Path, bikes: int = BIKES, workers: int = 2, *, first: int = 0
+) -> Path:
+    """Render bikes `first` .. `first + bikes - 1` into `folder` (train/ and validation/,
+    one folder per bike), in `workers` processes; photos already there are kept, so a
+    stopped run goes on where it stopped. About 0.1 s a photo on one core."""
     from multiprocessing import Pool
 
     jobs = [
         (str(folder), bike, photo)
-        for bike in range(bikes)
+        for bike in range(first, first + bikes)
         for photo in range(PHOTOS_PER_BIKE + VALIDATION_PER_BIKE)
     ]
     with Pool(workers) as pool:
@@ -126,6 +136,9 @@ def pretrain(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_features(result.model, out / WEIGHTS)
+    whitened = fit_backbone_whitening(
+        out, cohort_folder(photos), first=bikes, image_size=config.image_size
+    )
     card = {
         "what": f"the {ARCH} CNN trained to tell {bikes} rendered bikes apart",
         "made_by": "python -m bikelib pretrain",
@@ -138,6 +151,7 @@ def pretrain(
         "validation_accuracy": result.evaluation.accuracy if result.evaluation else None,
         "render_seconds": round(rendered),
         "train_seconds": round(result.seconds),
+        "whitening": whitened,
     }
     (out / CARD).write_text(json.dumps(card, indent=2) + "\n")
     return card
@@ -152,6 +166,68 @@ def save_features(model, path: str | Path) -> None:
 
     features = keras.Model(model.input, model.get_layer(FEATURES).output, name="bike_backbone")
     features.save(path)
+
+
+def cohort_folder(photos: str | Path) -> Path:
+    """Where the whitening's cohort is rendered: beside the training photos, not among
+    them (every bike folder under `photos` is trained on)."""
+    photos = Path(photos)
+    return photos.with_name(photos.name + "-cohort")
+
+
+def fit_backbone_whitening(
+    folder: str | Path,
+    photos: str | Path,
+    *,
+    first: int = BIKES,
+    bikes: int | None = None,
+    image_size: int | None = None,
+) -> dict:
+    """Render the cohort (`bikes` bikes from bike `first` on, into `photos`), fit the
+    Whitening of the backbone in `folder` on their features at `image_size` and write it
+    there (WHITENING, atomically). Returns what backbone.json says of it."""
+    import numpy as np
+
+    from . import make_model, open_dataset
+    from .config import TrainConfig
+    from .dataset import load_split
+    from .openset import WHITENING_SHRINK, Embedder, fit_whitening
+
+    started = time.perf_counter()
+    bikes = bikes or COHORT_BIKES
+    render_pretraining_photos(photos, bikes, first=first)
+    size = image_size or TrainConfig().image_size
+    model = make_model(ARCH, 2, size)
+    load_into(model, folder)
+    cohort = load_split(open_dataset(photos).samples, size)
+    whitening = fit_whitening(Embedder(model)(cohort.images).features, cohort.labels)
+    path = Path(folder) / WHITENING
+    partial = path.with_suffix(".part.npz")
+    np.savez(partial, mean=whitening.mean, matrix=whitening.matrix, image_size=size)
+    partial.replace(path)
+    return {
+        "cohort_bike_seeds": [FIRST_BIKE_SEED + first, FIRST_BIKE_SEED + first + bikes - 1],
+        "photos": len(cohort.labels),
+        "shrink": WHITENING_SHRINK,
+        "image_size": size,
+        "seconds": round(time.perf_counter() - started),
+    }
+
+
+def whitening_for(image_size: int, folder: str | Path | None = None):
+    """The backbone's Whitening for features made at `image_size`, or None where there is
+    none for that size (fitted at another, or a backbone made before whitening)."""
+    import numpy as np
+
+    from .openset import Whitening
+
+    path = Path(folder or BACKBONE_DIR) / WHITENING
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as stored:
+        if int(stored["image_size"]) != image_size:
+            return None
+        return Whitening(stored["mean"], stored["matrix"])
 
 
 def _no_photos(size: int):

@@ -270,10 +270,20 @@ def cmd_scan(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .backbone import pretrain
+    from .backbone import CARD, cohort_folder, fit_backbone_whitening, pretrain
 
     chosen = {"bikes": args.bikes} if args.bikes else {}  # else the recipe's
-    card = pretrain(args.out, args.photos, epochs=args.epochs, on_progress=_ProgressBar(), **chosen)
+    if args.whitening_only:  # the backbone in OUT stays; only its whitening is fitted
+        card_path = Path(args.out) / CARD
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        first = args.bikes or card.get("bikes") or 300
+        cohort = cohort_folder(args.photos)
+        card["whitening"] = fit_backbone_whitening(args.out, cohort, first=first)
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+    else:
+        card = pretrain(
+            args.out, args.photos, epochs=args.epochs, on_progress=_ProgressBar(), **chosen
+        )
     print(json.dumps(card, indent=2))
     return EXIT_OK
 
@@ -375,12 +385,19 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain = commands.add_parser(
         "pretrain", help="render many bikes and pretrain the bike backbone on them (slow)"
     )
-    pretrain.add_argument("out", help="folder to write backbone.keras and backbone.json to")
+    pretrain.add_argument(
+        "out", help="folder to write backbone.keras, whitening.npz and backbone.json to"
+    )
     pretrain.add_argument(
         "--photos", required=True, help="folder for the rendered photos (kept: a rerun resumes)"
     )
     pretrain.add_argument("--bikes", type=int, help="instead of the recipe's 300")
     pretrain.add_argument("--epochs", type=int, help="instead of the recipe's 30")
+    pretrain.add_argument(
+        "--whitening-only",
+        action="store_true",
+        help="keep the backbone in OUT; only fit its whitening (on the bikes after its own)",
+    )
     pretrain.set_defaults(run=cmd_pretrain)
 
     export = commands.add_parser("export", help="write a model for phones (TensorFlow Lite)")

@@ -6,7 +6,7 @@ between "bike X", "not one of yours" and "no bicycle":
 
 - `Embedder`: the trained model's penultimate features (layer `features`), L2-normalised,
   averaged over views of the photo (its mirror image: a bike seen from its other side is
-  the same bike; `ZOOMS`), plus the model's probabilities;
+  the same bike; `ZOOMS`), optionally whitened (`Whitening`), plus the probabilities;
 - `SCORES`: the candidate "how much is this one of the known bikes" scores, each a pure
   function of (features, probabilities, logits) and the reference features of the
   training photos; higher means more likely known;
@@ -70,13 +70,70 @@ def centre(images: np.ndarray, zoom: float) -> np.ndarray:
     return images[:, top : top + h, left : left + w]
 
 
+# How much of the average within-bike variance is added to every direction before
+# whitening (shrinkage): without it the directions in which the cohort's photos of one bike
+# happened not to vary would be blown up. Measured (bench/whitening.py, bench/RESULTS.md,
+# "Whitening"): 0.1-1 score alike on the real, rendered and listings protocols; 0.03 and 3
+# less well on some.
+WHITENING_SHRINK = 0.3
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """A linear map of the features that shrinks what varies between photos of one bike.
+
+    A frozen backbone's features of one bike move with the place, the light and the
+    framing; a stranger's bike at the same place can be nearer than the bike itself
+    somewhere else. Within-class covariance normalisation (WCCN, as speaker and face
+    verification use it) learns those directions from a cohort of other bikes, several
+    photos each, and scales them down: x -> normalise((x - mean) @ matrix), with
+    matrix = (W + shrink * trace(W) / d * I) ** -1/2 and W the cohort's within-bike
+    covariance. It needs nothing of the owner's, so it is fitted once, with the backbone.
+    """
+
+    mean: np.ndarray  # (d,) the cohort's mean feature
+    matrix: np.ndarray  # (d, d) symmetric
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return normalise((np.asarray(features, np.float32) - self.mean) @ self.matrix)
+
+
+def fit_whitening(
+    features: np.ndarray, labels: np.ndarray, shrink: float = WHITENING_SHRINK
+) -> Whitening:
+    """The `Whitening` of a cohort: `features` (n, d), unit length, of photos of other
+    bikes, `labels` (n,) which bike each shows (at least two photos of some)."""
+    features = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    within = np.zeros((features.shape[1],) * 2)
+    for label in np.unique(labels):
+        own = features[labels == label]
+        centred = own - own.mean(axis=0)
+        within += centred.T @ centred
+    within /= len(features)
+    if not np.trace(within) > 0:
+        raise ValueError("whitening needs several photos of at least one bike")
+    ridge = shrink * np.trace(within) / len(within)
+    values, vectors = np.linalg.eigh(within + ridge * np.eye(len(within)))
+    matrix = (vectors * values**-0.5) @ vectors.T
+    return Whitening(features.mean(axis=0).astype(np.float32), matrix.astype(np.float32))
+
+
 class Embedder:
     """Runs a trained classifier for its features, logits and probabilities at once."""
 
-    def __init__(self, model, *, flip: bool = True, zooms: Sequence[float] = ZOOMS) -> None:
+    def __init__(
+        self,
+        model,
+        *,
+        flip: bool = True,
+        zooms: Sequence[float] = ZOOMS,
+        whitening: Whitening | None = None,
+    ) -> None:
         import keras
 
         self.flip, self.zooms = flip, tuple(float(z) for z in zooms)
+        self.whitening = whitening
         head = model.get_layer("probabilities")
         self._kernel, self._bias = (np.asarray(w) for w in head.get_weights())
         self._model = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
@@ -98,7 +155,10 @@ class Embedder:
             total += normalise(raw if zoom >= 1.0 else self._features(view))  # once, not twice
             if self.flip:
                 total += normalise(self._features(view[:, :, ::-1]))
-        return Outputs(normalise(total), logits, probabilities)
+        features = normalise(total)
+        if self.whitening is not None:
+            features = self.whitening(features)
+        return Outputs(features, logits, probabilities)
 
 
 # -- candidate scores: (outputs, references, reference labels) -> (n,) --------------------
@@ -206,6 +266,7 @@ class Reference:
     other_scores: tuple[float, ...] = ()
     not_mine_scores: tuple[float, ...] = ()
     zooms: tuple[float, ...] = (1.0,)  # the Embedder's views the features were made with
+    whitening: Whitening | None = None  # the Embedder's, applied to these features too
 
     def scores(self, out: Outputs, bike: int | None = None) -> np.ndarray:
         """The score against all known bikes, or against one bike's photos only."""
@@ -223,6 +284,7 @@ class Reference:
             "threshold": self.threshold,
             "accept": self.accept,
             "zooms": list(self.zooms),
+            "whitened": self.whitening is not None,  # its map is kept beside the features
             # Full precision: rounded scores next to an exact threshold would move photos
             # across it, and the trade-off the Classify page shows would be wrong.
             "known_scores": [float(s) for s in self.known_scores],
@@ -293,6 +355,7 @@ def fit_reference(
         other_scores=tuple(scored(others)),
         not_mine_scores=tuple(scored(not_mine)),
         zooms=embed.zooms,
+        whitening=embed.whitening,
     )
 
 

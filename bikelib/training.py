@@ -265,8 +265,14 @@ def train(
     best_epoch = reporter.best_epoch if config.restore_best else reporter.epochs_run
 
     evaluation = evaluate_arrays(model, val_split, dataset.classes) if has_validation else None
+    # The backbone's whitening fits its features only: a frozen training's, no other.
+    whitening = None
+    if config.pretrained and config.frozen:
+        from .backbone import whitening_for
+
+        whitening = whitening_for(config.image_size)
     reference = fit_reference(
-        Embedder(model),
+        Embedder(model, whitening=whitening),
         train_split.images,
         train_split.labels,
         val_split.images if has_validation else None,

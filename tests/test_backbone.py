@@ -139,6 +139,7 @@ def test_the_recipe_renders_its_photos_trains_and_writes_a_backbone_that_loads(
 ):
     monkeypatch.setattr(bb, "PHOTOS_PER_BIKE", 3)
     monkeypatch.setattr(bb, "VALIDATION_PER_BIKE", 1)
+    monkeypatch.setattr(bb, "COHORT_BIKES", 2)
     recipe = bb.pretraining_recipe()
     tiny = replace(recipe, epochs=1, image_size=32)
     monkeypatch.setattr(bb, "pretraining_recipe", lambda: tiny)
@@ -149,9 +150,25 @@ def test_the_recipe_renders_its_photos_trains_and_writes_a_backbone_that_loads(
     assert card["bikes"] == 3 and 0 <= card["validation_accuracy"] <= 1
     assert json.loads((tmp_path / "out" / bb.CARD).read_text()) == card
     assert bb.load_into(make_model("default", 2, 32), tmp_path / "out") == 10
+    # The whitening's cohort: the next bikes, rendered beside the training photos.
+    cohort = sorted((tmp_path / "photos-cohort").rglob("*.jpg"))
+    assert {p.parent.name for p in cohort} == {"bike0003", "bike0004"} and len(cohort) == 8
+    seeds = card["whitening"]["cohort_bike_seeds"]
+    assert seeds == [bb.FIRST_BIKE_SEED + 3, bb.FIRST_BIKE_SEED + 4]
+    assert bb.whitening_for(32, tmp_path / "out").matrix.shape == (544, 544)
     before = {p: p.stat().st_mtime_ns for p in photos}
     bb.render_pretraining_photos(tmp_path / "photos", bikes=3)  # a rerun keeps what is there
     assert {p: p.stat().st_mtime_ns for p in photos} == before
+
+
+def test_the_shipped_whitening_fits_the_backbones_features_at_their_size_only():
+    whitening = bb.whitening_for(TrainConfig().image_size)
+    assert whitening.matrix.shape == (544, 544) and whitening.mean.shape == (544,)
+    np.testing.assert_allclose(whitening.matrix, whitening.matrix.T, atol=1e-4)
+    assert bb.whitening_for(32) is None  # fitted at 96 px: another size has none
+    card = json.loads((bb.BACKBONE_DIR / bb.CARD).read_text())["whitening"]
+    first, last = card["cohort_bike_seeds"]  # never among the bikes it trained on
+    assert first == bb.FIRST_BIKE_SEED + bb.BIKES and last - first + 1 == bb.COHORT_BIKES
 
 
 def test_a_recipe_with_more_bikes_than_the_shipped_300_draws_new_ones(tmp_path):

@@ -326,3 +326,46 @@ def test_contrastive_training_saves_the_plain_classifier(tiny_dataset, tmp_path)
     loaded = load_model(tmp_path / "model", gate=False)
     assert loaded.meta["config"]["contrastive"] == 0.5
     assert loaded.predict_arrays(np.zeros((1, 32, 32, 3), "uint8")).shape == (1, 3)
+
+
+@pytest.fixture
+def whitened_backbone(tmp_path, monkeypatch):
+    """The shipped backbone with a whitening fitted at 32 px on 3 rendered bikes."""
+    import shutil
+
+    from bikelib import backbone as bb
+
+    folder = tmp_path / "backbone"
+    folder.mkdir()
+    shutil.copy(bb.BACKBONE_DIR / bb.WEIGHTS, folder / bb.WEIGHTS)
+    monkeypatch.setattr(bb, "PHOTOS_PER_BIKE", 2)
+    monkeypatch.setattr(bb, "VALIDATION_PER_BIKE", 1)
+    bb.fit_backbone_whitening(folder, tmp_path / "cohort", first=300, bikes=3, image_size=32)
+    monkeypatch.setattr(bb, "BACKBONE_DIR", folder)
+    return folder
+
+
+def test_a_frozen_training_scores_in_the_whitened_features_and_its_model_keeps_them(
+    whitened_backbone, tiny_dataset, tmp_path
+):
+    dataset = open_dataset(tiny_dataset, val_fraction=0.34, seed=0)
+    result = train(dataset, TrainConfig(**FAST))
+    whitening = result.reference.whitening
+    assert whitening is not None and whitening.matrix.shape == (544, 544)
+    directory = save_model(result, tmp_path / "m")
+    assert json.loads((directory / "model.json").read_text())["openset"]["whitened"] is True
+    classifier = load_model(directory, gate=False)
+    np.testing.assert_array_equal(classifier.embed.whitening.matrix, whitening.matrix)
+    # Served as trained: the validation photos score what calibration saw.
+    served = [classifier.predict(s.path).score for s in dataset.validation]
+    np.testing.assert_allclose(served, result.reference.known_scores, atol=1e-4)
+    # Fine-tuned features move away from the backbone's: its whitening would not fit them.
+    tuned = train(dataset, TrainConfig(**FAST, frozen=False))
+    assert tuned.reference.whitening is None
+    assert (
+        json.loads((save_model(tuned, tmp_path / "t") / "model.json").read_text())["openset"][
+            "whitened"
+        ]
+        is False
+    )
+    assert load_model(tmp_path / "t", gate=False).embed.whitening is None
