@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--photos", required=True, help="folder for the rendered photos (kept: a rerun resumes)"
     )
     pretrain.add_argument("--bikes", type=int, help="instead of the recipe's 300")
-    pretrain.add_argument("--epochs", type=int, help="instead of the recipe's 30")
+    pretrain.add_argument("--epochs", type=int, help="instead of the recipe's 60")
     pretrain.add_argument(
         "--whitening-only",
         action="store_true",
