@@ -9,9 +9,12 @@ zoom (the centre of the photo, that share of each side kept); the whole photo al
 (`1`) is what every model saved before zoomed views does. For the chosen score and
 centroid: AUROC (mean / worst fold), and at the threshold calibrated on the held-out
 known photos (95% of them accepted), the share of known test photos accepted and of
-unknown ones rejected. Also the CPU time of the views per photo.
+unknown ones rejected. Also the CPU time of the views per photo. With `--cohort DIR`
+(the whitening's rendered bikes, as bench/whitening.py renders them) every candidate is
+also whitened, as the default's features are, by a map fitted on the cohort's features
+at the same views.
 
-    python bench/zooms.py [--backbone DIR] [--protocols real,rendered,listings]
+    python bench/zooms.py [--backbone DIR] [--protocols real,rendered,listings] [--cohort DIR]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 from common import ROOT, machine, table
 from openset import Untrained, multi_photo_listings, untrained_cases
 
-from bikelib import load_split, open_dataset
+from bikelib import backbone, load_split, open_dataset
 from bikelib.openset import (
     CHOSEN_SCORE,
     SCORES,
@@ -32,6 +35,7 @@ from bikelib.openset import (
     auroc,
     calibrate,
     centre,
+    fit_whitening,
     normalise,
     trade_off,
 )
@@ -95,13 +99,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--protocols", default="real,rendered,listings")
     parser.add_argument("--backbone", help="a candidate backbone folder (default: the shipped)")
+    parser.add_argument("--cohort", help="whiten every candidate with this cohort's map")
     args = parser.parse_args()
     if args.backbone:
-        from bikelib import backbone
-
         backbone.BACKBONE_DIR = Path(args.backbone)
     zooms = sorted({float(z) for c in CANDIDATES for z in c.split()}, reverse=True)
-    print(machine(), "| backbone:", args.backbone or "shipped")
+    print(machine(), "| backbone:", args.backbone or "shipped", "| whitened:", bool(args.cohort))
+    maps = {}  # candidate: its whitening, fitted on the cohort at the same views
+    if args.cohort:
+        backbone.render_pretraining_photos(args.cohort, backbone.COHORT_BIKES, first=backbone.BIKES)
+        cohort = load_split(open_dataset(args.cohort).samples, 96)
+        by_zoom, _ = features_by_zoom({"cohort": cohort.images}, 2, zooms)
+        for candidate in CANDIDATES:
+            views = [by_zoom[float(z)]["cohort"] for z in candidate.split()]
+            maps[candidate] = fit_whitening(normalise(sum(views)), cohort.labels)
     rows = []
     for protocol in args.protocols.split(","):
         results: dict[tuple[str, str], list[tuple]] = {}
@@ -113,6 +124,8 @@ def main() -> None:
             for candidate in CANDIDATES:
                 chosen = [float(z) for z in candidate.split()]
                 features = {k: normalise(sum(by_zoom[z][k] for z in chosen)) for k in photos}
+                if maps:
+                    features = {k: maps[candidate](x) for k, x in features.items()}
                 for score in (CHOSEN_SCORE, "centroid"):
                     results.setdefault((candidate, score), []).append(
                         scored(features, train.labels, score)

@@ -359,6 +359,18 @@ def test_a_frozen_training_scores_in_the_whitened_features_and_its_model_keeps_t
     # Served as trained: the validation photos score what calibration saw.
     served = [classifier.predict(s.path).score for s in dataset.validation]
     np.testing.assert_allclose(served, result.reference.known_scores, atol=1e-4)
+    # A reference file that says whitened but lost its map, or holds one of another size,
+    # is a broken model, not a silently unwhitened one.
+    stored = dict(np.load(directory / "reference.npz"))
+    np.savez(directory / "reference.npz", features=stored["features"], labels=stored["labels"])
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        load_model(directory, gate=False)
+    small = {"whitening_mean": stored["whitening_mean"][:8], "whitening_matrix": np.eye(8)}
+    np.savez(
+        directory / "reference.npz", features=stored["features"], labels=stored["labels"], **small
+    )
+    with pytest.raises(ModelLoadError, match="does not fit"):
+        load_model(directory, gate=False)
     # Fine-tuned features move away from the backbone's: its whitening would not fit them.
     tuned = train(dataset, TrainConfig(**FAST, frozen=False))
     assert tuned.reference.whitening is None
