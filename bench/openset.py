@@ -467,7 +467,7 @@ class Untrained:
 
         self.model = make_model("default", classes, 96)
         load_into(self.model)
-        self.whitening = whitening_for(96)
+        self.whitening = whitening_for()
 
 
 def run_backbone(protocol: str) -> list[dict]:

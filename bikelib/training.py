@@ -270,7 +270,7 @@ def train(
     if config.pretrained and config.frozen:
         from .backbone import whitening_for
 
-        whitening = whitening_for(config.image_size)
+        whitening = whitening_for()
     reference = fit_reference(
         Embedder(model, whitening=whitening),
         train_split.images,

@@ -66,7 +66,7 @@ def test_only_the_default_network_can_start_from_it():
 def nearest_photo_accuracy(model, folder) -> float:
     """How often the closest training photo, by the app's match (whitened), is the bike."""
     dataset = open_dataset(folder)
-    embed = Embedder(model, whitening=bb.whitening_for(96))
+    embed = Embedder(model, whitening=bb.whitening_for())
     train_split, validation = load_split(dataset.train, 96), load_split(dataset.validation, 96)
     similarity = embed(validation.images).features @ embed(train_split.images).features.T
     return float((train_split.labels[similarity.argmax(1)] == validation.labels).mean())
@@ -157,17 +157,16 @@ def test_the_recipe_renders_its_photos_trains_and_writes_a_backbone_that_loads(
     assert {p.parent.name for p in cohort} == {"bike0003", "bike0004"} and len(cohort) == 8
     seeds = card["whitening"]["cohort_bike_seeds"]
     assert seeds == [bb.FIRST_BIKE_SEED + 3, bb.FIRST_BIKE_SEED + 4]
-    assert bb.whitening_for(32, tmp_path / "out").matrix.shape == (544, 544)
+    assert bb.whitening_for(tmp_path / "out").matrix.shape == (544, 544)
     before = {p: p.stat().st_mtime_ns for p in photos}
     bb.render_pretraining_photos(tmp_path / "photos", bikes=3)  # a rerun keeps what is there
     assert {p: p.stat().st_mtime_ns for p in photos} == before
 
 
-def test_the_shipped_whitening_fits_the_backbones_features_at_their_size_only():
-    whitening = bb.whitening_for(TrainConfig().image_size)
+def test_the_shipped_whitening_fits_the_backbones_features():
+    whitening = bb.whitening_for()
     assert whitening.matrix.shape == (544, 544) and whitening.mean.shape == (544,)
     np.testing.assert_allclose(whitening.matrix, whitening.matrix.T, atol=1e-4)
-    assert bb.whitening_for(32) is None  # fitted at 96 px: another size has none
     card = json.loads((bb.BACKBONE_DIR / bb.CARD).read_text())["whitening"]
     first, last = card["cohort_bike_seeds"]  # never among the bikes it trained on
     assert first == bb.FIRST_BIKE_SEED + bb.BIKES and last - first + 1 == bb.COHORT_BIKES
