@@ -7,6 +7,9 @@ Protocols (the issue's):
   rendered  train on the demo bikes (data/demo-bikes); known = each demo bike rendered
             at new places (not its usual spot), unknown = random other bikes rendered
             at the same places (same seeds): a stranger's photo somewhere else.
+            50 photos of the demo bikes (10 each) against 50 strangers' photos.
+  rendered200  the same, four times larger: 200 (40 each) against 200, the same first
+            seeds; for differences the 50 / 50 cannot tell from its noise (about 0.03).
   pairs     umea-bikes, the user's "not mine" folder: for a pair of bikes (a, b), train
             on the other three, known = their validation photos, unknown = all 20
             photos of b; once without and once with bike a's photos as the dataset's
@@ -67,8 +70,12 @@ from bikelib.openset import (
 
 CONFIG_OVERRIDES: dict = {}  # TrainConfig fields set for every training (--image-size)
 NEGATIVE_SEEDS = range(10_000, 10_100)  # random bikes for outlier exposure (never tested)
-LISTING_SEEDS = range(50_000, 50_010)  # places of the rendered listings, per bike
-OTHER_SEEDS = range(60_000, 60_050)  # the strangers of the rendered listings
+# Per rendered protocol: the seeds of each demo bike's photos at new places, and of the
+# strangers' photos (bikes and places alike).
+RENDERED_SEEDS = {
+    "rendered": (range(50_000, 50_010), range(60_000, 60_050)),
+    "rendered200": (range(50_000, 50_040), range(60_000, 60_200)),
+}
 LISTING_SIZE = (320, 240)
 
 
@@ -184,36 +191,37 @@ def as_the_app_pools(score, threshold, known, others, refs, labels, classes) -> 
     return out
 
 
-def listing_shots() -> tuple[dict[str, list[str]], list[str]]:
+def listing_shots(protocol: str = "rendered") -> tuple[dict[str, list[str]], list[str]]:
     """The kind of shot (whole, partial, close-up) of each photo of `rendered_listings`."""
     from bikelib import render
 
+    own, strangers = RENDERED_SEEDS[protocol]
     known = {
-        bike.name: [render.shot_kind(bike, s, LISTING_SIZE) for s in LISTING_SEEDS]
+        bike.name: [render.shot_kind(bike, s, LISTING_SIZE) for s in own]
         for bike in render.DEMO_BIKES
     }
-    others = [render.shot_kind(render.random_bike(s), s, LISTING_SIZE) for s in OTHER_SEEDS]
+    others = [render.shot_kind(render.random_bike(s), s, LISTING_SIZE) for s in strangers]
     return known, others
 
 
-def rendered_listings(size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def rendered_listings(
+    size: int, protocol: str = "rendered"
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Each demo bike at new places, and random other bikes at the same places."""
     from bikelib import render
     from bikelib.images import to_array
 
+    own, strangers = RENDERED_SEEDS[protocol]
     known = {
         bike.name: np.stack(
-            [
-                to_array(render.render_photo(bike, s, LISTING_SIZE, place="new"), size)
-                for s in LISTING_SEEDS
-            ]
+            [to_array(render.render_photo(bike, s, LISTING_SIZE, place="new"), size) for s in own]
         )
         for bike in render.DEMO_BIKES
     }
     others = np.stack(
         [
             to_array(render.render_photo(render.random_bike(s), s, LISTING_SIZE, place="new"), size)
-            for s in OTHER_SEEDS
+            for s in strangers
         ]
     )
     return known, others
@@ -267,7 +275,7 @@ def untrained_cases(protocol: str, size: int):
             yield held, dataset, known, load_split(subset(full, [held]).samples, size).images
     else:
         dataset = open_dataset(ROOT / "data" / "demo-bikes")
-        listings, others = rendered_listings(size)
+        listings, others = rendered_listings(size, protocol)
         yield "demo", dataset, np.concatenate([listings[n] for n in dataset.classes]), others
 
 
@@ -560,9 +568,9 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             dataset = open_dataset(ROOT / "data" / "demo-bikes")
         if protocol == "listings":
             return [listings_fold(dataset, config, negatives, training, seed)]
-        listings, others = rendered_listings(size)
+        listings, others = rendered_listings(size, protocol)
         known = np.concatenate([listings[name] for name in dataset.classes])
-        known_shots, other_shots = listing_shots()
+        known_shots, other_shots = listing_shots(protocol)
         known_shots = np.array([k for name in dataset.classes for k in known_shots[name]])
         groups = {k: (known_shots == k, np.array(other_shots) == k) for k in set(other_shots)}
         fold = timed_fold("demo", dataset, config, negatives, known, others, groups)
