@@ -51,10 +51,9 @@ def nearest_photo_accuracy(result, dataset, image_size: int) -> float:
     """How often the bike of the closest training photo (the match score's photo, by
     feature similarity) is the right one: the label the app would give if it named the
     bike its match is with instead of the most probable bike."""
-    from bikelib.openset import Embedder
+    from openset import app_embedder
 
-    reference = result.reference
-    embed = Embedder(result.model, whitening=reference.whitening if reference else None)
+    embed = app_embedder(result)
     train = load_split(dataset.train, image_size)
     validation = load_split(dataset.validation, image_size)
     similarity = embed(validation.images).features @ embed(train.images).features.T

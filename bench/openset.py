@@ -456,10 +456,11 @@ def fold_timing(fold: dict) -> str:
 
 
 def app_embedder(result) -> Embedder:
-    """`result`'s features as the app makes them: whitened where its training's are."""
-    reference = getattr(result, "reference", None)
-    whitening = reference.whitening if reference else getattr(result, "whitening", None)
-    return Embedder(result.model, whitening=whitening)
+    """`result`'s features as the app makes them: as its reference's were made (views,
+    whitening); for the untrained backbone, whitened as a frozen training's are."""
+    if result.reference is not None:
+        return result.reference.embedder(result.model)
+    return Embedder(result.model, whitening=getattr(result, "whitening", None))
 
 
 class Untrained:

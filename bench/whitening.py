@@ -30,20 +30,15 @@ from pathlib import Path
 import numpy as np
 from common import machine, table
 from openset import Untrained
-from zooms import cases
+from zooms import cases, scored
 
 from bikelib import backbone, load_split, open_dataset
 from bikelib.openset import (
     CHOSEN_SCORE,
-    SCORES,
     WHITENING_SHRINK,
     Embedder,
-    Outputs,
     Whitening,
-    auroc,
-    calibrate,
     fit_whitening,
-    trade_off,
 )
 
 SHRINKS = (0.03, 0.1, 0.3, 1.0, 3.0)  # WHITENING_SHRINK is one of them
@@ -79,19 +74,6 @@ def candidates(features: np.ndarray, labels: np.ndarray) -> dict[str, Whitening 
     for remove in (16, 64):
         maps[f"nap {remove}"] = nap(features, labels, remove)
     return maps
-
-
-def scored(features: dict[str, np.ndarray], labels: np.ndarray, score: str) -> tuple:
-    """(AUROC, known accepted, others rejected) at the threshold calibrated on `held`."""
-
-    def match(name):
-        x = features[name]
-        return SCORES[score](
-            Outputs(x, np.zeros((len(x), 1)), np.zeros((len(x), 1))), features["refs"], labels
-        )
-
-    known, other = match("known"), match("other")
-    return (auroc(known, other), *trade_off(calibrate(match("held")), known, other))
 
 
 def main() -> None:

@@ -291,13 +291,7 @@ class Classifier:
                 f"{self.directory} has {outputs} outputs but names {len(self.classes)} classes"
             )
         self.reference = self._load_reference()
-        self.embed = (
-            openset.Embedder(
-                self.model, zooms=self.reference.zooms, whitening=self.reference.whitening
-            )
-            if self.reference
-            else None
-        )
+        self.embed = self.reference.embedder(self.model) if self.reference else None
         self.gate = _load_gate() if gate else None
         self._photos = self._load_reference_photos()
 

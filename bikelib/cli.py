@@ -270,13 +270,13 @@ def cmd_scan(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .backbone import CARD, cohort_folder, fit_backbone_whitening, pretrain
+    from .backbone import BIKES, CARD, cohort_folder, fit_backbone_whitening, pretrain
 
     chosen = {"bikes": args.bikes} if args.bikes else {}  # else the recipe's
     if args.whitening_only:  # the backbone in OUT stays; only its whitening is fitted
         card_path = Path(args.out) / CARD
         card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        first = args.bikes or card.get("bikes") or 300
+        first = args.bikes or card.get("bikes") or BIKES  # the cohort: the bikes after its own
         cohort = cohort_folder(args.photos)
         card["whitening"] = fit_backbone_whitening(args.out, cohort, first=first)
         card_path.write_text(json.dumps(card, indent=2) + "\n")

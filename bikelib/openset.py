@@ -75,8 +75,8 @@ def centre(images: np.ndarray, zoom: float) -> np.ndarray:
 # How much of the average within-bike variance is added to every direction before
 # whitening (shrinkage): without it the directions in which the cohort's photos of one bike
 # happened not to vary would be blown up. Measured (bench/whitening.py, bench/RESULTS.md,
-# "Whitening"): 0.1-1 score alike on the real, rendered and listings protocols; 0.03 and 3
-# less well on some.
+# "Whitening the backbone's features"): 0.03-1 score alike on the real, rendered and
+# listings protocols; 3 whitens too little and gains less.
 WHITENING_SHRINK = 0.3
 
 
@@ -269,6 +269,10 @@ class Reference:
     not_mine_scores: tuple[float, ...] = ()
     zooms: tuple[float, ...] = (1.0,)  # the Embedder's views the features were made with
     whitening: Whitening | None = None  # the Embedder's, applied to these features too
+
+    def embedder(self, model) -> Embedder:
+        """An Embedder for `model` that makes features as these were made (views, map)."""
+        return Embedder(model, zooms=self.zooms, whitening=self.whitening)
 
     def scores(self, out: Outputs, bike: int | None = None) -> np.ndarray:
         """The score against all known bikes, or against one bike's photos only."""
