@@ -139,6 +139,17 @@ def open_saved_model(workspace: Workspace) -> None:
     st.toast(f"Opened {upload.name}", icon=":material/check_circle:")
 
 
+MATCH_HELP = {  # what the match number is, by the model's score
+    "nearest": " The match is the cosine similarity to your closest photo of the bike (1: "
+    "the same photo).",
+    "nearest+plda": " The match is the cosine similarity to your closest photo of the bike "
+    "(1: the same photo), plus a hundredth of a log-likelihood ratio: how much likelier the "
+    "photo is of that bike than of another, judged from all your photos of it.",
+    "plda": " The match is a log-likelihood ratio: above 0, the photo is likelier of that "
+    "bike than of another, judged from all your photos of it.",
+}
+
+
 def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
     """The match threshold, adjustable per session, and what it trades; None without one.
 
@@ -157,19 +168,25 @@ def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
         )
         return None
     reference = classifier.reference
-    default = round(classifier.threshold, 3)
     scores = (*reference.known_scores, *reference.other_scores, *reference.not_mine_scores)
+    # Cosine similarities lie in [-1, 1], with the PLDA's ratio added a little outside it;
+    # the ratio alone spreads over a hundred or more either side of zero.
+    ratio = reference.score == "plda"
+    decimals, unit = (1, 10.0) if ratio else (3, 0.1)
+    default = round(classifier.threshold, decimals)
     lowest = min(0.0, default, *scores)
+    highest = max(default, *scores, *(() if ratio else (1.0,)))
     value = st.slider(
         "Match threshold",
-        min_value=float(np.floor(lowest * 10) / 10),
-        max_value=1.0,
+        min_value=float(np.floor(lowest / unit) * unit),
+        max_value=float(np.ceil(highest / unit) * unit),
         value=default,
-        step=0.001,
-        format="%.3f",
+        step=10.0**-decimals,
+        format=f"%.{decimals}f",
         key=f"threshold:{path}",
         help="A photo whose match reaches the threshold counts as your bike. Higher: fewer "
-        "strangers taken for yours, but more of your own photos missed.",
+        "strangers taken for yours, but more of your own photos missed."
+        + MATCH_HELP.get(reference.score, ""),
     )
     threshold = classifier.threshold if value == default else value
     accepted, rejected = classifier.trade_off(threshold)

@@ -60,11 +60,15 @@ from common import ROOT, machine, require_shared_bikes, table
 from bikelib import Dataset, TrainConfig, load_split, open_dataset
 from bikelib.openset import (
     CHOSEN_SCORE,
+    COSINE_SCORE,
+    PLDA_SCORES,
     POOLS,
     SCORES,
     Embedder,
     auroc,
     calibrate,
+    candidate_scores,
+    fit_plda,
     trade_off,
 )
 
@@ -143,7 +147,7 @@ def evaluate_listings(result, dataset, known, others, size) -> dict:
     flat_known = embed(known.reshape(-1, *known.shape[2:]))
     flat_others = embed(others.reshape(-1, *others.shape[2:]))
     row = {}
-    for name, score in SCORES.items():
+    for name, score in scores_for(embed, refs, train.labels).items():
         threshold = calibrate(score(held_out, refs, train.labels))
         k = score(flat_known, refs, train.labels).reshape(known.shape[:2])
         u = score(flat_others, refs, train.labels).reshape(others.shape[:2])
@@ -413,14 +417,14 @@ def evaluate(result, dataset, known_test, unknown_test, size, groups=None) -> di
     held_out = embed(load_split(dataset.validation, size).images)
     known, unknown = embed(known_test), embed(unknown_test)
     row, scored = {}, {}
-    for name, score in SCORES.items():
+    for name, score in scores_for(embed, refs, train.labels).items():
         k, u = scored[name] = score(known, refs, train.labels), score(unknown, refs, train.labels)
         threshold = calibrate(score(held_out, refs, train.labels))
         accepted, rejected = trade_off(threshold, k, u)
         row[name] = {"auroc": auroc(k, u), "accepted": accepted, "rejected": rejected}
     row["accuracy"] = result.evaluation.accuracy if result.evaluation else None
     if groups:
-        k, u = scored[CHOSEN_SCORE]
+        k, u = scored[chosen_in(scored)]
         row["by_group"] = {
             name: {"auroc": auroc(k[km], u[um]), "known": int(km.sum()), "others": int(um.sum())}
             for name, (km, um) in groups.items()
@@ -453,6 +457,23 @@ def fold_timing(fold: dict) -> str:
         f"closed-set {fold['accuracy']:.0%}, fit {fold['fit_seconds']:.0f} s, "
         f"{fold['cpu_seconds']:.0f} CPU s, load {fold['load']:.1f}"
     )
+
+
+ALL_SCORES = (*SCORES, *PLDA_SCORES)  # the PLDA's: where the features are whitened
+
+
+def scores_for(embed: Embedder, refs: np.ndarray, labels: np.ndarray) -> dict:
+    """Every candidate score for features made by `embed`: SCORES, and where they are
+    whitened, the PLDA the app fits on the same training photos (`fit_reference`)."""
+    from bikelib.backbone import cohort_for
+
+    cohort = cohort_for() if embed.whitening is not None else None
+    return candidate_scores(fit_plda(cohort, refs, labels) if cohort is not None else None)
+
+
+def chosen_in(scored: dict) -> str:
+    """The app's score among those `scored`: the PLDA, or for unwhitened features, cosine."""
+    return CHOSEN_SCORE if CHOSEN_SCORE in scored else COSINE_SCORE
 
 
 def app_embedder(result) -> Embedder:
@@ -545,9 +566,10 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             unknown = load_split(subset(full, [held]).samples, size).images
             fold = timed_fold(held, dataset, config, negatives, known, unknown)
             folds.append(fold)
+            chosen = chosen_in(fold)
             print(
                 f"  {protocol} {training} seed {seed} without {held}: "
-                f"nearest {fold['nearest']['auroc']:.3f} max_probability "
+                f"{chosen} {fold[chosen]['auroc']:.3f} max_probability "
                 f"{fold['max_probability']['auroc']:.3f}, {fold_timing(fold)}",
                 flush=True,
             )
@@ -580,8 +602,9 @@ def run(protocol: str, training: str, seed: int) -> list[dict]:
             f"{k} {v['auroc']:.3f} ({v['known']}/{v['others']})"
             for k, v in sorted(fold["by_group"].items())
         )
+        chosen = chosen_in(fold)
         print(
-            f"  {protocol} {training} seed {seed}: nearest {fold['nearest']['auroc']:.3f} "
+            f"  {protocol} {training} seed {seed}: {chosen} {fold[chosen]['auroc']:.3f} "
             f"(by shot, known/others photos: {shots}), {fold_timing(fold)}",
             flush=True,
         )
@@ -601,8 +624,9 @@ def listings_fold(dataset, config, negatives, training: str, seed: int) -> dict:
     fold.update(fold="demo", seconds=time.perf_counter() - started)
     fold.update(cpu_seconds=time.process_time() - cpu, fit_seconds=result.seconds)
     fold["load"] = os.getloadavg()[0]
-    pooled = ", ".join(f"{k} {v['auroc']:.3f}" for k, v in fold[CHOSEN_SCORE].items())
-    print(f"  listings {training} seed {seed}: {CHOSEN_SCORE} {pooled}, {fold_timing(fold)}")
+    chosen = chosen_in(fold)
+    pooled = ", ".join(f"{k} {v['auroc']:.3f}" for k, v in fold[chosen].items())
+    print(f"  listings {training} seed {seed}: {chosen} {pooled}, {fold_timing(fold)}")
     return fold
 
 
@@ -612,7 +636,7 @@ def listings_table(results: dict) -> str:
         if not key.startswith("listings/"):
             continue
         _, training, seed = key.split("/")
-        for name in SCORES:
+        for name in (n for n in ALL_SCORES if n in folds[0]):
             pooled = [
                 f"{v['auroc']:.3f} ({v['accepted']:.0%} / {v['rejected']:.0%})"
                 for v in (folds[0][name][a] for a in (*AGGREGATES, *APP_POOLS))
@@ -659,9 +683,11 @@ def run_pairs(pairs: list[tuple[str, str]], seed: int) -> list[dict]:
             result = train(dataset, config)
             scores = evaluate(result, dataset, known, unknown, size)
             reference = result.reference
+            chosen = chosen_in(scores)
             row[arm] = {
-                "auroc": scores["nearest"]["auroc"],
-                "unknown_rejected": scores["nearest"]["rejected"],
+                "score": chosen,
+                "auroc": scores[chosen]["auroc"],
+                "unknown_rejected": scores[chosen]["rejected"],
                 "accuracy": scores["accuracy"],
                 "not_mine_rejected": reference.describe()["not_mine_rejected"],
                 "not_mine": result.not_mine,
@@ -669,7 +695,7 @@ def run_pairs(pairs: list[tuple[str, str]], seed: int) -> list[dict]:
             }
             keras.backend.clear_session()
         print(
-            f"  pairs seed {seed} not mine {a}, unknown {b}: nearest AUROC "
+            f"  pairs seed {seed} not mine {a}, unknown {b}: {chosen} AUROC "
             f"{row['without']['auroc']:.3f} -> {row['with']['auroc']:.3f}, closed-set "
             f"{row['without']['accuracy']:.0%} -> {row['with']['accuracy']:.0%}",
             flush=True,
@@ -766,7 +792,7 @@ def main() -> None:
             results[f"pairs/{seed}"] = run_pairs(pairs, seed)
             with open(args.out, "w") as f:
                 json.dump(results, f, indent=1)
-        print(f"\nThe not-mine group (nearest score), {machine()}\n")
+        print(f"\nThe not-mine group (the app's score), {machine()}\n")
         print(pairs_table([row for k, v in results.items() if k.startswith("pairs/") for row in v]))
         print()
     for protocol in args.protocols.split(","):
@@ -796,7 +822,7 @@ def main() -> None:
             folds = [
                 f for k, v in results.items() if k.startswith(f"{protocol}/{training}/") for f in v
             ]
-            for name in SCORES:
+            for name in ALL_SCORES:
                 if not folds or name not in folds[0]:
                     continue
                 aurocs = [f[name]["auroc"] for f in folds]

@@ -34,7 +34,7 @@ from zooms import cases, scored
 
 from bikelib import backbone, load_split, open_dataset
 from bikelib.openset import (
-    CHOSEN_SCORE,
+    COSINE_SCORE,
     WHITENING_SHRINK,
     Embedder,
     Whitening,
@@ -102,7 +102,7 @@ def main() -> None:
             plain = {name: embed(x).features for name, x in photos.items()}
             for name, whitening in maps.items():
                 features = {k: whitening(x) if whitening else x for k, x in plain.items()}
-                for score in (CHOSEN_SCORE, "centroid"):
+                for score in (COSINE_SCORE, "centroid"):
                     results.setdefault((name, score), []).append(
                         scored(features, train.labels, score)
                     )

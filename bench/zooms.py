@@ -29,7 +29,7 @@ from openset import Untrained, multi_photo_listings, untrained_cases
 
 from bikelib import backbone, load_split, open_dataset
 from bikelib.openset import (
-    CHOSEN_SCORE,
+    COSINE_SCORE,
     SCORES,
     Outputs,
     auroc,
@@ -126,7 +126,7 @@ def main() -> None:
                 features = {k: normalise(sum(by_zoom[z][k] for z in chosen)) for k in photos}
                 if maps:
                     features = {k: maps[candidate](x) for k, x in features.items()}
-                for score in (CHOSEN_SCORE, "centroid"):
+                for score in (COSINE_SCORE, "centroid"):
                     results.setdefault((candidate, score), []).append(
                         scored(features, train.labels, score)
                     )

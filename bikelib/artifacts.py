@@ -99,17 +99,23 @@ def save_model(
     try:
         result.model.save(staging / MODEL_FILE)
         if result.reference is not None:
-            whitening = result.reference.whitening
+            whitening, plda = result.reference.whitening, result.reference.plda
+            # The map its features were made with (a query must be made the same way),
+            # and the PLDA its scores are made with.
+            extra = {}
+            if whitening is not None:
+                extra |= {"whitening_mean": whitening.mean, "whitening_matrix": whitening.matrix}
+            if plda is not None:
+                extra |= {
+                    "plda_mean": plda.mean,
+                    "plda_transform": plda.transform,
+                    "plda_between": plda.between,
+                }
             np.savez(
                 staging / REFERENCE_FILE,
                 features=result.reference.features.astype(np.float32),
                 labels=result.reference.labels.astype(np.int32),
-                # The map its features were made with: a query must be made the same way.
-                **(
-                    {"whitening_mean": whitening.mean, "whitening_matrix": whitening.matrix}
-                    if whitening is not None
-                    else {}
-                ),
+                **extra,
             )
         photos = _reference_photos(result)
         if photos is not None:
@@ -232,7 +238,7 @@ class ClosestPhoto:
     jpeg: bytes  # a small JPEG of the training photo
     name: str  # its file name
     bike: str
-    match: float  # the cosine similarity: the photo's match with that bike
+    similarity: float  # cosine, of the features: 1 for the very photo
 
 
 @dataclass(frozen=True)
@@ -330,10 +336,19 @@ class Classifier:
                     if described.get("whitened")
                     else None
                 )
+                plda = (
+                    openset.Plda(
+                        stored["plda_mean"], stored["plda_transform"], stored["plda_between"]
+                    )
+                    if described["score"] in openset.PLDA_SCORES
+                    else None
+                )
         except (OSError, ValueError, KeyError) as error:
             raise ModelLoadError(f"{self.directory / REFERENCE_FILE} is unreadable") from error
         if whitening is not None and whitening.matrix.shape != (features.shape[1],) * 2:
             raise ModelLoadError(f"{self.directory / REFERENCE_FILE}: whitening does not fit")
+        if plda is not None and plda.transform.shape != (features.shape[1], len(plda.between)):
+            raise ModelLoadError(f"{self.directory / REFERENCE_FILE}: the PLDA does not fit")
         return openset.Reference(
             score=described["score"],
             threshold=float(described["threshold"]),
@@ -346,6 +361,7 @@ class Classifier:
             # Saved before zoomed views: its features are of the whole photo alone.
             zooms=tuple(float(z) for z in described.get("zooms", (1.0,))),
             whitening=whitening,  # None: saved before whitening, or not frozen features
+            plda=plda,
         )
 
     @property
@@ -478,15 +494,21 @@ class Classifier:
         return ListingPrediction(label, verdict, score, threshold, n, sentence)
 
     def closest_photo(self, source: ImageSource, bike: int | None = None) -> ClosestPhoto | None:
-        """The owner's training photo that `source` matches best (of `bike`'s photos, or
-        of all): what the nearest-photo score compared it with. None for a model saved
-        without its reference photos. ImageReadError when `source` cannot be read."""
+        """The owner's training photo most like `source` (by cosine similarity of the
+        features) among `bike`'s photos, or by default the photos of the bike its match
+        score is with: for the nearest-photo score, the very photo it compared. None for
+        a model saved without its reference photos. ImageReadError when `source` cannot
+        be read."""
         if self._photos is None:
             return None
-        features = self.embed(self.decode(source)[None]).features[0]
-        similarity = self.reference.features @ features
-        if bike is not None:
-            similarity = np.where(self.reference.labels == bike, similarity, -np.inf)
+        out = self.embed(self.decode(source)[None])
+        if bike is None:
+            matches = [self.reference.scores(out, b)[0] for b in range(len(self.classes))]
+            bike = int(np.argmax(matches))
+        features = out.features[0]
+        similarity = np.where(
+            self.reference.labels == bike, self.reference.features @ features, -np.inf
+        )
         best = int(np.argmax(similarity))
         start, end = self._photos["offsets"][best : best + 2]
         # Re-encoded through the app's own checked decoder: a model zip comes from anyone.

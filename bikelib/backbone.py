@@ -12,7 +12,10 @@ the softmax over the owner's bikes trains (`TrainConfig.frozen`).
 Beside it, a `Whitening` of its features (openset.Whitening, WCCN): fitted on
 `COHORT_BIKES` more rendered bikes it never trained on (the next bike numbers), it scales
 down the directions in which photos of one bike differ (place, light, framing). It only
-fits these frozen features, so only a frozen training uses it (`whitening_for`).
+fits these frozen features, so only a frozen training uses it (`whitening_for`). Kept with
+it, what the same cohort says of bikes in the whitened features (`openset.Cohort`:
+how photos of one bike vary, how bikes differ; `cohort_for`), from which each frozen
+training fits the PLDA its match scores come from (`openset.fit_plda`).
 
 By measurement (bench/RESULTS.md, "A backbone pretrained on rendered bikes", "Whitening
 the backbone's features", "Every backbone, whitened"): kept frozen with only the softmax
@@ -20,7 +23,8 @@ trained (the default) and whitened, its features tell a stranger's bike from the
 on the real umea photos (leave one bike out: AUROC 0.998, worst fold 0.994) better than
 the network trained on those photos from random weights (0.989, 0.959), name the umea
 bikes right in 3 seeds of 3, and lift the rendered listings at new places, which stayed at
-0.57-0.62 whatever the score or loss from random weights, to 0.909.
+0.57-0.62 whatever the score or loss from random weights, to 0.909 (0.942 scored with the
+cohort's PLDA beside the cosine: "A PLDA score").
 
 Shipped in data/backbone/ (backbone.keras, whitening.npz and backbone.json: the recipe
 and how it scored), made by `python -m bikelib pretrain data/backbone`: nothing is
@@ -193,7 +197,7 @@ def fit_backbone_whitening(
     from . import make_model, open_dataset
     from .config import TrainConfig
     from .dataset import load_split
-    from .openset import WHITENING_SHRINK, Embedder, fit_whitening
+    from .openset import WHITENING_SHRINK, Embedder, cohort_statistics, fit_whitening
 
     started = time.perf_counter()
     bikes = bikes or COHORT_BIKES
@@ -202,10 +206,20 @@ def fit_backbone_whitening(
     model = make_model(ARCH, 2, size)
     load_into(model, folder)
     cohort = load_split(open_dataset(photos).samples, size)
-    whitening = fit_whitening(Embedder(model)(cohort.images).features, cohort.labels)
+    features = Embedder(model)(cohort.images).features
+    whitening = fit_whitening(features, cohort.labels)
+    statistics = cohort_statistics(whitening(features), cohort.labels)  # for the PLDA
     path = Path(folder) / WHITENING
     partial = path.with_suffix(".part.npz")
-    np.savez(partial, mean=whitening.mean, matrix=whitening.matrix, image_size=size)
+    np.savez(
+        partial,
+        mean=whitening.mean,
+        matrix=whitening.matrix,
+        image_size=size,
+        cohort_mean=statistics.mean,
+        cohort_within=statistics.within,
+        cohort_between=statistics.between,
+    )
     partial.replace(path)
     return {
         "cohort_bike_seeds": [FIRST_BIKE_SEED + first, FIRST_BIKE_SEED + first + bikes - 1],
@@ -233,6 +247,22 @@ def whitening_for(folder: str | Path | None = None):
         return None
     with np.load(path, allow_pickle=False) as stored:
         return Whitening(stored["mean"], stored["matrix"])
+
+
+def cohort_for(folder: str | Path | None = None):
+    """The whitened features' `Cohort` (what the PLDA score learns bikes from), or None
+    for a backbone whitened before it was kept."""
+    import numpy as np
+
+    from .openset import Cohort
+
+    path = Path(folder or BACKBONE_DIR) / WHITENING
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as stored:
+        if "cohort_within" not in stored:
+            return None
+        return Cohort(stored["cohort_mean"], stored["cohort_within"], stored["cohort_between"])
 
 
 def _no_photos(size: int):

@@ -266,11 +266,12 @@ def train(
 
     evaluation = evaluate_arrays(model, val_split, dataset.classes) if has_validation else None
     # The backbone's whitening fits its features only: a frozen training's, no other.
-    whitening = None
+    whitening = cohort = None
     if config.pretrained and config.frozen:
-        from .backbone import whitening_for
+        from .backbone import cohort_for, whitening_for
 
         whitening = whitening_for()
+        cohort = cohort_for() if whitening is not None else None
     reference = fit_reference(
         Embedder(model, whitening=whitening),
         train_split.images,
@@ -278,6 +279,7 @@ def train(
         val_split.images if has_validation else None,
         others,
         not_mine=not_mine_splits[1].images,
+        cohort=cohort,
     )
     skipped = [*dataset.skipped, *train_split.failed, *val_split.failed]
     skipped += [failure for split in not_mine_splits for failure in split.failed]

@@ -82,8 +82,8 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
             with app_ui.sentence_on_error(stop=False):
                 why = classifier.explain(io.BytesIO(photo.getvalue()))
                 columns[1].image(why, caption=f"Why: where it saw {prediction.label}")
-                # What the match score compared the photo with; like the score itself,
-                # not shown for a model without verdicts (one that guesses, say).
+                # The photo of the matched bike most like it; like the score itself, not
+                # shown for a model without verdicts (one that guesses, say).
                 closest = threshold is not None and classifier.closest_photo(
                     io.BytesIO(photo.getvalue())
                 )
@@ -91,7 +91,7 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
                     columns[1].image(
                         closest.jpeg,
                         caption=f"Most like your photo {closest.name} of {closest.bike} "
-                        f"(match {closest.match:.2f})",
+                        f"(similarity {closest.similarity:.2f})",
                     )
         if threshold is None:
             right.markdown(f"### {prediction.label}  \n{prediction.confidence:.0%} sure")

@@ -145,7 +145,9 @@ def test_cards_lead_with_the_verdict_and_show_the_threshold_trade_off(app_env, s
     at = classify_page()
     classifier = load_model(shipped_model)
     slider = at.slider[0]
-    assert slider.label == "Match threshold" and slider.value == round(classifier.threshold, 3)
+    decimals = 1 if classifier.reference.score == "plda" else 3  # log-likelihood ratios
+    assert slider.label == "Match threshold"
+    assert slider.value == round(classifier.threshold, decimals)
     accepted, rejected = openset.trade_off(
         classifier.threshold,
         classifier.reference.known_scores,
@@ -174,8 +176,10 @@ def test_the_slider_moves_the_verdict(app_env, shipped_model):
     at = classify_page()
     at.file_uploader[0].set_value(("bike.jpg", BICYCLE.read_bytes(), "image/jpeg")).run()
     label = load_model(shipped_model).predict(BICYCLE).label
-    at.slider[0].set_value(1.0).run()
-    assert answers(at) == ["Not one of yours"] == expected(shipped_model, BICYCLE, threshold=1.0)
+    highest = at.slider[0].max
+    at.slider[0].set_value(highest).run()
+    assert answers(at) == ["Not one of yours"]
+    assert answers(at) == expected(shipped_model, BICYCLE, threshold=highest)
     assert any(m.value.startswith(":orange-badge[") for m in at.markdown)
     lowest = at.slider[0].min
     at.slider[0].set_value(lowest).run()
@@ -219,9 +223,9 @@ def test_show_why_puts_a_heatmap_beside_the_photo(app_env, shipped_model):
     assert not at.exception and not at.error
     assert len(at.image) == 3
     assert at.image[1].captions[0].startswith("Why: where it saw ")
-    # and the owner's photo it matched best, what the match score compared it with
+    # and the owner's photo of the matched bike most like it
     assert re.fullmatch(
-        r"Most like your photo photo\d+\.png of \S+ \(match -?\d\.\d\d\)",
+        r"Most like your photo photo\d+\.png of \S+ \(similarity -?\d\.\d\d\)",
         at.image[2].captions[0],
     )
 

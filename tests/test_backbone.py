@@ -158,6 +158,7 @@ def test_the_recipe_renders_its_photos_trains_and_writes_a_backbone_that_loads(
     seeds = card["whitening"]["cohort_bike_seeds"]
     assert seeds == [bb.FIRST_BIKE_SEED + 3, bb.FIRST_BIKE_SEED + 4]
     assert bb.whitening_for(tmp_path / "out").matrix.shape == (544, 544)
+    assert bb.cohort_for(tmp_path / "out").between.shape == (544, 544)
     before = {p: p.stat().st_mtime_ns for p in photos}
     bb.render_pretraining_photos(tmp_path / "photos", bikes=3)  # a rerun keeps what is there
     assert {p: p.stat().st_mtime_ns for p in photos} == before
@@ -167,6 +168,9 @@ def test_the_shipped_whitening_fits_the_backbones_features():
     whitening = bb.whitening_for()
     assert whitening.matrix.shape == (544, 544) and whitening.mean.shape == (544,)
     np.testing.assert_allclose(whitening.matrix, whitening.matrix.T, atol=1e-4)
+    cohort = bb.cohort_for()  # the PLDA's: how the cohort's bikes vary, whitened
+    assert cohort.within.shape == cohort.between.shape == (544, 544)
+    assert np.linalg.eigvalsh(cohort.between.astype(np.float64)).min() > -1e-6
     card = json.loads((bb.BACKBONE_DIR / bb.CARD).read_text())["whitening"]
     first, last = card["cohort_bike_seeds"]  # never among the bikes it trained on
     assert first == bb.FIRST_BIKE_SEED + bb.BIKES and last - first + 1 == bb.COHORT_BIKES

@@ -172,6 +172,77 @@ def test_whitening_scales_down_what_varies_between_photos_of_one_bike():
         openset.fit_whitening(refs[:3], np.arange(3))  # one photo of each bike: no variation
 
 
+def test_plda_weighs_the_directions_bikes_differ_in_and_counts_a_bikes_photos_together():
+    # 40 dimensions; bikes differ only in the first 4, every photo varies in all 40 (unit
+    # length, as the app's features): cosine hears the 36 noisy directions as loudly as
+    # the 4 telling ones, the PLDA does not.
+    rng = np.random.default_rng(0)
+
+    def bikes(n):
+        return np.concatenate([rng.normal(scale=6.0, size=(n, 4)), np.zeros((n, 36))], axis=1)
+
+    def photos(points, n):
+        noisy = np.repeat(points, n, axis=0) + rng.normal(size=(len(points) * n, 40))
+        return openset.normalise(noisy)
+
+    cohort = openset.cohort_statistics(photos(bikes(60), 6), np.repeat(np.arange(60), 6))
+    own, strangers = bikes(5), bikes(60)
+    refs, labels = photos(own, 6), np.repeat(np.arange(5), 6)
+    known, other = photos(own, 10), photos(strangers, 1)
+    plda = openset.fit_plda(cohort, refs, labels, adapt=0.0, dims=4)
+    assert plda.transform.shape == (40, 4) and plda.between.shape == (4,)
+
+    def separation(score):
+        return openset.auroc(
+            score(outputs(known), refs, labels), score(outputs(other), refs, labels)
+        )
+
+    cosine, ratio = separation(openset.nearest_similarity), separation(plda.score)
+    assert ratio > 0.95 and cosine < 0.9, (ratio, cosine)  # measured 0.97 and 0.83
+    # The ratio against one bike: its own photos score above a stranger's, and one photo
+    # at the bike's very centre scores higher than one far out along a telling direction.
+    own_scores = plda.log_likelihood_ratios(photos(own[:1], 20), refs[labels == 0])
+    other_scores = plda.log_likelihood_ratios(photos(strangers[:20], 1), refs[labels == 0])
+    assert np.median(own_scores) > 0 > np.median(other_scores)
+    # Adapting to the owner's photos moves the within-bike covariance, not the cohort's
+    # mean; an owner with one photo a bike has no variation to adapt to.
+    adapted = openset.fit_plda(cohort, refs, labels, adapt=0.5, dims=4)
+    assert not np.allclose(adapted.transform, plda.transform)
+    np.testing.assert_array_equal(adapted.mean, plda.mean)
+    single = openset.fit_plda(cohort, refs[::6], labels[::6], adapt=0.5, dims=4)
+    np.testing.assert_allclose(single.between, plda.between, rtol=1e-5)
+
+
+def test_a_reference_with_a_cohort_scores_with_the_plda_and_without_one_by_cosine():
+    from bikelib import make_model
+
+    model = make_model("default", 2, 32)
+    photos = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3)).astype(np.float32)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    embed = openset.Embedder(model)
+    features = embed(photos).features
+    cohort = openset.cohort_statistics(features, labels)
+    reference = openset.fit_reference(embed, photos[::2], labels[::2], photos[1::2], cohort=cohort)
+    assert reference.score == openset.CHOSEN_SCORE == "nearest+plda"
+    assert reference.describe()["plda_dims"] == min(openset.PLDA_DIMS, features.shape[1])
+    held = embed(photos[1::2])
+    expected = reference.plda.fused(held, reference.features, reference.labels)
+    np.testing.assert_allclose(reference.known_scores, expected, rtol=1e-5)
+    assert reference.threshold == openset.calibrate(expected)
+    # Against one bike: the cosine to its nearest photo plus the ratio / PLDA_SCALE.
+    photo = embed(photos[:1])
+    own = reference.features[reference.labels == 1]
+    ratio = reference.plda.log_likelihood_ratios(photo.features, own)
+    nearest = (photo.features @ own.T).max(axis=1)
+    expected_one = nearest + ratio / openset.PLDA_SCALE
+    np.testing.assert_allclose(reference.scores(photo, bike=1), expected_one, rtol=1e-5)
+    alone = openset.fit_reference(embed, photos[::2], labels[::2], cohort=cohort, score="plda")
+    np.testing.assert_allclose(alone.scores(photo, bike=1), ratio, rtol=1e-5)
+    plain = openset.fit_reference(embed, photos[::2], labels[::2], photos[1::2])
+    assert plain.score == openset.COSINE_SCORE and plain.plda is None
+    assert plain.describe()["plda_dims"] is None
+
+
 def test_the_embedder_whitens_its_features_and_the_reference_keeps_the_map():
     from bikelib import make_model
 

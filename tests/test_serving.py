@@ -36,4 +36,4 @@ def test_the_shipped_models_reference_photos_line_up_with_its_features():
     for photo in sorted((ROOT / "data" / "demo-bikes" / "train").glob("*/*-0[16].jpg")):
         closest = classifier.closest_photo(photo)
         assert (closest.name, closest.bike) == (photo.name, photo.parent.name)
-        assert closest.match > 0.999
+        assert closest.similarity > 0.999

@@ -166,7 +166,8 @@ def test_not_mine_photos_are_trained_against_and_scored_in_calibration(tmp_path)
     assert meta["openset"]["not_mine_scores"] == list(reference.not_mine_scores)
     classifier = load_model(tmp_path / "m", gate=False)
     assert classifier.not_mine_rejected(classifier.threshold) == (round(rejected * 2), 2)
-    assert classifier.not_mine_rejected(-2.0) == (0, 2)
+    lowest = min(*reference.not_mine_scores, *reference.known_scores)
+    assert classifier.not_mine_rejected(lowest - 1.0) == (0, 2)
     without = train(open_dataset(write_dataset(tmp_path / "plain"), val_fraction=0.34), config)
     assert without.dataset_fingerprint != result.dataset_fingerprint
 
@@ -352,28 +353,42 @@ def test_a_frozen_training_scores_in_the_whitened_features_and_its_model_keeps_t
     result = train(dataset, TrainConfig(**FAST))
     whitening = result.reference.whitening
     assert whitening is not None and whitening.matrix.shape == (544, 544)
+    assert result.reference.score == "nearest+plda" and result.reference.plda is not None
     directory = save_model(result, tmp_path / "m")
-    assert json.loads((directory / "model.json").read_text())["openset"]["whitened"] is True
+    described = json.loads((directory / "model.json").read_text())["openset"]
+    assert described["whitened"] is True and described["score"] == "nearest+plda"
     classifier = load_model(directory, gate=False)
     np.testing.assert_array_equal(classifier.embed.whitening.matrix, whitening.matrix)
+    np.testing.assert_array_equal(
+        classifier.reference.plda.transform, result.reference.plda.transform
+    )
     # Served as trained: the validation photos score what calibration saw.
     served = [classifier.predict(s.path).score for s in dataset.validation]
-    np.testing.assert_allclose(served, result.reference.known_scores, atol=1e-4)
+    np.testing.assert_allclose(served, result.reference.known_scores, rtol=1e-5, atol=1e-4)
     # A reference file that says whitened but lost its map, or holds one of another size,
     # is a broken model, not a silently unwhitened one.
     stored = dict(np.load(directory / "reference.npz"))
     np.savez(directory / "reference.npz", features=stored["features"], labels=stored["labels"])
     with pytest.raises(ModelLoadError, match="unreadable"):
         load_model(directory, gate=False)
+    plda = {k: v for k, v in stored.items() if k.startswith("plda_")}
     small = {"whitening_mean": stored["whitening_mean"][:8], "whitening_matrix": np.eye(8)}
-    np.savez(
-        directory / "reference.npz", features=stored["features"], labels=stored["labels"], **small
-    )
-    with pytest.raises(ModelLoadError, match="does not fit"):
+    kept = {k: stored[k] for k in ("features", "labels")}
+    np.savez(directory / "reference.npz", **kept, **small, **plda)
+    with pytest.raises(ModelLoadError, match="whitening does not fit"):
+        load_model(directory, gate=False)
+    # Nor is one whose PLDA is lost, or of another size: its scores would mean nothing.
+    kept |= {k: stored[k] for k in ("whitening_mean", "whitening_matrix")}
+    np.savez(directory / "reference.npz", **kept)
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        load_model(directory, gate=False)
+    plda["plda_transform"] = np.eye(8)
+    np.savez(directory / "reference.npz", **kept, **plda)
+    with pytest.raises(ModelLoadError, match="PLDA does not fit"):
         load_model(directory, gate=False)
     # Fine-tuned features move away from the backbone's: its whitening would not fit them.
     tuned = train(dataset, TrainConfig(**FAST, frozen=False))
-    assert tuned.reference.whitening is None
+    assert tuned.reference.whitening is None and tuned.reference.score == "nearest"
     assert (
         json.loads((save_model(tuned, tmp_path / "t") / "model.json").read_text())["openset"][
             "whitened"
