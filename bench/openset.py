@@ -58,6 +58,7 @@ import numpy as np
 from common import ROOT, machine, require_shared_bikes, table
 
 from bikelib import Dataset, TrainConfig, load_split, open_dataset
+from bikelib.cohort import fit_plda
 from bikelib.openset import (
     CHOSEN_SCORE,
     COSINE_SCORE,
@@ -68,7 +69,6 @@ from bikelib.openset import (
     auroc,
     calibrate,
     candidate_scores,
-    fit_plda,
     trade_off,
 )
 

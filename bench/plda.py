@@ -9,7 +9,7 @@ Candidates, side by side:
 
 - `nearest`: cosine similarity to the nearest training photo (the app's score before);
 - `centroid`: cosine similarity to the bike's mean training feature;
-- `plda K a`: openset.Plda over the K directions in which the cohort's bikes differ most
+- `plda K a`: cohort.Plda over the K directions in which the cohort's bikes differ most
   ("all": every direction), its within-bike covariance moved a share `a` of the way to the
   owner's training photos' (`fit_plda`);
 - `nearest + plda K a / S`: the two fused, bike by bike: the cosine plus the ratio
@@ -35,17 +35,13 @@ from openset import RENDERED_SEEDS, Untrained, listing_shots
 from zooms import cases
 
 from bikelib import backbone, load_split, open_dataset
+from bikelib.cohort import PLDA_ADAPT, PLDA_DIMS, PLDA_SCALE, cohort_statistics, fit_plda
 from bikelib.openset import (
-    PLDA_ADAPT,
-    PLDA_DIMS,
-    PLDA_SCALE,
     Embedder,
     Outputs,
     auroc,
     calibrate,
     centroid_similarity,
-    cohort_statistics,
-    fit_plda,
     nearest_similarity,
     trade_off,
 )

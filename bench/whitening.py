@@ -1,4 +1,4 @@
-"""Which linear map of the backbone's features to score matches in (openset.Whitening).
+"""Which linear map of the backbone's features to score matches in (cohort.Whitening).
 
 The default model keeps the bike backbone frozen, so its features are the backbone's:
 scored here without any training, on bench/openset.py's real (leave one bike out) and
@@ -33,13 +33,8 @@ from openset import Untrained
 from zooms import cases, scored
 
 from bikelib import backbone, load_split, open_dataset
-from bikelib.openset import (
-    COSINE_SCORE,
-    WHITENING_SHRINK,
-    Embedder,
-    Whitening,
-    fit_whitening,
-)
+from bikelib.cohort import WHITENING_SHRINK, Whitening, fit_whitening
+from bikelib.openset import COSINE_SCORE, Embedder
 
 SHRINKS = (0.03, 0.1, 0.3, 1.0, 3.0)  # WHITENING_SHRINK is one of them
 

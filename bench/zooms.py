@@ -28,6 +28,7 @@ from common import ROOT, machine, table
 from openset import Untrained, multi_photo_listings, untrained_cases
 
 from bikelib import backbone, load_split, open_dataset
+from bikelib.cohort import fit_whitening, normalise
 from bikelib.openset import (
     COSINE_SCORE,
     SCORES,
@@ -35,8 +36,6 @@ from bikelib.openset import (
     auroc,
     calibrate,
     centre,
-    fit_whitening,
-    normalise,
     trade_off,
 )
 

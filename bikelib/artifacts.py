@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import openset
+from .cohort import Plda, Whitening
 from .errors import BikeLibError, ImageReadError, ModelLoadError, ModelNotFoundError
 from .images import ImageSource, decode, open_image, thumbnail
 from .stamps import parsed_json
@@ -332,14 +333,12 @@ class Classifier:
             with np.load(self.directory / REFERENCE_FILE, allow_pickle=False) as stored:
                 features, labels = stored["features"], stored["labels"]
                 whitening = (
-                    openset.Whitening(stored["whitening_mean"], stored["whitening_matrix"])
+                    Whitening(stored["whitening_mean"], stored["whitening_matrix"])
                     if described.get("whitened")
                     else None
                 )
                 plda = (
-                    openset.Plda(
-                        stored["plda_mean"], stored["plda_transform"], stored["plda_between"]
-                    )
+                    Plda(stored["plda_mean"], stored["plda_transform"], stored["plda_between"])
                     if described["score"] in openset.PLDA_SCORES
                     else None
                 )

@@ -9,13 +9,13 @@ one class per bike. An owner's training then starts from these weights instead o
 random ones (`TrainConfig.pretrained`), and by default keeps them as they are: only
 the softmax over the owner's bikes trains (`TrainConfig.frozen`).
 
-Beside it, a `Whitening` of its features (openset.Whitening, WCCN): fitted on
+Beside it, a `Whitening` of its features (cohort.Whitening, WCCN): fitted on
 `COHORT_BIKES` more rendered bikes it never trained on (the next bike numbers), it scales
 down the directions in which photos of one bike differ (place, light, framing). It only
 fits these frozen features, so only a frozen training uses it (`whitening_for`). Kept with
-it, what the same cohort says of bikes in the whitened features (`openset.Cohort`:
+it, what the same cohort says of bikes in the whitened features (`cohort.Cohort`:
 how photos of one bike vary, how bikes differ; `cohort_for`), from which each frozen
-training fits the PLDA its match scores come from (`openset.fit_plda`).
+training fits the PLDA its match scores come from (`cohort.fit_plda`).
 
 By measurement (bench/RESULTS.md, "A backbone pretrained on rendered bikes", "Whitening
 the backbone's features", "Every backbone, whitened"): kept frozen with only the softmax
@@ -195,9 +195,10 @@ def fit_backbone_whitening(
     import numpy as np
 
     from . import make_model, open_dataset
+    from .cohort import WHITENING_SHRINK, cohort_statistics, fit_whitening
     from .config import TrainConfig
     from .dataset import load_split
-    from .openset import WHITENING_SHRINK, Embedder, cohort_statistics, fit_whitening
+    from .openset import Embedder
 
     started = time.perf_counter()
     bikes = bikes or COHORT_BIKES
@@ -240,7 +241,7 @@ def whitening_for(folder: str | Path | None = None):
     64 px (0.905 / 0.899); a map fitted at 128 px itself scored no higher than it."""
     import numpy as np
 
-    from .openset import Whitening
+    from .cohort import Whitening
 
     path = Path(folder or BACKBONE_DIR) / WHITENING
     if not path.is_file():
@@ -254,7 +255,7 @@ def cohort_for(folder: str | Path | None = None):
     for a backbone whitened before it was kept."""
     import numpy as np
 
-    from .openset import Cohort
+    from .cohort import Cohort
 
     path = Path(folder or BACKBONE_DIR) / WHITENING
     if not path.is_file():

@@ -148,7 +148,7 @@ class TrainConfig:
     # spot gave back part of what it learned about new places (rendered listings 0.785 /
     # 0.789 fine-tuned, 0.835 frozen; the owner's photos there accepted at the threshold
     # 48-52% against 90%), for real photos 1.000 against 0.997 and 100% named right both
-    # (the 30-epoch backbone). Frozen features can also be whitened (openset.Whitening).
+    # (the 30-epoch backbone). Frozen features can also be whitened (cohort.Whitening).
     frozen: bool | None = None
 
     def __post_init__(self) -> None:
