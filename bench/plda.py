@@ -13,7 +13,8 @@ Candidates, side by side:
   ("all": every direction), its within-bike covariance moved a share `a` of the way to the
   owner's training photos' (`fit_plda`);
 - `nearest + plda K a / S`: the two fused, bike by bike: the cosine plus the ratio
-  divided by S (`Plda.fused`; the app's, S = PLDA_SCALE), then the best bike.
+  divided by S (`openset.nearest_plus_plda`; the app's, S = PLDA_SCALE), then the best
+  bike.
 
 The cohort is the backbone's (`backbone.cohort_for`), or with `--cohort DIR` another set of
 rendered bikes (whitened with the shipped map), to see that the choice does not hang on
@@ -32,7 +33,7 @@ import time
 import numpy as np
 from common import machine, table
 from openset import RENDERED_SEEDS, Untrained, listing_shots
-from zooms import cases
+from zooms import case_photos
 
 from bikelib import backbone, load_split, open_dataset
 from bikelib.cohort import PLDA_ADAPT, PLDA_DIMS, PLDA_SCALE, cohort_statistics, fit_plda
@@ -42,6 +43,7 @@ from bikelib.openset import (
     auroc,
     calibrate,
     centroid_similarity,
+    nearest_plus_plda,
     nearest_similarity,
     trade_off,
 )
@@ -57,12 +59,10 @@ def features(embed: Embedder) -> dict[str, list[dict]]:
     assert own200[: len(own)] == own and strangers200[: len(strangers)] == strangers
     out: dict[str, list[dict]] = {}
     for protocol in ("real", "rendered200", "listings"):
-        for _, dataset, known, unknown in cases(protocol):
-            train = load_split(dataset.train, 96)
-            held = load_split(dataset.validation, 96).images
-            photos = {"refs": train.images, "held": held, "known": known, "other": unknown}
+        for dataset, labels, photos in case_photos(protocol):
             fold = {name: embed(x).features for name, x in photos.items()}
-            out.setdefault(protocol, []).append({**fold, "labels": train.labels})
+            fold.update(labels=labels, classes=dataset.classes)
+            out.setdefault(protocol, []).append(fold)
     r200 = out["rendered200"][0]
     bikes = len(np.unique(r200["labels"]))
     known = r200["known"].reshape(bikes, len(own200), -1)[:, : len(own)]
@@ -95,7 +95,7 @@ def candidates(cohort, dims, adapts) -> dict:
 
         def fused(x, refs, labels, scale=scale):
             fitted = fit_plda(cohort, refs, labels)
-            return fitted.fused(Outputs(x, None, None), refs, labels, scale=scale)
+            return nearest_plus_plda(fitted, scale)(Outputs(x, None, None), refs, labels)
 
         found[f"nearest + plda {PLDA_DIMS} {PLDA_ADAPT:g} / {scale:g}{chosen}"] = fused
     return found
@@ -119,7 +119,8 @@ def main() -> None:
     dims = [None if d == "all" else int(d) for d in args.dims.split(",")]
     scores = candidates(cohort, dims, [float(a) for a in args.adapt.split(",")])
     known_shots, other_shots = listing_shots("rendered200")
-    known_shots = np.array([k for name in sorted(known_shots) for k in known_shots[name]])
+    classes = by_protocol["rendered200"][0]["classes"]  # the order its known photos are in
+    known_shots = np.array([k for name in classes for k in known_shots[name]])
     other_shots = np.array(other_shots)
     rows = []
     for name, score in scores.items():

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from common import machine, table
 from openset import Untrained
-from zooms import cases, scored
+from zooms import case_photos, scored
 
 from bikelib import backbone, load_split, open_dataset
 from bikelib.cohort import WHITENING_SHRINK, Whitening, fit_whitening
@@ -90,17 +90,12 @@ def main() -> None:
     rows = []
     for protocol in args.protocols.split(","):
         results: dict[tuple[str, str], list[tuple]] = {}
-        for _, dataset, known, unknown in cases(protocol):
-            train = load_split(dataset.train, 96)
-            held = load_split(dataset.validation, 96).images
-            photos = {"refs": train.images, "held": held, "known": known, "other": unknown}
+        for _, labels, photos in case_photos(protocol):
             plain = {name: embed(x).features for name, x in photos.items()}
             for name, whitening in maps.items():
                 features = {k: whitening(x) if whitening else x for k, x in plain.items()}
                 for score in (COSINE_SCORE, "centroid"):
-                    results.setdefault((name, score), []).append(
-                        scored(features, train.labels, score)
-                    )
+                    results.setdefault((name, score), []).append(scored(features, labels, score))
         for (name, score), folds in results.items():
             v = np.asarray(folds)
             auc, worst = f"{v[:, 0].mean():.3f}", f"{v[:, 0].min():.3f}"

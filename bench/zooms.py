@@ -61,6 +61,17 @@ def cases(protocol: str):
     yield "listings", dataset, known.reshape(-1, 96, 96, 3), others.reshape(-1, 96, 96, 3)
 
 
+def case_photos(protocol: str):
+    """Each case of `protocol` as (dataset, its training photos' labels, {"refs": training
+    photos, "held": validation photos, "known": known test photos, "other": unknown ones})
+    at 96 px: what every untrained scoring benchmark scores."""
+    for _, dataset, known, unknown in cases(protocol):
+        train = load_split(dataset.train, 96)
+        held = load_split(dataset.validation, 96).images
+        photos = {"refs": train.images, "held": held, "known": known, "other": unknown}
+        yield dataset, train.labels, photos
+
+
 def features_by_zoom(photos: dict[str, np.ndarray], classes: int, zooms) -> tuple[dict, dict]:
     """{zoom: {set: the photo's and its mirror's unit-length features at that zoom, summed}}
     with the backbone's frozen features, and {zoom: CPU seconds a photo}."""
@@ -115,10 +126,7 @@ def main() -> None:
     rows = []
     for protocol in args.protocols.split(","):
         results: dict[tuple[str, str], list[tuple]] = {}
-        for _, dataset, known, unknown in cases(protocol):
-            train = load_split(dataset.train, 96)
-            held = load_split(dataset.validation, 96).images
-            photos = {"refs": train.images, "held": held, "known": known, "other": unknown}
+        for dataset, labels, photos in case_photos(protocol):
             by_zoom, cpu = features_by_zoom(photos, len(dataset.classes), zooms)
             for candidate in CANDIDATES:
                 chosen = [float(z) for z in candidate.split()]
@@ -127,7 +135,7 @@ def main() -> None:
                     features = {k: maps[candidate](x) for k, x in features.items()}
                 for score in (COSINE_SCORE, "centroid"):
                     results.setdefault((candidate, score), []).append(
-                        scored(features, train.labels, score)
+                        scored(features, labels, score)
                     )
         for (candidate, score), folds in results.items():
             v = np.asarray(folds)

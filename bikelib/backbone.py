@@ -35,6 +35,7 @@ not by the shipped strangers (900,000+) nor by any benchmark.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -239,31 +240,43 @@ def whitening_for(folder: str | Path | None = None):
     lifted the real photos everywhere from 64 to 192 px (0.971-0.991 -> 0.995-1.000) and
     the listings' photos from 128 to 192 px (0.901-0.925 -> 0.922-0.955), and was even at
     64 px (0.905 / 0.899); a map fitted at 128 px itself scored no higher than it."""
-    import numpy as np
-
     from .cohort import Whitening
 
-    path = Path(folder or BACKBONE_DIR) / WHITENING
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as stored:
-        return Whitening(stored["mean"], stored["matrix"])
+    stored = _whitening_file(folder)
+    return None if stored is None else Whitening(stored["mean"], stored["matrix"])
 
 
 def cohort_for(folder: str | Path | None = None):
     """The whitened features' `Cohort` (what the PLDA score learns bikes from), or None
     for a backbone whitened before it was kept."""
-    import numpy as np
-
     from .cohort import Cohort
 
-    path = Path(folder or BACKBONE_DIR) / WHITENING
-    if not path.is_file():
+    stored = _whitening_file(folder)
+    if stored is None or "cohort_within" not in stored:
         return None
+    return Cohort(stored["cohort_mean"], stored["cohort_within"], stored["cohort_between"])
+
+
+def _whitening_file(folder: str | Path | None) -> dict | None:
+    """WHITENING's arrays (read-only), or None without one: read once per version of the
+    file, not at every training (3.6 MB, asked for twice by each)."""
+    path = Path(folder or BACKBONE_DIR) / WHITENING
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return _read_whitening(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_whitening(path: str, mtime_ns: int, size: int) -> dict:
+    import numpy as np
+
     with np.load(path, allow_pickle=False) as stored:
-        if "cohort_within" not in stored:
-            return None
-        return Cohort(stored["cohort_mean"], stored["cohort_within"], stored["cohort_between"])
+        arrays = {name: stored[name] for name in stored.files}
+    for array in arrays.values():
+        array.setflags(write=False)  # shared between trainings: nobody may change them
+    return arrays
 
 
 def _no_photos(size: int):

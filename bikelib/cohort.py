@@ -159,18 +159,6 @@ class Plda:
         ]
         return np.max(per_bike, axis=0).astype(np.float32)
 
-    def fused(
-        self, out: Outputs, refs: np.ndarray, labels: np.ndarray, scale: float = PLDA_SCALE
-    ) -> np.ndarray:
-        """A `Score`: per bike, the cosine similarity to its nearest photo plus the ratio
-        divided by `scale`; the best-matching bike's."""
-        per_bike = []
-        for c in np.unique(labels):
-            own = refs[labels == c]
-            nearest = (out.features @ own.T).max(axis=1)
-            per_bike.append(nearest + self.log_likelihood_ratios(out.features, own) / scale)
-        return np.max(per_bike, axis=0).astype(np.float32)
-
 
 def fit_plda(
     cohort: Cohort,

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cohort import Cohort, Plda, Whitening, fit_plda, normalise
+from .cohort import PLDA_SCALE, Cohort, Plda, Whitening, fit_plda, normalise
 
 NO_BICYCLE, NOT_MINE, BIKE = "no_bicycle", "not_mine", "bike"
 VERDICTS = (BIKE, NOT_MINE, NO_BICYCLE)
@@ -167,12 +167,27 @@ SCORES: dict[str, Score] = {
 }
 
 
+def nearest_plus_plda(plda: Plda, scale: float = PLDA_SCALE) -> Score:
+    """The "nearest+plda" `Score`: per bike, the cosine similarity to its nearest photo
+    plus `plda`'s log-likelihood ratio divided by `scale`; the best-matching bike's."""
+
+    def score(out: Outputs, refs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        per_bike = []
+        for bike in np.unique(labels):
+            own = labels == bike
+            nearest = nearest_similarity(out, refs[own], labels[own])
+            per_bike.append(nearest + plda.log_likelihood_ratios(out.features, refs[own]) / scale)
+        return np.max(per_bike, axis=0).astype(np.float32)
+
+    return score
+
+
 def candidate_scores(plda: Plda | None = None) -> dict[str, Score]:
     """SCORES, and the PLDA_SCORES where there is a fitted `Plda` (a frozen, whitened
     training)."""
     if plda is None:
         return SCORES
-    return {**SCORES, "plda": plda.score, "nearest+plda": plda.fused}
+    return {**SCORES, "plda": plda.score, "nearest+plda": nearest_plus_plda(plda)}
 
 
 def auroc(known: Sequence[float], unknown: Sequence[float]) -> float:

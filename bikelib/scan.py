@@ -301,7 +301,7 @@ def lead(rows: list[ScanRow], bike: str) -> str:
 # Measured (bench/RESULTS.md, "A listing's photos together", "A PLDA score"): a bike's
 # listings photographed somewhere new passed its threshold 40-46% of the time after the
 # default training of 2026-12-02, 92% with cosine scores of the whitened backbone and
-# 100% with the PLDA's (one seed, rendered listings), yet ranked near the top throughout.
+# 100% with `nearest+plda` (one seed, rendered listings), yet ranked near the top throughout.
 # Real photos elsewhere may pass less often: when nothing passes, the ranking still says
 # where to look.
 NONE_PASSED = (

@@ -75,6 +75,11 @@ def test_plda_weighs_the_directions_bikes_differ_in_and_counts_a_bikes_photos_to
     own_scores = plda.log_likelihood_ratios(photos(own[:1], 20), refs[labels == 0])
     other_scores = plda.log_likelihood_ratios(photos(strangers[:20], 1), refs[labels == 0])
     assert np.median(own_scores) > 0 > np.median(other_scores)
+    far = own[:1] + 12.0 * np.eye(40)[:1]  # two bikes' spread away along a telling direction
+    at_centre, far_out = (
+        plda.log_likelihood_ratios(normalise(x), refs[labels == 0]) for x in (own[:1], far)
+    )
+    assert at_centre[0] > far_out[0], (at_centre, far_out)
     # Adapting to the owner's photos moves the within-bike covariance, not the cohort's
     # mean; an owner with one photo a bike has no variation to adapt to.
     adapted = fit_plda(cohort, refs, labels, adapt=0.5, dims=4)

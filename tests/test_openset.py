@@ -156,7 +156,8 @@ def test_a_reference_with_a_cohort_scores_with_the_plda_and_without_one_by_cosin
     assert reference.score == openset.CHOSEN_SCORE == "nearest+plda"
     assert reference.describe()["plda_dims"] == min(PLDA_DIMS, features.shape[1])
     held = embed(photos[1::2])
-    expected = reference.plda.fused(held, reference.features, reference.labels)
+    fused = openset.nearest_plus_plda(reference.plda)
+    expected = fused(held, reference.features, reference.labels)
     np.testing.assert_allclose(reference.known_scores, expected, rtol=1e-5)
     assert reference.threshold == openset.calibrate(expected)
     # Against one bike: the cosine to its nearest photo plus the ratio / PLDA_SCALE.
