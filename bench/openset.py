@@ -59,13 +59,13 @@ from common import ROOT, machine, require_shared_bikes, table
 
 from bikelib import Dataset, TrainConfig, load_split, open_dataset
 from bikelib.cohort import fit_plda
+from bikelib.embedding import Embedder
 from bikelib.openset import (
     CHOSEN_SCORE,
     COSINE_SCORE,
     PLDA_SCORES,
     POOLS,
     SCORES,
-    Embedder,
     auroc,
     calibrate,
     candidate_scores,
@@ -259,7 +259,8 @@ class PretrainedEmbedder:
         self.gate = load_gate()
 
     def __call__(self, images):
-        from bikelib.openset import Outputs, normalise
+        from bikelib.embedding import Outputs
+        from bikelib.openset import normalise
 
         scores = self.gate.scores(images)
         flipped = self.gate.scores(images[:, :, ::-1]).features

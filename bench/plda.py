@@ -37,9 +37,8 @@ from zooms import case_photos
 
 from bikelib import backbone, load_split, open_dataset
 from bikelib.cohort import PLDA_ADAPT, PLDA_DIMS, PLDA_SCALE, cohort_statistics, fit_plda
+from bikelib.embedding import Embedder, Outputs
 from bikelib.openset import (
-    Embedder,
-    Outputs,
     auroc,
     calibrate,
     centroid_similarity,

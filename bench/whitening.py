@@ -34,7 +34,8 @@ from zooms import case_photos, scored
 
 from bikelib import backbone, load_split, open_dataset
 from bikelib.cohort import WHITENING_SHRINK, Whitening, fit_whitening
-from bikelib.openset import COSINE_SCORE, Embedder
+from bikelib.embedding import Embedder
+from bikelib.openset import COSINE_SCORE
 
 SHRINKS = (0.03, 0.1, 0.3, 1.0, 3.0)  # WHITENING_SHRINK is one of them
 

@@ -1,4 +1,4 @@
-"""Which views of a photo to average its features over (bikelib.openset.ZOOMS).
+"""Which views of a photo to average its features over (bikelib.embedding.ZOOMS).
 
 The default model keeps the bike backbone frozen, so its features are the backbone's:
 scored here without any training, on bench/openset.py's real (leave one bike out) and
@@ -29,13 +29,12 @@ from openset import Untrained, multi_photo_listings, untrained_cases
 
 from bikelib import backbone, load_split, open_dataset
 from bikelib.cohort import fit_whitening, normalise
+from bikelib.embedding import Outputs, centre
 from bikelib.openset import (
     COSINE_SCORE,
     SCORES,
-    Outputs,
     auroc,
     calibrate,
-    centre,
     trade_off,
 )
 

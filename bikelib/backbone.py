@@ -199,7 +199,7 @@ def fit_backbone_whitening(
     from .cohort import WHITENING_SHRINK, cohort_statistics, fit_whitening
     from .config import TrainConfig
     from .dataset import load_split
-    from .openset import Embedder
+    from .embedding import Embedder
 
     started = time.perf_counter()
     bikes = bikes or COHORT_BIKES

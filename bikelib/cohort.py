@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .openset import Outputs
+    from .embedding import Outputs
 
 
 def normalise(features: np.ndarray) -> np.ndarray:

@@ -4,10 +4,6 @@ A marketplace photo almost always shows somebody else's bike, so a classifier th
 must name one of the known bikes is not enough. This module owns what decides
 between "bike X", "not one of yours" and "no bicycle":
 
-- `Embedder`: the trained model's penultimate features (layer `features`), L2-normalised,
-  averaged over views of the photo (its mirror image: a bike seen from its other side is
-  the same bike; `ZOOMS`), optionally whitened (`cohort.Whitening`), plus the
-  probabilities;
 - `SCORES`: the candidate "how much is this one of the known bikes" scores, each a pure
   function of (features, probabilities, logits) and the reference features of the
   training photos; higher means more likely known; and `cohort.Plda` (fitted per
@@ -18,104 +14,29 @@ between "bike X", "not one of yours" and "no bicycle":
 - `POOLS`, `POOL`: how several photos of one listing make one score.
 
 Which score the app uses is decided by `bench/openset.py` (tables in bench/RESULTS.md):
-see `CHOSEN_SCORE` for the reason. Keras is imported lazily: only `Embedder` needs it.
+see `CHOSEN_SCORE` for the reason. The features the scores compare (`Embedder`, `Outputs`,
+`ZOOMS`) live in `embedding.py`, the rendered strangers (`data/strangers`) in
+`strangers.py`. No Keras here: only `Embedder` needs it, and imports it lazily.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .cohort import PLDA_SCALE, Cohort, Plda, Whitening, fit_plda, normalise
+from .embedding import Embedder, Outputs
 
 NO_BICYCLE, NOT_MINE, BIKE = "no_bicycle", "not_mine", "bike"
 VERDICTS = (BIKE, NOT_MINE, NO_BICYCLE)
-FEATURES_LAYER = "features"  # bikelib.models.FEATURES, named here without importing Keras
 # Measured by bench/openset.py and bench/plda.py (bench/RESULTS.md): see cohort.PLDA_DIMS.
 # The PLDA needs the backbone's cohort (`Cohort`), which only a frozen, whitened training has;
 # any other is scored by cosine similarity to its nearest training photo.
 CHOSEN_SCORE = "nearest+plda"
 COSINE_SCORE = "nearest"
 PLDA_SCORES = ("plda", "nearest+plda")  # the scores a saved model needs its Plda for
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """What one pass over photos gives every score: features (normalised), logits, probs."""
-
-    features: np.ndarray  # (n, d), unit length
-    logits: np.ndarray  # (n, classes)
-    probabilities: np.ndarray  # (n, classes)
-
-
-# The views of a photo whose features are averaged, besides its mirror image: the whole
-# photo (1.0), and optionally its centre zoomed in to full size (the share of each side
-# kept), so that a seller's tighter or looser framing would count less. Measured (bench/
-# zooms.py, bench/RESULTS.md, "Zoomed views"), with the shipped backbone, nearest score:
-# `1 .7 .5` lifted the real photos 0.997 -> 1.000 and the 50 rendered photos at new places
-# 0.835 -> 0.871, but took the 200 photos of the 4-photo listings down, 0.902 -> 0.877;
-# `1 .8` moved all three by under 0.01. No set gained on every protocol by more than the
-# noise, for 2-3 times the features' CPU: the whole photo alone stays. A saved model
-# records its zooms (`Reference.zooms`), so one made otherwise is served as it was made.
-# Whitened, with the 60-epoch backbone (bench/RESULTS.md, "Every backbone, whitened"):
-# `1 .8` and `1 .7 .5` gained nowhere at new places (rendered 0.909 -> 0.906 / 0.894).
-ZOOMS = (1.0,)
-
-
-def centre(images: np.ndarray, zoom: float) -> np.ndarray:
-    """The centre `zoom` of each photo's sides (the model's own resizing brings it back to
-    full size): (n, h, w, 3) -> (n, ~zoom h, ~zoom w, 3)."""
-    if zoom >= 1.0:
-        return images
-    height, width = images.shape[1:3]
-    h, w = max(round(height * zoom), 1), max(round(width * zoom), 1)
-    top, left = (height - h) // 2, (width - w) // 2
-    return images[:, top : top + h, left : left + w]
-
-
-class Embedder:
-    """Runs a trained classifier for its features, logits and probabilities at once."""
-
-    def __init__(
-        self,
-        model,
-        *,
-        flip: bool = True,
-        zooms: Sequence[float] = ZOOMS,
-        whitening: Whitening | None = None,
-    ) -> None:
-        import keras
-
-        self.flip, self.zooms = flip, tuple(float(z) for z in zooms)
-        self.whitening = whitening
-        head = model.get_layer("probabilities")
-        self._kernel, self._bias = (np.asarray(w) for w in head.get_weights())
-        self._model = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
-
-    def _features(self, images: np.ndarray) -> np.ndarray:
-        if len(images) <= 32:  # a direct call: no per-call dataset set-up (small batches)
-            return np.asarray(self._model(images, training=False))
-        return np.asarray(self._model.predict(images, batch_size=32, verbose=0))
-
-    def __call__(self, images: np.ndarray) -> Outputs:
-        images = np.asarray(images, dtype=np.float32)
-        raw = self._features(images)
-        logits = raw @ self._kernel + self._bias  # the head, without its softmax
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        total = np.zeros_like(raw)
-        for zoom in self.zooms:
-            view = centre(images, zoom)
-            total += normalise(raw if zoom >= 1.0 else self._features(view))  # once, not twice
-            if self.flip:
-                total += normalise(self._features(view[:, :, ::-1]))
-        features = normalise(total)
-        if self.whitening is not None:
-            features = self.whitening(features)
-        return Outputs(features, logits, probabilities)
 
 
 # -- candidate scores: (outputs, references, reference labels) -> (n,) --------------------
@@ -434,59 +355,3 @@ POOLS: dict[str, Callable[[np.ndarray], float]] = {
     "mean of best 2": lambda scores: float(np.mean(np.sort(scores)[-2:])),
 }
 POOL = "mean"
-
-
-# -- other people's bikes, rendered: negatives that need no upload ---------------------------
-
-# Two disjoint sets of random other bikes (`bikelib.render.random_bike`): "training" ones
-# are trained to match none of the known bikes (outlier exposure), "calibration" ones are
-# never trained on and show what a threshold rejects. Never the seeds benchmarks test on.
-STRANGER_SEEDS = {"training": range(900_000, 900_100), "calibration": range(910_000, 910_040)}
-STRANGER_PHOTO_SIZE = (192, 144)
-# Shipped as JPEGs (python -m bikelib.render --strangers data/strangers), so a training
-# decodes them in a second instead of rendering them for ten.
-STRANGERS_DIR = Path(__file__).resolve().parent.parent / "data" / "strangers"
-
-
-def stranger_paths(kind: str, folder: Path | None = None) -> list[Path]:
-    """Where each rendered stranger of `kind` ("training" or "calibration") is kept."""
-    folder = STRANGERS_DIR if folder is None else folder
-    return [folder / kind / f"stranger-{seed}.jpg" for seed in STRANGER_SEEDS[kind]]
-
-
-def write_strangers(folder: str | Path) -> list[Path]:
-    """Render both sets of strangers as JPEGs under `folder` (the shipped data/strangers)."""
-    from . import render
-
-    written = []
-    for kind, seeds in STRANGER_SEEDS.items():
-        for seed, path in zip(seeds, stranger_paths(kind, Path(folder)), strict=True):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            photo = render.render_photo(render.random_bike(seed), seed, STRANGER_PHOTO_SIZE)
-            render.save_jpeg(photo, path)
-            written.append(path)
-    return written
-
-
-def strangers(kind: str, size: int, count: int | None = None, cache=None) -> np.ndarray:
-    """The first `count` rendered strangers of `kind`, (n, size, size, 3) uint8.
-
-    Read from the shipped JPEGs through the decode cache; rendered on the fly (0.1 s a
-    photo) only where the data folder is missing, as in a bare `pip install`.
-    """
-    from .images import DecodeCache, ImageReadError, to_array
-
-    seeds = STRANGER_SEEDS[kind][:count]
-    if not len(seeds):
-        return np.zeros((0, size, size, 3), np.uint8)
-    cache = cache or DecodeCache()
-    photos = []
-    for seed, path in zip(seeds, stranger_paths(kind), strict=False):
-        try:
-            photos.append(cache.load(path, size))
-        except (ImageReadError, OSError):
-            from . import render
-
-            photo = render.render_photo(render.random_bike(seed), seed, STRANGER_PHOTO_SIZE)
-            photos.append(to_array(photo, size))
-    return np.stack(photos)

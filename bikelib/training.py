@@ -24,12 +24,14 @@ import numpy as np
 
 from .config import TrainConfig
 from .dataset import Dataset, LoadedSplit, fingerprint, load_split
+from .embedding import Embedder
 from .errors import DatasetError
 from .evaluation import Evaluation, evaluate_arrays
 from .images import DecodeCache
 from .losses import JointLoss, joint_accuracy
 from .models import FEATURES, make_model
-from .openset import Embedder, Reference, fit_reference, strangers
+from .openset import Reference, fit_reference
+from .strangers import strangers
 
 
 @dataclass(frozen=True)

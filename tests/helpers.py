@@ -143,13 +143,13 @@ def run_fresh(script: str, env: dict, *args: str, timeout: float = 600) -> dict:
 def calibrated_model(root: Path, name: str | None = None) -> Path:
     """A small real model (3 generated bikes, 32 px) saved with its open-set reference and
     6 calibration strangers, so verdicts, the threshold and its trade-off all exist."""
-    from bikelib import TrainConfig, open_dataset, openset, save_model, train
+    from bikelib import TrainConfig, open_dataset, save_model, strangers, train
 
     dataset = open_dataset(write_dataset(root / "data", per_class=8), val_fraction=0.25)
     # 10 epochs at 0.01: enough to beat chance on these colours (6 at the default rate
     # stayed at 1/3, and the pages rightly give a guessing model no verdicts).
     config = TrainConfig(epochs=10, image_size=32, batch_size=8, strangers=0, learning_rate=0.01)
-    result = train(dataset, config, others=openset.strangers("calibration", 32, 6))
+    result = train(dataset, config, others=strangers.strangers("calibration", 32, 6))
     return save_model(result, root / "demo-model", name=name)
 
 

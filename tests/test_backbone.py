@@ -14,7 +14,7 @@ from helpers import ROOT
 
 from bikelib import ConfigError, TrainConfig, load_split, make_model, open_dataset, train
 from bikelib import backbone as bb
-from bikelib.openset import Embedder
+from bikelib.embedding import Embedder
 
 
 def test_the_shipped_backbone_fills_every_layer_of_the_default_network_but_its_head():

@@ -6,7 +6,7 @@ import pytest
 
 from bikelib import openset
 from bikelib.cohort import cohort_statistics, fit_plda, fit_whitening, normalise
-from bikelib.openset import Outputs
+from bikelib.embedding import Outputs
 
 
 def outputs(features):

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from bikelib import openset
+from bikelib import embedding, openset
 from bikelib.cohort import PLDA_DIMS, PLDA_SCALE, cohort_statistics, fit_whitening
-from bikelib.openset import Outputs
+from bikelib.embedding import Outputs
 
 
 def outputs(features, logits=None):
@@ -112,10 +112,10 @@ def test_a_predictions_matched_bike_is_the_one_its_score_is_with():
 
 def test_centre_keeps_the_middle_of_each_photo():
     photos = np.arange(2 * 10 * 20 * 3).reshape(2, 10, 20, 3)
-    middle = openset.centre(photos, 0.6)
+    middle = embedding.centre(photos, 0.6)
     assert middle.shape == (2, 6, 12, 3)
     np.testing.assert_array_equal(middle, photos[:, 2:8, 4:16])
-    assert openset.centre(photos, 1.0) is photos
+    assert embedding.centre(photos, 1.0) is photos
 
 
 def test_the_embedder_averages_the_mirror_and_the_zoomed_views():
@@ -130,11 +130,11 @@ def test_the_embedder_averages_the_mirror_and_the_zoomed_views():
     def view(images):
         return openset.normalise(np.asarray(features(images, training=False)))
 
-    whole = openset.Embedder(model, zooms=(1.0,))(photos)
+    whole = embedding.Embedder(model, zooms=(1.0,))(photos)
     mirror = view(photos[:, :, ::-1])
     # Whole photo only (as every model saved before zooms): the photo and its mirror.
     np.testing.assert_allclose(whole.features, openset.normalise(view(photos) + mirror), atol=1e-5)
-    zoomed = openset.Embedder(model, zooms=(1.0, 0.5))(photos)
+    zoomed = embedding.Embedder(model, zooms=(1.0, 0.5))(photos)
     middle = photos[:, 10:30, 10:30]
     expected = view(photos) + mirror + view(middle) + view(middle[:, :, ::-1])
     np.testing.assert_allclose(zoomed.features, openset.normalise(expected), atol=1e-5)
@@ -149,7 +149,7 @@ def test_a_reference_with_a_cohort_scores_with_the_plda_and_without_one_by_cosin
     model = make_model("default", 2, 32)
     photos = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3)).astype(np.float32)
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    embed = openset.Embedder(model)
+    embed = embedding.Embedder(model)
     features = embed(photos).features
     cohort = cohort_statistics(features, labels)
     reference = openset.fit_reference(embed, photos[::2], labels[::2], photos[1::2], cohort=cohort)
@@ -179,13 +179,13 @@ def test_the_embedder_whitens_its_features_and_the_reference_keeps_the_map():
 
     model = make_model("default", 2, 32)
     photos = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3)).astype(np.float32)
-    plain = openset.Embedder(model)(photos)
+    plain = embedding.Embedder(model)(photos)
     whitening = fit_whitening(plain.features, np.array([0, 0, 0, 1, 1, 1]))
-    embed = openset.Embedder(model, whitening=whitening)
+    embed = embedding.Embedder(model, whitening=whitening)
     whitened = embed(photos)
     np.testing.assert_allclose(whitened.features, whitening(plain.features), atol=1e-5)
     np.testing.assert_allclose(whitened.probabilities, plain.probabilities, atol=1e-6)
     reference = openset.fit_reference(embed, photos, np.array([0, 0, 0, 1, 1, 1]))
     assert reference.whitening is whitening and reference.describe()["whitened"] is True
-    plain_reference = openset.fit_reference(openset.Embedder(model), photos, [0, 0, 0, 1, 1, 1])
+    plain_reference = openset.fit_reference(embedding.Embedder(model), photos, [0, 0, 0, 1, 1, 1])
     assert plain_reference.whitening is None

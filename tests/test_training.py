@@ -14,13 +14,14 @@ from bikelib import (
     ModelNotFoundError,
     TrainConfig,
     crossval,
+    embedding,
     export_zip,
     list_models,
     load_model,
     make_model,
     open_dataset,
-    openset,
     save_model,
+    strangers,
     train,
 )
 from bikelib.evaluation import score
@@ -122,7 +123,7 @@ def test_the_seed_cnn_refuses_photos_too_small_for_its_four_convolutions():
 
 
 def test_rendered_strangers_calibrate_the_threshold(trained):
-    from bikelib.openset import STRANGER_SEEDS
+    from bikelib.strangers import STRANGER_SEEDS
 
     _, result, _ = trained
     # Calibration strangers are never trained on, and every one of them is scored.
@@ -182,10 +183,10 @@ def test_a_model_without_not_mine_photos_says_so(trained, tmp_path):
 
 def test_strangers_are_the_shipped_photos_or_rendered_alike(tmp_path, monkeypatch):
     """data/strangers holds what the renderer draws; without it they are rendered."""
-    assert all(p.exists() for k in ("training", "calibration") for p in openset.stranger_paths(k))
-    shipped = openset.strangers("training", 48, 2).astype(int)
-    monkeypatch.setattr(openset, "STRANGERS_DIR", tmp_path / "missing")
-    rendered = openset.strangers("training", 48, 2).astype(int)
+    assert all(p.exists() for k in ("training", "calibration") for p in strangers.stranger_paths(k))
+    shipped = strangers.strangers("training", 48, 2).astype(int)
+    monkeypatch.setattr(strangers, "STRANGERS_DIR", tmp_path / "missing")
+    rendered = strangers.strangers("training", 48, 2).astype(int)
     assert np.abs(shipped - rendered).mean() < 4  # only the JPEG round trip differs
     assert np.abs(rendered[0] - rendered[1]).mean() > 10  # two different bikes
 
@@ -213,10 +214,10 @@ def test_saved_model_describes_itself_and_predicts_the_same(trained, tmp_path):
     assert {"val_loss", "train_seconds"} <= set(meta["metrics"])
     assert len(meta["history"]["loss"]) == 3 and meta["dataset_fingerprint"]
     assert {"keras", "tensorflow", "numpy", "pillow"} <= set(meta["versions"])
-    assert meta["openset"]["zooms"] == list(openset.ZOOMS)  # how its features were made
+    assert meta["openset"]["zooms"] == list(embedding.ZOOMS)  # how its features were made
 
     classifier = load_model(directory)
-    assert classifier.embed.zooms == openset.ZOOMS
+    assert classifier.embed.zooms == embedding.ZOOMS
     photo = dataset.validation[0].path
     prediction = classifier.predict(photo)
     assert prediction.label in dataset.classes

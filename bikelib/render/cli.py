@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     started = time.perf_counter()
     if args.strangers:
-        from ..openset import write_strangers  # the strangers' seeds and layout live there
+        from ..strangers import write_strangers  # the strangers' seeds and layout live there
 
         paths = write_strangers(args.directory)
         print(f"wrote {len(paths)} photos to {args.directory}")
