@@ -10,6 +10,8 @@ Protocols (the issue's):
             50 photos of the demo bikes (10 each) against 50 strangers' photos.
   rendered200  the same, four times larger: 200 (40 each) against 200, the same first
             seeds; for differences the 50 / 50 cannot tell from its noise (about 0.03).
+  rendered200b  a second draw of rendered200 at other seeds, never used to choose
+            anything: how far one draw of 200 / 200 lies from another.
   pairs     umea-bikes, the user's "not mine" folder: for a pair of bikes (a, b), train
             on the other three, known = their validation photos, unknown = all 20
             photos of b; once without and once with bike a's photos as the dataset's
@@ -79,6 +81,7 @@ NEGATIVE_SEEDS = range(10_000, 10_100)  # random bikes for outlier exposure (nev
 RENDERED_SEEDS = {
     "rendered": (range(50_000, 50_010), range(60_000, 60_050)),
     "rendered200": (range(50_000, 50_040), range(60_000, 60_200)),
+    "rendered200b": (range(70_000, 70_040), range(80_000, 80_200)),
 }
 LISTING_SIZE = (320, 240)
 

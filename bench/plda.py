@@ -3,8 +3,9 @@
 The default model keeps the bike backbone frozen and whitened, so its features are the
 backbone's: scored here without any training, on bench/openset.py's protocols: real
 (leave one bike out on the umea photos), rendered (the demo bikes' 50 photos at new places
-against 50 strangers' there), rendered200 (200 against 200, the same first seeds) and
-listings (the 200 photos of the 4-photo listings against 200 strangers', each alone).
+against 50 strangers' there), rendered200 (200 against 200, the same first seeds),
+rendered200b (another 200 against 200 at other seeds, never used to choose) and listings
+(the 200 photos of the 4-photo listings against 200 strangers', each alone).
 Candidates, side by side:
 
 - `nearest`: cosine similarity to the nearest training photo (the app's score before);
@@ -20,7 +21,8 @@ The cohort is the backbone's (`backbone.cohort_for`), or with `--cohort DIR` ano
 rendered bikes (whitened with the shipped map), to see that the choice does not hang on
 which bikes it learns from. For each: AUROC (mean / worst fold), and at the threshold
 calibrated on the held-out known photos (95% accepted) the share of known test photos
-accepted and of unknown ones rejected; for rendered200, the AUROC by kind of shot.
+accepted and of unknown ones rejected; both 200 / 200 draws pooled (400 / 400: the same
+training photos, so the same threshold); for each draw, the AUROC by kind of shot.
 
     python bench/plda.py [--cohort DIR] [--dims all,128,64,32] [--adapt 0,0.2,0.5]
 """
@@ -47,7 +49,7 @@ from bikelib.openset import (
     trade_off,
 )
 
-PROTOCOLS = ("real", "rendered", "rendered200", "listings")
+PROTOCOLS = ("real", "rendered", "rendered200", "rendered200b", "listings")
 
 
 def features(embed: Embedder) -> dict[str, list[dict]]:
@@ -57,7 +59,7 @@ def features(embed: Embedder) -> dict[str, list[dict]]:
     own200, strangers200 = RENDERED_SEEDS["rendered200"]
     assert own200[: len(own)] == own and strangers200[: len(strangers)] == strangers
     out: dict[str, list[dict]] = {}
-    for protocol in ("real", "rendered200", "listings"):
+    for protocol in ("real", "rendered200", "rendered200b", "listings"):
         for dataset, labels, photos in case_photos(protocol):
             fold = {name: embed(x).features for name, x in photos.items()}
             fold.update(labels=labels, classes=dataset.classes)
@@ -117,13 +119,17 @@ def main() -> None:
     print(f"features: {time.perf_counter() - started:.0f} s")
     dims = [None if d == "all" else int(d) for d in args.dims.split(",")]
     scores = candidates(cohort, dims, [float(a) for a in args.adapt.split(",")])
-    known_shots, other_shots = listing_shots("rendered200")
-    classes = by_protocol["rendered200"][0]["classes"]  # the order its known photos are in
-    known_shots = np.array([k for name in classes for k in known_shots[name]])
-    other_shots = np.array(other_shots)
+    shots = {}
+    for protocol in DRAWS:
+        known_shots, other_shots = listing_shots(protocol)
+        classes = by_protocol[protocol][0]["classes"]  # the order its known photos are in
+        shots[protocol] = (
+            np.array([k for name in classes for k in known_shots[name]]),
+            np.array(other_shots),
+        )
     rows = []
     for name, score in scores.items():
-        row = [name]
+        row, by_shot, drawn = [name], [], {}
         for protocol in PROTOCOLS:
             folds = []
             for fold in by_protocol[protocol]:
@@ -131,19 +137,27 @@ def main() -> None:
                 k, u = (score(fold[s], refs, labels) for s in ("known", "other"))
                 threshold = calibrate(score(fold["held"], refs, labels))
                 folds.append((auroc(k, u), *trade_off(threshold, k, u)))
-                if protocol == "rendered200":
-                    by_shot = [auroc(k[known_shots == s], u[other_shots == s]) for s in SHOTS]
+                if protocol in DRAWS:
+                    known_shots, other_shots = shots[protocol]
+                    by_shot += [auroc(k[known_shots == s], u[other_shots == s]) for s in SHOTS]
+                    drawn[protocol] = (k, u, threshold)
             v = np.asarray(folds)
             worst = f" / {v[:, 0].min():.3f}" if len(folds) > 1 else ""
             row += [f"{v[:, 0].mean():.3f}{worst}", f"{v[:, 1].mean():.0%} / {v[:, 2].mean():.0%}"]
+        # Both draws pooled (the same training photos, so the same threshold): 400 / 400.
+        k, u = (np.concatenate([drawn[p][i] for p in DRAWS]) for i in (0, 1))
+        pooled = trade_off(drawn[DRAWS[0]][2], k, u)
+        row += [f"{auroc(k, u):.3f}", f"{pooled[0]:.0%} / {pooled[1]:.0%}"]
         rows.append([*row, " ".join(f"{a:.3f}" for a in by_shot)])
     headers = ["score"]
-    for protocol in PROTOCOLS:
+    for protocol in (*PROTOCOLS, "both draws"):
         headers += [f"{protocol} AUROC", "accepted / rejected"]
-    print(table([*headers, "rendered200 by shot: " + ", ".join(SHOTS)], rows))
+    by_shot = ", ".join(f"{p} {s}" for p in DRAWS for s in SHOTS)
+    print(table([*headers, f"by shot: {by_shot}"], rows))
 
 
 SHOTS = ("whole", "partial", "close-up")
+DRAWS = ("rendered200", "rendered200b")  # the 200 / 200 draws, scored apart and pooled
 
 if __name__ == "__main__":
     main()
