@@ -262,8 +262,8 @@ class PretrainedEmbedder:
         self.gate = load_gate()
 
     def __call__(self, images):
+        from bikelib.cohort import normalise
         from bikelib.embedding import Outputs
-        from bikelib.openset import normalise
 
         scores = self.gate.scores(images)
         flipped = self.gate.scores(images[:, :, ::-1]).features

@@ -129,7 +129,7 @@ def main() -> None:
         )
     rows = []
     for name, score in scores.items():
-        row, by_shot, drawn = [name], [], {}
+        row, by_shot, drawn, thresholds = [name], [], [], set()
         for protocol in PROTOCOLS:
             folds = []
             for fold in by_protocol[protocol]:
@@ -140,20 +140,22 @@ def main() -> None:
                 if protocol in DRAWS:
                     known_shots, other_shots = shots[protocol]
                     by_shot += [auroc(k[known_shots == s], u[other_shots == s]) for s in SHOTS]
-                    drawn[protocol] = (k, u, threshold)
+                    drawn.append((k, u))
+                    thresholds.add(threshold)
             v = np.asarray(folds)
             worst = f" / {v[:, 0].min():.3f}" if len(folds) > 1 else ""
             row += [f"{v[:, 0].mean():.3f}{worst}", f"{v[:, 1].mean():.0%} / {v[:, 2].mean():.0%}"]
-        # Both draws pooled (the same training photos, so the same threshold): 400 / 400.
-        k, u = (np.concatenate([drawn[p][i] for p in DRAWS]) for i in (0, 1))
-        pooled = trade_off(drawn[DRAWS[0]][2], k, u)
+        # Both draws pooled, 400 / 400: the same training photos, so the same threshold.
+        (threshold,) = thresholds
+        k, u = (np.concatenate(scored) for scored in zip(*drawn, strict=True))
+        pooled = trade_off(threshold, k, u)
         row += [f"{auroc(k, u):.3f}", f"{pooled[0]:.0%} / {pooled[1]:.0%}"]
         rows.append([*row, " ".join(f"{a:.3f}" for a in by_shot)])
     headers = ["score"]
     for protocol in (*PROTOCOLS, "both draws"):
         headers += [f"{protocol} AUROC", "accepted / rejected"]
-    by_shot = ", ".join(f"{p} {s}" for p in DRAWS for s in SHOTS)
-    print(table([*headers, f"by shot: {by_shot}"], rows))
+    shot_columns = ", ".join(f"{p} {s}" for p in DRAWS for s in SHOTS)
+    print(table([*headers, f"by shot: {shot_columns}"], rows))
 
 
 SHOTS = ("whole", "partial", "close-up")
