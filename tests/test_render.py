@@ -135,22 +135,25 @@ def test_one_place_seed_is_one_place_whatever_the_shot(monkeypatch):
     assert len({place(s) for s in scenes}) > 6  # one shot, many places
 
 
-def test_shot_kind_is_the_shot_render_photo_takes(monkeypatch):
+def test_shot_kind_and_close_up_part_are_the_shot_render_photo_takes(monkeypatch):
     taken = []
     frame_shot = photo_module._frame_shot
 
     def recording(*args):
-        camera, kind = frame_shot(*args)
-        taken.append(kind)
-        return camera, kind
+        camera, kind, part = frame_shot(*args)
+        taken.append((kind, part))
+        return camera, kind, part
 
     bike, seeds = render.DEMO_BIKES[3], range(30)
-    told = [render.shot_kind(bike, s, SMALL) for s in seeds]
+    told = [(render.shot_kind(bike, s, SMALL), render.close_up_part(bike, s, SMALL)) for s in seeds]
     monkeypatch.setattr(photo_module, "_frame_shot", recording)
     for s in seeds:
         render.render_photo(bike, s, size=SMALL, place="new")
     assert taken == told
-    assert set(told) == set(render.SHOT_KINDS)  # 30 seeds show every kind
+    assert {kind for kind, _ in told} == set(render.SHOT_KINDS)  # 30 seeds show every kind
+    parts = {part for kind, part in told if kind == "close-up"}
+    assert len(parts) > 2 and parts <= set(render.CLOSE_UP_PARTS)
+    assert {part for kind, part in told if kind != "close-up"} == {None}
 
 
 def test_unknown_place_is_refused():

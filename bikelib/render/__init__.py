@@ -28,7 +28,8 @@ One job per module, in the order a photo is made:
     shots        how a person frames the bike: whole, partial, close-up
     textures     value noise; ground, backdrop and sky textures
     scene        the place: usual spots, random scenes, the background picture
-    photo        render_photo, render_scene, shot_kind: shadows, compositing, camera effects
+    photo        render_photo, render_scene, shot_kind, close_up_part: shadows,
+                 compositing, camera effects
     dataset      plan_dataset, render_dataset, save_jpeg, contact_sheet
     cli          `python -m bikelib.render` (run by __main__)
 """
@@ -61,9 +62,17 @@ from .dataset import (
     render_dataset,
     save_jpeg,
 )
-from .photo import PHOTO_SIZE, PLACES, SUPERSAMPLE, render_photo, render_scene, shot_kind
+from .photo import (
+    PHOTO_SIZE,
+    PLACES,
+    SUPERSAMPLE,
+    close_up_part,
+    render_photo,
+    render_scene,
+    shot_kind,
+)
 from .scene import BACKDROPS, GROUNDS
-from .shots import SHOT_KINDS
+from .shots import CLOSE_UP_PARTS, SHOT_KINDS
 
 __all__ = [
     "BACKDROPS",
@@ -71,6 +80,7 @@ __all__ = [
     "BLACK",
     "BROWN_LEATHER",
     "CHROME",
+    "CLOSE_UP_PARTS",
     "CREAM_WALL",
     "DEFAULT_DATASET_SEED",
     "DEMO_BIKES",
@@ -90,6 +100,7 @@ __all__ = [
     "TYRE_BLACK",
     "BikeIdentity",
     "PlannedPhoto",
+    "close_up_part",
     "contact_sheet",
     "main",
     "plan_dataset",

@@ -52,7 +52,7 @@ def render_photo(
     """
     if place not in PLACES:
         raise ValueError(f"place must be one of {', '.join(PLACES)}")
-    rng, sketch, geo, camera, _ = _framed(bike, seed, size)
+    rng, sketch, geo, camera, _, _ = _framed(bike, seed, size)
     place_rng = rng
     if place_seed is not None:
         place_rng = np.random.default_rng(np.random.SeedSequence([place_seed, _PLACE_STREAM]))
@@ -92,13 +92,20 @@ def shot_kind(bike: BikeIdentity, seed: int, size: tuple[int, int] = PHOTO_SIZE)
     return _framed(bike, seed, size)[4]
 
 
+def close_up_part(bike: BikeIdentity, seed: int, size: tuple[int, int] = PHOTO_SIZE) -> str | None:
+    """The part (`CLOSE_UP_PARTS`) that `render_photo`'s close-up of `bike` with this seed
+    and size shows; None for a whole or partial shot."""
+    return _framed(bike, seed, size)[5]
+
+
 def _framed(bike: BikeIdentity, seed: int, size: tuple[int, int]):
-    """The photo's random numbers, the bike's sketch and the camera: the shot comes first
-    in every photo, so `shot_kind` and `render_photo` draw it from the same numbers."""
+    """The photo's random numbers, the bike's sketch, the camera and the shot: it comes
+    first in every photo, so `shot_kind`, `close_up_part` and `render_photo` draw it from
+    the same numbers."""
     rng = np.random.default_rng(seed)
     sketch, geo = _build_bike(bike, crank_angle=rng.uniform(0, 2 * math.pi))
-    camera, kind = _frame_shot(rng, bike, geo, sketch, size)
-    return rng, sketch, geo, camera, kind
+    camera, kind, part = _frame_shot(rng, bike, geo, sketch, size)
+    return rng, sketch, geo, camera, kind, part
 
 
 def render_scene(seed: int, size: tuple[int, int] = PHOTO_SIZE) -> Image.Image:
@@ -112,7 +119,7 @@ def render_scene(seed: int, size: tuple[int, int] = PHOTO_SIZE) -> Image.Image:
     rng = np.random.default_rng(np.random.SeedSequence([seed, _SCENE_STREAM]))
     nobody = _draw_random_bike(rng, "nobody")
     sketch, geo = _build_bike(nobody, crank_angle=0.0)
-    camera, _ = _frame_shot(rng, nobody, geo, sketch, size)
+    camera, _, _ = _frame_shot(rng, nobody, geo, sketch, size)
     camera_side = 1.0 if math.cos(camera.yaw) >= 0 else -1.0
     scene = _random_scene(rng, nobody, camera_side, usual_spot=False)
     background = _render_background(scene, camera, rng)  # scene.crowd is never drawn

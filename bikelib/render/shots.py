@@ -15,20 +15,41 @@ from .geometry import _Geometry, _p, _Sketch, _v
 SHOT_KINDS = ("whole", "partial", "close-up")
 
 
-def _close_up_targets(bike: BikeIdentity, geo: _Geometry) -> list[tuple[np.ndarray, float]]:
-    """Parts people photograph up close: (point in bike coordinates, frame width mm)."""
+# The parts `_close_up_targets` aims at; a bike without a basket, rack or sticker has
+# fewer (the handlebar takes the basket's place).
+CLOSE_UP_PARTS = (
+    "saddle",
+    "rear wheel",
+    "front wheel",
+    "cranks",
+    "down tube",
+    "handlebar",
+    "basket",
+    "rack",
+    "sticker",
+)
+
+
+def _close_up_targets(bike: BikeIdentity, geo: _Geometry) -> list[tuple[str, np.ndarray, float]]:
+    """Parts people photograph up close: (part, point in bike coordinates, frame width mm)."""
+    basket = bike.basket != "none"
     targets = [
-        (_p(geo.saddle + _v(0, 40)), 480.0),
-        (_p(geo.rear_axle), 700.0),
-        (_p(geo.front_axle), 700.0),
-        (_p(geo.bottom_bracket + _v(20, 60)), 620.0),
-        (_p(0.5 * (geo.bottom_bracket + geo.head_bottom)), 560.0),
-        (_p(geo.head_top + _v(90, 40) if bike.basket != "none" else geo.bar), 700.0),
+        ("saddle", _p(geo.saddle + _v(0, 40)), 480.0),
+        ("rear wheel", _p(geo.rear_axle), 700.0),
+        ("front wheel", _p(geo.front_axle), 700.0),
+        ("cranks", _p(geo.bottom_bracket + _v(20, 60)), 620.0),
+        ("down tube", _p(0.5 * (geo.bottom_bracket + geo.head_bottom)), 560.0),
+        (
+            "basket" if basket else "handlebar",
+            _p(geo.head_top + _v(90, 40) if basket else geo.bar),
+            700.0,
+        ),
     ]
     if bike.rear_rack or bike.child_seat:
-        targets.append((_p([0, geo.wheel_radius * 2 + 150]), 750.0))
+        targets.append(("rack", _p([0, geo.wheel_radius * 2 + 150]), 750.0))
     if bike.sticker:
-        targets.append((_p(geo.bottom_bracket + 0.55 * (geo.seat_top - geo.bottom_bracket)), 450.0))
+        on_seat_tube = geo.bottom_bracket + 0.55 * (geo.seat_top - geo.bottom_bracket)
+        targets.append(("sticker", _p(on_seat_tube), 450.0))
     return targets
 
 
@@ -38,8 +59,9 @@ def _frame_shot(
     geo: _Geometry,
     sketch: _Sketch,
     size: tuple[int, int],
-) -> tuple[_Camera, str]:
-    """A camera as a person with a phone would hold it, for a random kind of shot."""
+) -> tuple[_Camera, str, str | None]:
+    """A camera as a person with a phone would hold it, for a random kind of shot: the
+    camera, the kind (`SHOT_KINDS`) and, for a close-up, the part (`CLOSE_UP_PARTS`)."""
     width, height = size
     focal = 0.78 * width  # a phone's main camera: about 65 degrees across
     roll = math.radians(rng.normal(0, 2.5))
@@ -47,13 +69,13 @@ def _frame_shot(
     kind = rng.choice(SHOT_KINDS, p=[0.42, 0.14, 0.44])
     if kind == "close-up":
         targets = _close_up_targets(bike, geo)
-        point, frame_mm = targets[int(rng.integers(len(targets)))]
+        part, point, frame_mm = targets[int(rng.integers(len(targets)))]
         frame_mm *= rng.uniform(0.75, 1.35)
         yaw = side + rng.uniform(-0.7, 0.7)
         pitch = rng.uniform(0.15, 0.85)
         distance = max(380.0, focal * frame_mm / width)
         target = point + rng.normal(0, 0.06 * frame_mm, 3) * [1, 1, 0]
-        return _Camera(target, yaw, pitch, distance, focal, roll, size), str(kind)
+        return _Camera(target, yaw, pitch, distance, focal, roll, size), str(kind), part
     yaw = side + rng.uniform(-0.8, 0.8)
     pitch = rng.uniform(0.12, 0.5)
     points = np.concatenate([s.points.reshape(-1, 3) for s in sketch.shapes])[::7]
@@ -76,4 +98,5 @@ def _frame_shot(
             center = (uv.min(axis=0) + uv.max(axis=0)) / 2 - np.array(size) / 2 - aim
             shift = center * (camera.distance / focal)
             target = target + shift[0] * camera.right - shift[1] * camera.up
-    return _Camera(target, yaw, pitch, max(distance, 600.0), focal, roll, size), str(kind)
+    camera = _Camera(target, yaw, pitch, max(distance, 600.0), focal, roll, size)
+    return camera, str(kind), None
