@@ -198,16 +198,19 @@ def as_the_app_pools(score, threshold, known, others, refs, labels, classes) -> 
     return out
 
 
-def listing_shots(protocol: str = "rendered") -> tuple[dict[str, list[str]], list[str]]:
-    """The kind of shot (whole, partial, close-up) of each photo of `rendered_listings`."""
+def listing_shots(
+    protocol: str = "rendered", describe=None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """What each photo of `rendered_listings` shows: by default the kind of shot (whole,
+    partial, close-up); `describe(bike, seed, size)` for something else."""
     from bikelib import render
 
+    describe = describe or render.shot_kind
     own, strangers = RENDERED_SEEDS[protocol]
     known = {
-        bike.name: [render.shot_kind(bike, s, LISTING_SIZE) for s in own]
-        for bike in render.DEMO_BIKES
+        bike.name: [describe(bike, s, LISTING_SIZE) for s in own] for bike in render.DEMO_BIKES
     }
-    others = [render.shot_kind(render.random_bike(s), s, LISTING_SIZE) for s in strangers]
+    others = [describe(render.random_bike(s), s, LISTING_SIZE) for s in strangers]
     return known, others
 
 

@@ -22,7 +22,9 @@ rendered bikes (whitened with the shipped map), to see that the choice does not 
 which bikes it learns from. For each: AUROC (mean / worst fold), and at the threshold
 calibrated on the held-out known photos (95% accepted) the share of known test photos
 accepted and of unknown ones rejected; both 200 / 200 draws pooled (400 / 400: the same
-training photos, so the same threshold); for each draw, the AUROC by kind of shot.
+training photos, so the same threshold); for each draw, the AUROC by kind of shot; and
+for the app's score, both draws pooled, by what a photo shows (the whole bike, part of
+it, or which part up close: `render.close_up_part`).
 
     python bench/plda.py [--cohort DIR] [--dims all,128,64,32] [--adapt 0,0.2,0.5]
 """
@@ -37,7 +39,7 @@ from common import machine, table
 from openset import RENDERED_SEEDS, Untrained, listing_shots
 from zooms import case_photos
 
-from bikelib import backbone, load_split, open_dataset
+from bikelib import backbone, load_split, open_dataset, render
 from bikelib.cohort import PLDA_ADAPT, PLDA_DIMS, PLDA_SCALE, cohort_statistics, fit_plda
 from bikelib.embedding import Embedder, Outputs
 from bikelib.openset import (
@@ -119,15 +121,16 @@ def main() -> None:
     print(f"features: {time.perf_counter() - started:.0f} s")
     dims = [None if d == "all" else int(d) for d in args.dims.split(",")]
     scores = candidates(cohort, dims, [float(a) for a in args.adapt.split(",")])
-    shots = {}
+    shots, parts = {}, {}
     for protocol in DRAWS:
-        known_shots, other_shots = listing_shots(protocol)
         classes = by_protocol[protocol][0]["classes"]  # the order its known photos are in
-        shots[protocol] = (
-            np.array([k for name in classes for k in known_shots[name]]),
-            np.array(other_shots),
-        )
-    rows = []
+        for found, describe in ((shots, None), (parts, shown_part)):
+            known_shots, other_shots = listing_shots(protocol, describe)
+            found[protocol] = (
+                np.array([k for name in classes for k in known_shots[name]]),
+                np.array(other_shots),
+            )
+    rows, chosen = [], None
     for name, score in scores.items():
         row, by_shot, drawn, thresholds = [name], [], [], set()
         for protocol in PROTOCOLS:
@@ -148,6 +151,8 @@ def main() -> None:
         # Both draws pooled, 400 / 400: the same training photos, so the same threshold.
         (threshold,) = thresholds
         k, u = (np.concatenate(scored) for scored in zip(*drawn, strict=True))
+        if "(chosen)" in name:
+            chosen = (name, k, u, threshold)
         pooled = trade_off(threshold, k, u)
         row += [f"{auroc(k, u):.3f}", f"{pooled[0]:.0%} / {pooled[1]:.0%}"]
         rows.append([*row, " ".join(f"{a:.3f}" for a in by_shot)])
@@ -156,6 +161,28 @@ def main() -> None:
         headers += [f"{protocol} AUROC", "accepted / rejected"]
     shot_columns = ", ".join(f"{p} {s}" for p in DRAWS for s in SHOTS)
     print(table([*headers, f"by shot: {shot_columns}"], rows))
+    print(by_part(*chosen, parts))
+
+
+def shown_part(bike, seed: int, size) -> str:
+    """The part a close-up shows, or the kind of a whole or partial shot."""
+    return render.close_up_part(bike, seed, size) or render.shot_kind(bike, seed, size)
+
+
+def by_part(name: str, known, other, threshold: float, parts: dict) -> str:
+    """The chosen score on both draws pooled, by what each photo shows: the bike's photos
+    against strangers' photos of the same part (AUROC), and each side at the threshold."""
+    known_parts, other_parts = (np.concatenate(p) for p in zip(*parts.values(), strict=True))
+    rows = []
+    for part in ("whole", "partial", *render.CLOSE_UP_PARTS):
+        k, u = known[known_parts == part], other[other_parts == part]
+        if len(k) and len(u):
+            accepted, rejected = trade_off(threshold, k, u)
+            rows.append(
+                [part, len(k), len(u), f"{auroc(k, u):.3f}", f"{accepted:.0%}", f"{rejected:.0%}"]
+            )
+    headers = ["shows", "bike's photos", "strangers'", "AUROC", "accepted", "rejected"]
+    return f"{name}, both draws, by what a photo shows:\n" + table(headers, rows)
 
 
 SHOTS = ("whole", "partial", "close-up")
