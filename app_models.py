@@ -139,6 +139,13 @@ def open_saved_model(workspace: Workspace) -> None:
     st.toast(f"Opened {upload.name}", icon=":material/check_circle:")
 
 
+# Which photos to match, measured (bench/RESULTS.md, "Which photos at new places fail").
+PHOTO_ADVICE = (
+    "The whole bike tells most. A close-up of one wheel or the saddle looks like many other "
+    "bikes': on rendered bikes at new places, 98% of whole-bike photos of the bike matched it, "
+    "57-69% of such close-ups. Several photos of one listing say more together."
+)
+
 MATCH_HELP = {  # what the match number is, by the model's score
     "nearest": " The match is the cosine similarity to your closest photo of the bike (1: "
     "the same photo).",

@@ -26,7 +26,9 @@ path, classifier = app_models.pick_model(workspace)
 st.caption(f"Knows {len(classifier.classes)} bikes: {', '.join(classifier.classes)}.")
 threshold = app_models.threshold_slider(classifier, path)
 
-photos = st.file_uploader("Photos", images.PHOTO_TYPES, accept_multiple_files=True)
+photos = st.file_uploader(
+    "Photos", images.PHOTO_TYPES, accept_multiple_files=True, help=app_models.PHOTO_ADVICE
+)
 if st.toggle("Use the camera (a phone works too)"):
     shot = st.camera_input("Take a photo of a bike")
     photos = [*photos, *([shot] if shot else [])]

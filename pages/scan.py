@@ -48,7 +48,8 @@ files = st.file_uploader(
     "Listing photos, or zips of them",
     [*images.PHOTO_TYPES, "zip"],
     accept_multiple_files=True,
-    help="Save the photos of the listings you want to check; a zip may hold thousands.",
+    help="Save the photos of the listings you want to check; a zip may hold thousands. "
+    + app_models.PHOTO_ADVICE,
 )
 if not files:
     st.info(

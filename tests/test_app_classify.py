@@ -83,6 +83,7 @@ def test_the_shipped_model_is_ready_on_first_start(app_env, shipped_model):
     assert "demo model · default ·" in at.selectbox[0].format_func(at.selectbox[0].value)
     assert at.caption[0].value == "Knows 3 bikes: blue-bike, green-bike, red-bike."
     assert at.info[0].value.startswith("Upload a photo of a bike")
+    assert "The whole bike tells most" in at.file_uploader[0].help  # which photos to take
 
 
 def test_one_photo_gets_a_bike_and_every_class_probability(app_env, shipped_model):
