@@ -121,8 +121,10 @@ def test_not_a_zip_and_unsafe_paths_are_refused(saved, tmp_path):
 
 
 def test_the_tflite_export_gives_the_keras_probabilities(saved, tmp_path):
-    """python -m bikelib export: the phone model answers as the app does, photo for photo."""
-    import tensorflow as tf
+    """python -m bikelib export: the phone model answers as the app does, photo for photo,
+    in LiteRT, the runtime phones run it with (TensorFlow's own tf.lite.Interpreter is
+    deprecated in its favour)."""
+    from ai_edge_litert.interpreter import Interpreter
 
     from bikelib import cli
     from bikelib.images import decode
@@ -133,7 +135,7 @@ def test_the_tflite_export_gives_the_keras_probabilities(saved, tmp_path):
     assert about["classes"] == list(classifier.classes)
     photos = sorted((saved.parent / "data").rglob("*.png"))[:6]
     pixels = np.stack([decode(p, about["image_size"]) for p in photos]).astype(np.float32)
-    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "model.tflite"))
+    interpreter = Interpreter(model_path=str(tmp_path / "model.tflite"))
     given = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(given, pixels.shape)
     interpreter.allocate_tensors()
