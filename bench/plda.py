@@ -123,13 +123,16 @@ def main() -> None:
     scores = candidates(cohort, dims, [float(a) for a in args.adapt.split(",")])
     shots, parts = {}, {}
     for protocol in DRAWS:
+        known_parts, other_parts = listing_shots(protocol, shown_part)
         classes = by_protocol[protocol][0]["classes"]  # the order its known photos are in
-        for found, describe in ((shots, None), (parts, shown_part)):
-            known_shots, other_shots = listing_shots(protocol, describe)
-            found[protocol] = (
-                np.array([k for name in classes for k in known_shots[name]]),
-                np.array(other_shots),
-            )
+        parts[protocol] = (
+            np.array([k for name in classes for k in known_parts[name]]),
+            np.array(other_parts),
+        )
+        # A close-up's part says its kind: whole and partial shots are named by kind.
+        shots[protocol] = tuple(
+            np.where(np.isin(p, render.CLOSE_UP_PARTS), "close-up", p) for p in parts[protocol]
+        )
     rows, chosen = [], None
     for name, score in scores.items():
         row, by_shot, drawn, thresholds = [name], [], [], set()
