@@ -1,0 +1,136 @@
+"""Crops of the owner's photos as extra references, and as photos to calibrate on.
+
+At new places the bike's photos that fail are mostly close-ups (bench/plda.py's table by
+part: a front wheel or the saddle up close), while the owner's photos show the whole bike.
+Two ways crops of the owner's photos could meet them, measured on bench/plda.py's
+protocols with the app's score (`nearest+plda`, the whitened frozen backbone, no
+training):
+
+- as references ("gallery augmentation", as in person re-identification): each bike's
+  nearest-photo cosine becomes the larger of its nearest photo's and its nearest crop's
+  (times a weight), the PLDA's ratio stays on the photos; crops on a grid (`.5 3x3`: nine
+  crops half each side's length; `.6 2x2 + .4 3x3`: four larger and nine smaller ones);
+- as calibration photos: the threshold accepts 95% of the held-out photos AND their
+  crops (the `.6 2x2 + .4 3x3` grid), instead of the held-out photos alone, so the promise
+  ("95% of your bike's photos accepted") is kept on photos framed as listings frame them.
+
+For each candidate: AUROC (mean / worst fold) and, at its threshold, the bike's photos
+accepted / other bikes' rejected; both 200 / 200 draws pooled last.
+
+    python bench/gallery.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from common import machine, table
+from openset import Untrained
+from plda import DRAWS, PROTOCOLS, features
+from zooms import case_photos
+
+from bikelib import backbone
+from bikelib.cohort import PLDA_SCALE, fit_plda
+from bikelib.embedding import Embedder, Outputs
+from bikelib.images import open_image, to_array
+from bikelib.openset import auroc, calibrate, nearest_similarity, trade_off
+
+SIZE = 96  # the shipped backbone's input
+
+
+def grid(side: float, n: int) -> list[tuple[float, float, float]]:
+    """n x n square crops (left, top, side as shares of the photo), evenly spread."""
+    starts = np.linspace(0, 1 - side, n)
+    return [(x, y, side) for y in starts for x in starts]
+
+
+GRIDS = {".5 3x3": grid(0.5, 3), ".6 2x2 + .4 3x3": grid(0.6, 2) + grid(0.4, 3)}
+CALIBRATION_GRID = ".6 2x2 + .4 3x3"
+
+
+def crops(paths, boxes) -> np.ndarray:
+    """Each photo's `boxes`, cut from the full-size photo and decoded as the app decodes."""
+    out = []
+    for path in paths:
+        image = open_image(path)
+        w, h = image.size
+        for x, y, side in boxes:
+            box = (int(x * w), int(y * h), int((x + side) * w), int((y + side) * h))
+            out.append(to_array(image.crop(box), SIZE))
+    return np.stack(out)
+
+
+def score(x, fold: dict, cohort, gallery=None, weight: float = 1.0) -> np.ndarray:
+    """The app's score (`openset.nearest_plus_plda`), the nearest crop counted as a photo."""
+    refs, labels = fold["refs"], fold["labels"]
+    plda, out, per_bike = fit_plda(cohort, refs, labels), Outputs(x, None, None), []
+    for bike in np.unique(labels):
+        nearest = nearest_similarity(out, refs[labels == bike], None)
+        if gallery is not None:
+            crop_refs, crop_labels = gallery
+            crop = nearest_similarity(out, crop_refs[crop_labels == bike], None)
+            nearest = np.maximum(nearest, weight * crop)
+        per_bike.append(nearest + plda.log_likelihood_ratios(x, refs[labels == bike]) / PLDA_SCALE)
+    return np.max(per_bike, axis=0)
+
+
+def main() -> None:
+    print(machine())
+    started = time.perf_counter()
+    embed = Embedder(Untrained(2).model, whitening=backbone.whitening_for())
+    cohort = backbone.cohort_for()
+    by_protocol = features(embed)
+    galleries, held_crops = {}, {}  # (protocol, fold): crop features (and their labels)
+    for protocol in ("real", *DRAWS, "listings"):
+        for i, (dataset, _, _) in enumerate(case_photos(protocol)):
+            for name, boxes in GRIDS.items():
+                x = embed(crops([s.path for s in dataset.train], boxes)).features
+                labels = np.repeat([s.label for s in dataset.train], len(boxes))
+                galleries[protocol, i, name] = (x, labels)
+            paths = [s.path for s in dataset.validation]
+            held_crops[protocol, i] = embed(crops(paths, GRIDS[CALIBRATION_GRID])).features
+    for key in [k for k in galleries if k[0] == DRAWS[0]]:  # 50 / 50: rendered200's first
+        galleries["rendered", *key[1:]] = galleries[key]
+    held_crops["rendered", 0] = held_crops[DRAWS[0], 0]
+    print(f"features: {time.perf_counter() - started:.0f} s")
+
+    candidates = {"photos (shipped)": (None, 1.0)}
+    for name in GRIDS:
+        for weight in (1.0, 0.95):
+            candidates[f"photos + crops {name}, crops x {weight:g}"] = (name, weight)
+    rows = []
+    for calibration in ("held-out", "held-out + crops"):
+        for candidate, (grid_name, weight) in candidates.items():
+            row, drawn = [candidate, calibration], []
+            for protocol in PROTOCOLS:
+                folds = []
+                for i, fold in enumerate(by_protocol[protocol]):
+                    gallery = galleries[protocol, i, grid_name] if grid_name else None
+
+                    def scored(x, fold=fold, gallery=gallery, weight=weight):
+                        return score(x, fold, cohort, gallery, weight)
+
+                    k, u, held = scored(fold["known"]), scored(fold["other"]), scored(fold["held"])
+                    if calibration != "held-out":
+                        held = np.concatenate([held, scored(held_crops[protocol, i])])
+                    threshold = calibrate(held)
+                    folds.append((auroc(k, u), *trade_off(threshold, k, u)))
+                    if protocol in DRAWS:
+                        drawn.append((threshold, k, u))
+                v = np.asarray(folds)
+                worst = f" / {v[:, 0].min():.3f}" if len(folds) > 1 else ""
+                shares = f"{v[:, 1].mean():.0%} / {v[:, 2].mean():.0%}"
+                row += [f"{v[:, 0].mean():.3f}{worst}", shares]
+            (threshold,) = {t for t, _, _ in drawn}  # the same training photos: one threshold
+            k, u = (np.concatenate([d[i] for d in drawn]) for i in (1, 2))
+            accepted, rejected = trade_off(threshold, k, u)
+            rows.append([*row, f"{auroc(k, u):.3f}", f"{accepted:.0%} / {rejected:.0%}"])
+    headers = ["references", "calibrated on"]
+    for protocol in (*PROTOCOLS, "both draws"):
+        headers += [f"{protocol} AUROC", "accepted / rejected"]
+    print(table(headers, rows))
+
+
+if __name__ == "__main__":
+    main()
