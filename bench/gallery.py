@@ -17,12 +17,14 @@ training):
 For each candidate: AUROC (mean / worst fold) and, at its threshold, the bike's photos
 accepted / other bikes' rejected; both 200 / 200 draws pooled last.
 
-    python bench/gallery.py
+    python bench/gallery.py [--backbone DIR]   (a candidate backbone, as bench/plda.py's)
 """
 
 from __future__ import annotations
 
+import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from common import machine, table
@@ -36,8 +38,6 @@ from bikelib.embedding import Embedder, Outputs
 from bikelib.images import open_image, to_array
 from bikelib.openset import auroc, calibrate, nearest_similarity, trade_off
 
-SIZE = 96  # the shipped backbone's input
-
 
 def grid(side: float, n: int) -> list[tuple[float, float, float]]:
     """n x n square crops (left, top, side as shares of the photo), evenly spread."""
@@ -49,7 +49,7 @@ GRIDS = {".5 3x3": grid(0.5, 3), ".6 2x2 + .4 3x3": grid(0.6, 2) + grid(0.4, 3)}
 CALIBRATION_GRID = ".6 2x2 + .4 3x3"
 
 
-def crops(paths, boxes) -> np.ndarray:
+def crops(paths, boxes, size: int) -> np.ndarray:
     """Each photo's `boxes`, cut from the full-size photo and decoded as the app decodes."""
     out = []
     for path in paths:
@@ -57,7 +57,7 @@ def crops(paths, boxes) -> np.ndarray:
         w, h = image.size
         for x, y, side in boxes:
             box = (int(x * w), int(y * h), int((x + side) * w), int((y + side) * h))
-            out.append(to_array(image.crop(box), SIZE))
+            out.append(to_array(image.crop(box), size))
     return np.stack(out)
 
 
@@ -76,20 +76,26 @@ def score(x, fold: dict, cohort, gallery=None, weight: float = 1.0) -> np.ndarra
 
 
 def main() -> None:
-    print(machine())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbone", help="a candidate backbone folder (default: the shipped)")
+    args = parser.parse_args()
+    if args.backbone:
+        backbone.BACKBONE_DIR = Path(args.backbone)
+    size = backbone.image_size_of()
+    print(machine(), "| backbone:", args.backbone or "shipped", f"({size} px)")
     started = time.perf_counter()
-    embed = Embedder(Untrained(2).model, whitening=backbone.whitening_for())
+    embed = Embedder(Untrained(2, size).model, whitening=backbone.whitening_for())
     cohort = backbone.cohort_for()
-    by_protocol = features(embed)
+    by_protocol = features(embed, size)
     galleries, held_crops = {}, {}  # (protocol, fold): crop features (and their labels)
     for protocol in ("real", *DRAWS, "listings"):
-        for i, (dataset, _, _) in enumerate(case_photos(protocol)):
+        for i, (dataset, _, _) in enumerate(case_photos(protocol, size)):
             for name, boxes in GRIDS.items():
-                x = embed(crops([s.path for s in dataset.train], boxes)).features
+                x = embed(crops([s.path for s in dataset.train], boxes, size)).features
                 labels = np.repeat([s.label for s in dataset.train], len(boxes))
                 galleries[protocol, i, name] = (x, labels)
             paths = [s.path for s in dataset.validation]
-            held_crops[protocol, i] = embed(crops(paths, GRIDS[CALIBRATION_GRID])).features
+            held_crops[protocol, i] = embed(crops(paths, GRIDS[CALIBRATION_GRID], size)).features
     for key in [k for k in galleries if k[0] == DRAWS[0]]:  # 50 / 50: rendered200's first
         galleries["rendered", *key[1:]] = galleries[key]
     held_crops["rendered", 0] = held_crops[DRAWS[0], 0]

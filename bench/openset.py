@@ -498,11 +498,11 @@ class Untrained:
 
     evaluation = reference = None
 
-    def __init__(self, classes: int) -> None:
+    def __init__(self, classes: int, size: int = 96) -> None:
         from bikelib import make_model
         from bikelib.backbone import load_into, whitening_for
 
-        self.model = make_model("default", classes, 96)
+        self.model = make_model("default", classes, size)
         load_into(self.model)
         self.whitening = whitening_for()
 

@@ -17,6 +17,8 @@ Candidates, side by side:
   divided by S (`openset.nearest_plus_plda`; the app's, S = PLDA_SCALE), then the best
   bike.
 
+`--backbone DIR` scores a candidate backbone (`python -m bikelib pretrain DIR ...`) instead of
+the shipped one, on photos at the size it was pretrained at (its card's).
 The cohort is the backbone's (`backbone.cohort_for`), or with `--cohort DIR` another set of
 rendered bikes (whitened with the shipped map), to see that the choice does not hang on
 which bikes it learns from. For each: AUROC (mean / worst fold), and at the threshold
@@ -26,13 +28,14 @@ training photos, so the same threshold); for each draw, the AUROC by kind of sho
 for the app's score, both draws pooled, by what a photo shows (the whole bike, part of
 it, or which part up close: `render.close_up_part`).
 
-    python bench/plda.py [--cohort DIR] [--dims all,128,64,32] [--adapt 0,0.2,0.5]
+    python bench/plda.py [--backbone DIR] [--cohort DIR] [--dims all,128,64,32] [--adapt 0,0.2,0.5]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from common import machine, table
@@ -54,15 +57,16 @@ from bikelib.openset import (
 PROTOCOLS = ("real", "rendered", "rendered200", "rendered200b", "listings")
 
 
-def features(embed: Embedder) -> dict[str, list[dict]]:
-    """{protocol: [fold: {refs, labels, held, known, other}]}, whitened features; the
-    50/50 rendered protocol is the first photos of rendered200 (asserted: the same seeds)."""
+def features(embed: Embedder, size: int = 96) -> dict[str, list[dict]]:
+    """{protocol: [fold: {refs, labels, held, known, other}]}, whitened features of the
+    photos at `size` px; the 50/50 rendered protocol is the first photos of rendered200
+    (asserted: the same seeds)."""
     own, strangers = RENDERED_SEEDS["rendered"]
     own200, strangers200 = RENDERED_SEEDS["rendered200"]
     assert own200[: len(own)] == own and strangers200[: len(strangers)] == strangers
     out: dict[str, list[dict]] = {}
     for protocol in ("real", "rendered200", "rendered200b", "listings"):
-        for dataset, labels, photos in case_photos(protocol):
+        for dataset, labels, photos in case_photos(protocol, size):
             fold = {name: embed(x).features for name, x in photos.items()}
             fold.update(labels=labels, classes=dataset.classes)
             out.setdefault(protocol, []).append(fold)
@@ -107,17 +111,22 @@ def candidates(cohort, dims, adapts) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cohort", help="rendered bikes to fit the PLDA on (default: shipped)")
+    parser.add_argument("--backbone", help="a candidate backbone folder (default: the shipped)")
     parser.add_argument("--dims", default="all,128,64,32")
     parser.add_argument("--adapt", default="0,0.2,0.5")
     args = parser.parse_args()
-    print(machine(), "| PLDA cohort:", args.cohort or "the backbone's")
+    if args.backbone:
+        backbone.BACKBONE_DIR = Path(args.backbone)
+    size = backbone.image_size_of()  # the photos at the size the backbone learned at
+    print(machine(), "| backbone:", args.backbone or "shipped", f"({size} px)", end=" ")
+    print("| PLDA cohort:", args.cohort or "the backbone's")
     started = time.perf_counter()
-    embed = Embedder(Untrained(2).model, whitening=backbone.whitening_for())
+    embed = Embedder(Untrained(2, size).model, whitening=backbone.whitening_for())
     cohort = backbone.cohort_for()
     if args.cohort:
-        photos = load_split(open_dataset(args.cohort).samples, 96)
+        photos = load_split(open_dataset(args.cohort).samples, size)
         cohort = cohort_statistics(embed(photos.images).features, photos.labels)
-    by_protocol = features(embed)
+    by_protocol = features(embed, size)
     print(f"features: {time.perf_counter() - started:.0f} s")
     dims = [None if d == "all" else int(d) for d in args.dims.split(",")]
     scores = candidates(cohort, dims, [float(a) for a in args.adapt.split(",")])

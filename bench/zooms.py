@@ -49,24 +49,25 @@ CANDIDATES = (
 )  # "1" is ZOOMS, the default
 
 
-def cases(protocol: str):
+def cases(protocol: str, size: int = 96):
     """bench/openset.py's cases; `listings`: every photo of its 4-photo listings alone
     (200 of the demo bikes, 200 of strangers, each listing at a new place)."""
     if protocol != "listings":
-        yield from untrained_cases(protocol, 96)
+        yield from untrained_cases(protocol, size)
         return
-    known, others = multi_photo_listings(96)
+    known, others = multi_photo_listings(size)
     dataset = open_dataset(ROOT / "data" / "demo-bikes")
-    yield "listings", dataset, known.reshape(-1, 96, 96, 3), others.reshape(-1, 96, 96, 3)
+    shape = (-1, size, size, 3)
+    yield "listings", dataset, known.reshape(shape), others.reshape(shape)
 
 
-def case_photos(protocol: str):
+def case_photos(protocol: str, size: int = 96):
     """Each case of `protocol` as (dataset, its training photos' labels, {"refs": training
     photos, "held": validation photos, "known": known test photos, "other": unknown ones})
-    at 96 px: what every untrained scoring benchmark scores."""
-    for _, dataset, known, unknown in cases(protocol):
-        train = load_split(dataset.train, 96)
-        held = load_split(dataset.validation, 96).images
+    at `size` px (the backbone's: 96 shipped): what every untrained scoring benchmark scores."""
+    for _, dataset, known, unknown in cases(protocol, size):
+        train = load_split(dataset.train, size)
+        held = load_split(dataset.validation, size).images
         photos = {"refs": train.images, "held": held, "known": known, "other": unknown}
         yield dataset, train.labels, photos
 

@@ -124,11 +124,14 @@ def pretrain(
     *,
     bikes: int = BIKES,
     epochs: int | None = None,
+    image_size: int | None = None,
     on_progress=None,
 ) -> dict:
     """Render the photos (into `photos`), train the backbone and write it to `out`
     (WEIGHTS: the network up to its features; CARD). Returns the card: the recipe, its
-    validation accuracy over the bikes and how long it took."""
+    validation accuracy over the bikes and how long it took. `epochs` and `image_size`
+    make a candidate recipe (bench/RESULTS.md compares them); the whitening is fitted at
+    the size the backbone trained at."""
     from . import open_dataset
     from .training import train
 
@@ -136,8 +139,8 @@ def pretrain(
     render_pretraining_photos(photos, bikes)
     rendered = time.perf_counter() - started
     config = pretraining_recipe()
-    if epochs:  # a candidate recipe (bench/RESULTS.md compares them)
-        config = dataclasses.replace(config, epochs=epochs)
+    candidate = {"epochs": epochs, "image_size": image_size}
+    config = dataclasses.replace(config, **{k: v for k, v in candidate.items() if v})
     nothing = _no_photos(config.image_size)  # no threshold to calibrate: no strangers scored
     result = train(open_dataset(photos), config, others=nothing, on_progress=on_progress)
     out = Path(out)
@@ -173,6 +176,15 @@ def save_features(model, path: str | Path) -> None:
 
     features = keras.Model(model.input, model.get_layer(FEATURES).output, name="bike_backbone")
     features.save(path)
+
+
+def image_size_of(folder: str | Path | None = None) -> int:
+    """The input size the backbone in `folder` was pretrained at (its card's recipe), or
+    the recipe's where it has no card."""
+    card = Path(folder or BACKBONE_DIR) / CARD
+    if card.is_file():
+        return int(json.loads(card.read_text())["config"]["image_size"])
+    return pretraining_recipe().image_size
 
 
 def cohort_folder(photos: str | Path) -> Path:

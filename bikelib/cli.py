@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--bikes", type=int, help="instead of the recipe's 300")
     pretrain.add_argument("--epochs", type=int, help="instead of the recipe's 60")
     pretrain.add_argument(
+        "--image-size", type=int, help="instead of the recipe's 96 (the whitening's too)"
+    )
+    pretrain.add_argument(
         "--whitening-only",
         action="store_true",
         help="keep the backbone in OUT; only fit its whitening (on the bikes after its own)",

@@ -260,7 +260,14 @@ def cmd_scan(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .backbone import BIKES, CARD, cohort_folder, fit_backbone_whitening, pretrain
+    from .backbone import (
+        BIKES,
+        CARD,
+        cohort_folder,
+        fit_backbone_whitening,
+        image_size_of,
+        pretrain,
+    )
 
     chosen = {"bikes": args.bikes} if args.bikes else {}  # else the recipe's
     if args.whitening_only:  # the backbone in OUT stays; only its whitening is fitted
@@ -268,11 +275,17 @@ def cmd_pretrain(args) -> int:
         card = json.loads(card_path.read_text()) if card_path.is_file() else {}
         first = args.bikes or card.get("bikes") or BIKES  # the cohort: the bikes after its own
         cohort = cohort_folder(args.photos)
-        card["whitening"] = fit_backbone_whitening(args.out, cohort, first=first)
+        size = args.image_size or image_size_of(args.out)  # where it trained, by default
+        card["whitening"] = fit_backbone_whitening(args.out, cohort, first=first, image_size=size)
         card_path.write_text(json.dumps(card, indent=2) + "\n")
     else:
         card = pretrain(
-            args.out, args.photos, epochs=args.epochs, on_progress=_ProgressBar(), **chosen
+            args.out,
+            args.photos,
+            epochs=args.epochs,
+            image_size=args.image_size,
+            on_progress=_ProgressBar(),
+            **chosen,
         )
     print(json.dumps(card, indent=2))
     return EXIT_OK

@@ -134,10 +134,10 @@ def test_the_recipe_renders_its_photos_trains_and_writes_a_backbone_that_loads(
     monkeypatch.setattr(bb, "PHOTOS_PER_BIKE", 3)
     monkeypatch.setattr(bb, "VALIDATION_PER_BIKE", 1)
     monkeypatch.setattr(bb, "COHORT_BIKES", 2)
-    recipe = bb.pretraining_recipe()
-    tiny = replace(recipe, epochs=1, image_size=32)
-    monkeypatch.setattr(bb, "pretraining_recipe", lambda: tiny)
-    card = bb.pretrain(tmp_path / "out", tmp_path / "photos", bikes=3)
+    card = bb.pretrain(tmp_path / "out", tmp_path / "photos", bikes=3, epochs=1, image_size=32)
+    # The candidate's size, not the recipe's 96: trained, whitened and told at 32 px.
+    assert card["config"]["image_size"] == card["whitening"]["image_size"] == 32
+    assert bb.image_size_of(tmp_path / "out") == 32 and bb.image_size_of() == 96
     photos = sorted((tmp_path / "photos").rglob("*.jpg"))
     assert len(photos) == 3 * 4
     assert {p.parent.name for p in photos} == {"bike0000", "bike0001", "bike0002"}
