@@ -1,0 +1,89 @@
+"""Two backbones at once: their match scores averaged, bike by bike.
+
+Each backbone (the shipped one, or a candidate made with `python -m bikelib pretrain DIR
+...`) sees the photos at the size it was pretrained at, whitened by its own map and scored
+with its own `nearest+plda` (`openset.nearest_plus_plda`, the app's score); a weight w
+takes w times the first backbone's score plus (1 - w) times the second's for each bike,
+then the best bike. On bench/plda.py's protocols, for each weight: AUROC (mean / worst
+fold) and, at the threshold calibrated on the held-out photos (95% accepted), the bike's
+photos accepted / other bikes' rejected; both 200 / 200 draws pooled last.
+
+    python bench/ensemble.py FIRST SECOND [--weights 1,0,0.5,0.7,0.3]
+    (FIRST or SECOND may be "shipped": data/backbone)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import machine, table
+from openset import Untrained
+from plda import DRAWS, PROTOCOLS, features
+
+from bikelib import backbone
+from bikelib.cohort import fit_plda
+from bikelib.embedding import Embedder, Outputs
+from bikelib.openset import auroc, calibrate, nearest_plus_plda, trade_off
+
+SHIPPED = backbone.BACKBONE_DIR
+
+
+def per_bike_scores(folder: Path) -> dict:
+    """{(protocol, fold, set): (photos, bikes) scores} with the backbone in `folder`."""
+    backbone.BACKBONE_DIR = folder
+    size = backbone.image_size_of()
+    embed = Embedder(Untrained(2, size).model, whitening=backbone.whitening_for())
+    cohort, out = backbone.cohort_for(), {}
+    for protocol, folds in features(embed, size).items():
+        for i, fold in enumerate(folds):
+            refs, labels = fold["refs"], fold["labels"]
+            score = nearest_plus_plda(fit_plda(cohort, refs, labels))
+            for name in ("known", "other", "held"):
+                outputs = Outputs(fold[name], None, None)
+                out[protocol, i, name] = np.stack(
+                    [
+                        score(outputs, refs[labels == b], labels[labels == b])
+                        for b in np.unique(labels)
+                    ],
+                    axis=1,
+                )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("first")
+    parser.add_argument("second")
+    parser.add_argument("--weights", default="1,0,0.5,0.7,0.3")
+    args = parser.parse_args()
+    folders = [SHIPPED if f == "shipped" else Path(f) for f in (args.first, args.second)]
+    print(machine(), "| backbones:", *(f"{f} ({backbone.image_size_of(f)} px)" for f in folders))
+    first, second = (per_bike_scores(folder) for folder in folders)
+    rows = []
+    for weight in (float(w) for w in args.weights.split(",")):
+        row, drawn = [f"{weight:g} x first + {1 - weight:g} x second"], []
+        for protocol in PROTOCOLS:
+            folds = []
+            for i in range(len([k for k in first if k[0] == protocol and k[2] == "held"])):
+                k, u, held = (
+                    (weight * first[protocol, i, s] + (1 - weight) * second[protocol, i, s]).max(1)
+                    for s in ("known", "other", "held")
+                )
+                threshold = calibrate(held)
+                folds.append((auroc(k, u), *trade_off(threshold, k, u)))
+                if protocol in DRAWS:
+                    drawn.append((threshold, k, u))
+            v = np.asarray(folds)
+            worst = f" / {v[:, 0].min():.3f}" if len(folds) > 1 else ""
+            row.append(f"{v[:, 0].mean():.3f}{worst} ({v[:, 1].mean():.0%} / {v[:, 2].mean():.0%})")
+        (threshold,) = {t for t, _, _ in drawn}  # the same training photos: one threshold
+        k, u = (np.concatenate([d[i] for d in drawn]) for i in (1, 2))
+        accepted, rejected = trade_off(threshold, k, u)
+        rows.append([*row, f"{auroc(k, u):.3f} ({accepted:.0%} / {rejected:.0%})"])
+    print(table(["scores", *PROTOCOLS, "both draws"], rows))
+
+
+if __name__ == "__main__":
+    main()
