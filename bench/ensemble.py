@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from common import machine, table
 from openset import Untrained
-from plda import DRAWS, PROTOCOLS, features
+from plda import DRAWS, PROTOCOLS, features, pool, summary
 
 from bikelib import backbone
 from bikelib.cohort import fit_plda
 from bikelib.embedding import Embedder, Outputs
-from bikelib.openset import auroc, calibrate, nearest_plus_plda, trade_off
+from bikelib.openset import calibrate, nearest_plus_plda
 
 SHIPPED = backbone.BACKBONE_DIR
 
@@ -71,17 +71,10 @@ def main() -> None:
                     (weight * first[protocol, i, s] + (1 - weight) * second[protocol, i, s]).max(1)
                     for s in ("known", "other", "held")
                 )
-                threshold = calibrate(held)
-                folds.append((auroc(k, u), *trade_off(threshold, k, u)))
-                if protocol in DRAWS:
-                    drawn.append((threshold, k, u))
-            v = np.asarray(folds)
-            worst = f" / {v[:, 0].min():.3f}" if len(folds) > 1 else ""
-            row.append(f"{v[:, 0].mean():.3f}{worst} ({v[:, 1].mean():.0%} / {v[:, 2].mean():.0%})")
-        (threshold,) = {t for t, _, _ in drawn}  # the same training photos: one threshold
-        k, u = (np.concatenate([d[i] for d in drawn]) for i in (1, 2))
-        accepted, rejected = trade_off(threshold, k, u)
-        rows.append([*row, f"{auroc(k, u):.3f} ({accepted:.0%} / {rejected:.0%})"])
+                folds.append((k, u, calibrate(held)))
+            row.append("{} ({})".format(*summary(folds)))
+            drawn += folds if protocol in DRAWS else []
+        rows.append([*row, "{} ({})".format(*summary([pool(drawn)]))])
     print(table(["scores", *PROTOCOLS, "both draws"], rows))
 
 

@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 from common import machine, table
 from openset import Untrained
-from plda import DRAWS, PROTOCOLS, features
+from plda import DRAWS, PROTOCOLS, features, pool, summary
 from zooms import case_photos
 
 from bikelib import backbone
 from bikelib.cohort import PLDA_SCALE, fit_plda
 from bikelib.embedding import Embedder, Outputs
 from bikelib.images import open_image, to_array
-from bikelib.openset import auroc, calibrate, nearest_similarity, trade_off
+from bikelib.openset import calibrate, nearest_similarity
 
 
 def grid(side: float, n: int) -> list[tuple[float, float, float]]:
@@ -117,21 +117,13 @@ def main() -> None:
                     def scored(x, fold=fold, gallery=gallery, weight=weight):
                         return score(x, fold, cohort, gallery, weight)
 
-                    k, u, held = scored(fold["known"]), scored(fold["other"]), scored(fold["held"])
+                    held = scored(fold["held"])
                     if calibration != "held-out":
                         held = np.concatenate([held, scored(held_crops[protocol, i])])
-                    threshold = calibrate(held)
-                    folds.append((auroc(k, u), *trade_off(threshold, k, u)))
-                    if protocol in DRAWS:
-                        drawn.append((threshold, k, u))
-                v = np.asarray(folds)
-                worst = f" / {v[:, 0].min():.3f}" if len(folds) > 1 else ""
-                shares = f"{v[:, 1].mean():.0%} / {v[:, 2].mean():.0%}"
-                row += [f"{v[:, 0].mean():.3f}{worst}", shares]
-            (threshold,) = {t for t, _, _ in drawn}  # the same training photos: one threshold
-            k, u = (np.concatenate([d[i] for d in drawn]) for i in (1, 2))
-            accepted, rejected = trade_off(threshold, k, u)
-            rows.append([*row, f"{auroc(k, u):.3f}", f"{accepted:.0%} / {rejected:.0%}"])
+                    folds.append((scored(fold["known"]), scored(fold["other"]), calibrate(held)))
+                row += summary(folds)
+                drawn += folds if protocol in DRAWS else []
+            rows.append([*row, *summary([pool(drawn)])])
     headers = ["references", "calibrated on"]
     for protocol in (*PROTOCOLS, "both draws"):
         headers += [f"{protocol} AUROC", "accepted / rejected"]

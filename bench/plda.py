@@ -144,36 +144,44 @@ def main() -> None:
         )
     rows, chosen = [], None
     for name, score in scores.items():
-        row, by_shot, drawn, thresholds = [name], [], [], set()
+        row, by_shot, drawn = [name], [], []
         for protocol in PROTOCOLS:
             folds = []
             for fold in by_protocol[protocol]:
                 refs, labels = fold["refs"], fold["labels"]
                 k, u = (score(fold[s], refs, labels) for s in ("known", "other"))
-                threshold = calibrate(score(fold["held"], refs, labels))
-                folds.append((auroc(k, u), *trade_off(threshold, k, u)))
+                folds.append((k, u, calibrate(score(fold["held"], refs, labels))))
                 if protocol in DRAWS:
                     known_shots, other_shots = shots[protocol]
                     by_shot += [auroc(k[known_shots == s], u[other_shots == s]) for s in SHOTS]
-                    drawn.append((k, u))
-                    thresholds.add(threshold)
-            v = np.asarray(folds)
-            worst = f" / {v[:, 0].min():.3f}" if len(folds) > 1 else ""
-            row += [f"{v[:, 0].mean():.3f}{worst}", f"{v[:, 1].mean():.0%} / {v[:, 2].mean():.0%}"]
-        # Both draws pooled, 400 / 400: the same training photos, so the same threshold.
-        (threshold,) = thresholds
-        k, u = (np.concatenate(scored) for scored in zip(*drawn, strict=True))
+            row += summary(folds)
+            drawn += folds if protocol in DRAWS else []
         if "(chosen)" in name:
-            chosen = (name, k, u, threshold)
-        pooled = trade_off(threshold, k, u)
-        row += [f"{auroc(k, u):.3f}", f"{pooled[0]:.0%} / {pooled[1]:.0%}"]
-        rows.append([*row, " ".join(f"{a:.3f}" for a in by_shot)])
+            chosen = (name, *pool(drawn))
+        rows.append([*row, *summary([pool(drawn)]), " ".join(f"{a:.3f}" for a in by_shot)])
     headers = ["score"]
     for protocol in (*PROTOCOLS, "both draws"):
         headers += [f"{protocol} AUROC", "accepted / rejected"]
     shot_columns = ", ".join(f"{p} {s}" for p in DRAWS for s in SHOTS)
     print(table([*headers, f"by shot: {shot_columns}"], rows))
     print(by_part(*chosen, parts))
+
+
+def summary(folds: list[tuple]) -> tuple[str, str]:
+    """("AUROC", "accepted / rejected") of a protocol's folds, each (the known photos'
+    scores, the unknown photos', the threshold): the mean, and the worst fold where there
+    are several."""
+    v = np.asarray([(auroc(k, u), *trade_off(threshold, k, u)) for k, u, threshold in folds])
+    worst = f" / {v[:, 0].min():.3f}" if len(v) > 1 else ""
+    return f"{v[:, 0].mean():.3f}{worst}", f"{v[:, 1].mean():.0%} / {v[:, 2].mean():.0%}"
+
+
+def pool(draws: list[tuple]) -> tuple:
+    """The draws' folds as one (known, unknown, threshold): both 200 / 200 draws share
+    their training photos, so their threshold (checked)."""
+    (threshold,) = {threshold for _, _, threshold in draws}
+    known, unknown = (np.concatenate([draw[i] for draw in draws]) for i in (0, 1))
+    return known, unknown, threshold
 
 
 def shown_part(bike, seed: int, size) -> str:
