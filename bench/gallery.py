@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -49,22 +50,22 @@ GRIDS = {".5 3x3": grid(0.5, 3), ".6 2x2 + .4 3x3": grid(0.6, 2) + grid(0.4, 3)}
 CALIBRATION_GRID = ".6 2x2 + .4 3x3"
 
 
-def crops(paths, boxes, size: int) -> np.ndarray:
-    """Each photo's `boxes`, cut from the full-size photo and decoded as the app decodes."""
-    out = []
-    for path in paths:
-        image = open_image(path)
-        w, h = image.size
-        for x, y, side in boxes:
-            box = (int(x * w), int(y * h), int((x + side) * w), int((y + side) * h))
-            out.append(to_array(image.crop(box), size))
-    return np.stack(out)
+def crops(path, boxes, size: int) -> np.ndarray:
+    """The photo's `boxes`, cut from the full-size photo and decoded as the app decodes."""
+    image = open_image(path)
+    w, h = image.size
+    return np.stack(
+        [
+            to_array(image.crop((int(x * w), int(y * h), int((x + s) * w), int((y + s) * h))), size)
+            for x, y, s in boxes
+        ]
+    )
 
 
-def score(x, fold: dict, cohort, gallery=None, weight: float = 1.0) -> np.ndarray:
+def score(x, fold: dict, plda, gallery=None, weight: float = 1.0) -> np.ndarray:
     """The app's score (`openset.nearest_plus_plda`), the nearest crop counted as a photo."""
     refs, labels = fold["refs"], fold["labels"]
-    plda, out, per_bike = fit_plda(cohort, refs, labels), Outputs(x, None, None), []
+    out, per_bike = Outputs(x, None, None), []
     for bike in np.unique(labels):
         nearest = nearest_similarity(out, refs[labels == bike], None)
         if gallery is not None:
@@ -87,19 +88,32 @@ def main() -> None:
     embed = Embedder(Untrained(2, size).model, whitening=backbone.whitening_for())
     cohort = backbone.cohort_for()
     by_protocol = features(embed, size)
+    cropped = {}  # (photo, grid): its crops' features, once (the real folds share photos)
+
+    def crop_features(samples, grid_name: str) -> np.ndarray:
+        for sample in samples:
+            if (sample.path, grid_name) not in cropped:
+                views = crops(sample.path, GRIDS[grid_name], size)
+                cropped[sample.path, grid_name] = embed(views).features
+        return np.concatenate([cropped[sample.path, grid_name] for sample in samples])
+
     galleries, held_crops = {}, {}  # (protocol, fold): crop features (and their labels)
     for protocol in ("real", *DRAWS, "listings"):
         for i, (dataset, _, _) in enumerate(case_photos(protocol, size)):
             for name, boxes in GRIDS.items():
-                x = embed(crops([s.path for s in dataset.train], boxes, size)).features
                 labels = np.repeat([s.label for s in dataset.train], len(boxes))
-                galleries[protocol, i, name] = (x, labels)
-            paths = [s.path for s in dataset.validation]
-            held_crops[protocol, i] = embed(crops(paths, GRIDS[CALIBRATION_GRID], size)).features
+                galleries[protocol, i, name] = (crop_features(dataset.train, name), labels)
+            held_crops[protocol, i] = crop_features(dataset.validation, CALIBRATION_GRID)
     for key in [k for k in galleries if k[0] == DRAWS[0]]:  # 50 / 50: rendered200's first
         galleries["rendered", *key[1:]] = galleries[key]
     held_crops["rendered", 0] = held_crops[DRAWS[0], 0]
     print(f"features: {time.perf_counter() - started:.0f} s")
+    # The PLDA hangs on the fold's training photos only: fitted once a fold.
+    pldas = {
+        (protocol, i): fit_plda(cohort, fold["refs"], fold["labels"])
+        for protocol, folds in by_protocol.items()
+        for i, fold in enumerate(folds)
+    }
 
     candidates = {"photos (shipped)": (None, 1.0)}
     for name in GRIDS:
@@ -113,10 +127,8 @@ def main() -> None:
                 folds = []
                 for i, fold in enumerate(by_protocol[protocol]):
                     gallery = galleries[protocol, i, grid_name] if grid_name else None
-
-                    def scored(x, fold=fold, gallery=gallery, weight=weight):
-                        return score(x, fold, cohort, gallery, weight)
-
+                    plda = pldas[protocol, i]
+                    scored = partial(score, fold=fold, plda=plda, gallery=gallery, weight=weight)
                     held = scored(fold["held"])
                     if calibration != "held-out":
                         held = np.concatenate([held, scored(held_crops[protocol, i])])
