@@ -492,17 +492,17 @@ def app_embedder(result) -> Embedder:
 
 
 class Untrained:
-    """A TrainResult's stand-in for `evaluate`: the default network holding the bike
-    backbone's weights as they are (no training on the known bikes; its head unused),
-    whitened as a frozen training's features are."""
+    """A TrainResult's stand-in for `evaluate`: the backbone's network (`arch_of`: the
+    default one, as shipped) holding the bike backbone's weights as they are (no training
+    on the known bikes; its head unused), whitened as a frozen training's features are."""
 
     evaluation = reference = None
 
     def __init__(self, classes: int, size: int = 96) -> None:
         from bikelib import make_model
-        from bikelib.backbone import load_into, whitening_for
+        from bikelib.backbone import arch_of, load_into, whitening_for
 
-        self.model = make_model("default", classes, size)
+        self.model = make_model(arch_of(), classes, size)
         load_into(self.model)
         self.whitening = whitening_for()
 

@@ -181,10 +181,18 @@ def save_features(model, path: str | Path) -> None:
 def image_size_of(folder: str | Path | None = None) -> int:
     """The input size the backbone in `folder` was pretrained at (its card's recipe), or
     the recipe's where it has no card."""
+    return int(_card_config(folder).get("image_size", pretraining_recipe().image_size))
+
+
+def arch_of(folder: str | Path | None = None) -> str:
+    """The architecture whose weights the backbone in `folder` holds (its card's recipe):
+    ARCH for the shipped one; a candidate may hold another (bench/lite0_backbone.py)."""
+    return str(_card_config(folder).get("arch", ARCH))
+
+
+def _card_config(folder: str | Path | None) -> dict:
     card = Path(folder or BACKBONE_DIR) / CARD
-    if card.is_file():
-        return int(json.loads(card.read_text())["config"]["image_size"])
-    return pretraining_recipe().image_size
+    return json.loads(card.read_text())["config"] if card.is_file() else {}
 
 
 def cohort_folder(photos: str | Path) -> Path:
@@ -217,7 +225,7 @@ def fit_backbone_whitening(
     bikes = bikes or COHORT_BIKES
     render_pretraining_photos(photos, bikes, first=first)
     size = image_size or TrainConfig().image_size
-    model = make_model(ARCH, 2, size)
+    model = make_model(arch_of(folder), 2, size)
     load_into(model, folder)
     cohort = load_split(open_dataset(photos).samples, size)
     features = Embedder(model)(cohort.images).features
@@ -306,9 +314,10 @@ def freeze(model) -> None:
 
 
 def load_into(model, folder: str | Path | None = None) -> int:
-    """Copy the backbone's weights into `model` (built by `make_model(ARCH, ...)`), every
-    layer but the HEAD; returns how many layers were copied. Raises BackboneError when
-    the backbone is missing or its layers do not line up with the model's."""
+    """Copy the backbone's weights into `model` (built by `make_model(arch_of(folder),
+    ...)`), every layer but the HEAD; returns how many layers were copied. Raises
+    BackboneError when the backbone is missing or its layers do not line up with the
+    model's."""
     import keras
 
     path = Path(folder or BACKBONE_DIR) / WEIGHTS
@@ -324,7 +333,7 @@ def load_into(model, folder: str | Path | None = None) -> int:
     if shapes != [[tuple(w.shape) for w in layer.weights] for layer in theirs]:
         raise BackboneError(
             f"The bike backbone ({path}) does not fit a '{model.name}' model: "
-            "it holds the weights of the default architecture only"
+            f"it holds the weights of the '{arch_of(folder)}' architecture only"
         )
     for mine, pretrained in zip(ours, theirs, strict=True):
         mine.set_weights(pretrained.get_weights())

@@ -42,6 +42,16 @@ def test_it_refuses_a_network_it_does_not_fit_and_says_where_it_is_missing(tmp_p
     assert isinstance(missing.value, FileNotFoundError)  # the one root, and the builtin
 
 
+def test_a_backbones_card_says_which_network_holds_its_weights_and_at_what_size(tmp_path):
+    assert (bb.arch_of(), bb.image_size_of()) == ("default", 96)  # the shipped one
+    assert (bb.arch_of(tmp_path), bb.image_size_of(tmp_path)) == (bb.ARCH, 96)  # no card
+    card = {"config": {"arch": "lite0", "image_size": 128}}  # bench/lite0_backbone.py's
+    (tmp_path / bb.CARD).write_text(json.dumps(card))
+    assert (bb.arch_of(tmp_path), bb.image_size_of(tmp_path)) == ("lite0", 128)
+    with pytest.raises(bb.BackboneError, match="the 'default' architecture only"):
+        bb.load_into(make_model("seed", 3, 150))
+
+
 def test_only_the_default_network_can_start_from_it():
     with pytest.raises(ConfigError, match="pretrained"):
         TrainConfig(arch="seed", image_size=150, pretrained=True)
