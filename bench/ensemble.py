@@ -10,7 +10,16 @@ photos accepted / other bikes' rejected; both 200 / 200 draws pooled last. The l
 is a ceiling for any calibration, not one: the strangers' photos rejected on both draws at
 the line that accepts 95% of the bike's photos there, set on those photos themselves.
 
+`--calibrations` sets the line on other photos than the held-out ones: `held-out+crops`
+adds bench/gallery.py's crops of each held-out photo (`CALIBRATION_GRID`), so that the line
+is set on photos framed as listings frame a bike (close-ups of a part) as well as whole.
+
+`--decode-at N` decodes every photo at N px, and each network resizes it to its own size
+inside (as a model does with any photo): both backbones fed the same arrays, as one
+model would feed them; by default each sees photos decoded at its own size.
+
     python bench/ensemble.py FIRST SECOND [--weights 1,0,0.5,0.7,0.3]
+        [--calibrations held-out,held-out+crops] [--decode-at N]
     (FIRST or SECOND may be "shipped": data/backbone)
 """
 
@@ -21,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 from common import machine, table
+from gallery import CALIBRATION_GRID, GRIDS, crops
 from openset import Untrained
 from plda import DRAWS, PROTOCOLS, features, pool, summary
+from zooms import case_photos
 
 from bikelib import backbone
 from bikelib.cohort import fit_plda
@@ -32,17 +43,37 @@ from bikelib.openset import calibrate, nearest_plus_plda, trade_off
 SHIPPED = backbone.BACKBONE_DIR
 
 
-def per_bike_scores(folder: Path) -> dict:
-    """{(protocol, fold, set): (photos, bikes) scores} with the backbone in `folder`."""
+def held_crops(embed: Embedder, size: int) -> dict:
+    """{(protocol, fold): features of the crops of its held-out photos}."""
+    out, cropped = {}, {}
+    for protocol in ("real", *DRAWS, "listings"):
+        for i, (dataset, _, _) in enumerate(case_photos(protocol, size)):
+            for sample in dataset.validation:  # the real folds share photos: each once
+                if sample.path not in cropped:
+                    views = crops(sample.path, GRIDS[CALIBRATION_GRID], size)
+                    cropped[sample.path] = embed(views).features
+            out[protocol, i] = np.concatenate([cropped[s.path] for s in dataset.validation])
+    out["rendered", 0] = out[DRAWS[0], 0]  # the 50 / 50 is rendered200's first photos
+    return out
+
+
+def per_bike_scores(folder: Path, with_crops: bool = False, decode: int | None = None) -> dict:
+    """{(protocol, fold, set): (photos, bikes) scores} with the backbone in `folder`, the
+    photos decoded at `decode` px (default: the backbone's size)."""
     backbone.BACKBONE_DIR = folder
-    size = backbone.image_size_of()
-    embed = Embedder(Untrained(2, size).model, whitening=backbone.whitening_for())
+    embed = Embedder(
+        Untrained(2, backbone.image_size_of()).model, whitening=backbone.whitening_for()
+    )
+    size = decode or backbone.image_size_of()
     cohort, out = backbone.cohort_for(), {}
+    cropped = held_crops(embed, size) if with_crops else {}
     for protocol, folds in features(embed, size).items():
         for i, fold in enumerate(folds):
             refs, labels = fold["refs"], fold["labels"]
             score = nearest_plus_plda(fit_plda(cohort, refs, labels))
-            for name in ("known", "other", "held"):
+            if with_crops:
+                fold = {**fold, "held_crops": cropped[protocol, i]}
+            for name in ("known", "other", "held", *(["held_crops"] if with_crops else [])):
                 outputs = Outputs(fold[name], None, None)
                 out[protocol, i, name] = np.stack(
                     [
@@ -59,20 +90,31 @@ def main() -> None:
     parser.add_argument("first")
     parser.add_argument("second")
     parser.add_argument("--weights", default="1,0,0.5,0.7,0.3")
+    parser.add_argument("--calibrations", default="held-out")
+    parser.add_argument("--decode-at", type=int, help="px (default: each backbone's own size)")
     args = parser.parse_args()
+    calibrations = args.calibrations.split(",")
+    assert set(calibrations) <= {"held-out", "held-out+crops"}, calibrations
+    with_crops = "held-out+crops" in calibrations
     folders = [SHIPPED if f == "shipped" else Path(f) for f in (args.first, args.second)]
     print(machine(), "| backbones:", *(f"{f} ({backbone.image_size_of(f)} px)" for f in folders))
-    first, second = (per_bike_scores(folder) for folder in folders)
+    print("photos decoded at", f"{args.decode_at} px" if args.decode_at else "each one's size")
+    first, second = (per_bike_scores(f, with_crops, args.decode_at) for f in folders)
     rows = []
-    for weight in (float(w) for w in args.weights.split(",")):
-        row, drawn = [f"{weight:g} x first + {1 - weight:g} x second"], []
+    for weight, calibration in (
+        (float(w), c) for w in args.weights.split(",") for c in calibrations
+    ):
+        row, drawn = [f"{weight:g} x first + {1 - weight:g} x second", calibration], []
+        sets = ("known", "other", "held", *(["held_crops"] if with_crops else []))
         for protocol in PROTOCOLS:
             folds = []
             for i in range(len([k for k in first if k[0] == protocol and k[2] == "held"])):
-                k, u, held = (
+                k, u, held, *crop_scores = (
                     (weight * first[protocol, i, s] + (1 - weight) * second[protocol, i, s]).max(1)
-                    for s in ("known", "other", "held")
+                    for s in sets
                 )
+                if calibration == "held-out+crops":
+                    held = np.concatenate([held, *crop_scores])
                 folds.append((k, u, calibrate(held)))
             row.append("{} ({})".format(*summary(folds)))
             drawn += folds if protocol in DRAWS else []
@@ -81,7 +123,7 @@ def main() -> None:
         both = "{} ({})".format(*summary([(known, unknown, threshold)]))
         rows.append([*row, both, f"{rejected:.0%}"])
     ceiling = "both draws: rejected at 95% accepted (set on them)"
-    print(table(["scores", *PROTOCOLS, "both draws", ceiling], rows))
+    print(table(["scores", "calibrated on", *PROTOCOLS, "both draws", ceiling], rows))
 
 
 if __name__ == "__main__":
