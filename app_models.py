@@ -156,6 +156,11 @@ MATCH_HELP = {  # what the match number is, by the model's score
     "bike than of another, judged from all your photos of it.",
 }
 
+SECOND_HELP = (
+    " Two networks judge each photo, the app's bike backbone and a second one (Lite0): the "
+    "match is the mean of their two."
+)
+
 
 def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
     """The match threshold, adjustable per session, and what it trades; None without one.
@@ -193,7 +198,8 @@ def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
         key=f"threshold:{path}",
         help="A photo whose match reaches the threshold counts as your bike. Higher: fewer "
         "strangers taken for yours, but more of your own photos missed."
-        + MATCH_HELP.get(reference.score, ""),
+        + MATCH_HELP.get(reference.score, "")
+        + (SECOND_HELP if reference.second is not None else ""),
     )
     threshold = classifier.threshold if value == default else value
     accepted, rejected = classifier.trade_off(threshold)

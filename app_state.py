@@ -275,6 +275,8 @@ def config_from_form(
     augmentation = Augmentation(flip=flip, fill=recipe.augmentation.fill, **strengths)
     if not values.get("pretrained", recipe.pretrained):  # random weights: all layers train
         values["frozen"] = False
+    if not values.get("frozen", recipe.frozen):  # the second backbone matches frozen features
+        values["second_opinion"] = False
     return replace(recipe, augmentation=augmentation, seed=int(seed), **values)
 
 
@@ -293,6 +295,9 @@ RECIPE_WORDS = {
     "strangers": lambda v: f"{v} photos of other bikes taught to match none" if v else None,
     "frozen": lambda v: (
         "only the last layer trains (the backbone stays as pretrained)" if v else None
+    ),
+    "second_opinion": lambda v: (
+        "photos also matched by a second backbone (Lite0), the two scores averaged" if v else None
     ),
     "contrastive": lambda v: (
         f"each bike's photos pulled together, other bikes' pushed away (contrastive {v:g})"

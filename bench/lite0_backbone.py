@@ -1,4 +1,4 @@
-"""A candidate bike backbone made from ImageNet's EfficientNet-Lite0 instead of random weights.
+"""The second backbone (data/second-backbone): ImageNet's EfficientNet-Lite0 taught the bikes.
 
 The shipped backbone (data/backbone) is the default CNN trained from random weights to tell
 300 rendered bikes apart. This makes the same kind of backbone from Lite0's ImageNet
@@ -21,8 +21,11 @@ the head first and then the network ("LP-FT", Kumar et al. 2022) did not collaps
 The card names the architecture and size (`backbone.arch_of`, `image_size_of`), so
 `python bench/plda.py --backbone DIR` and `python bench/ensemble.py shipped DIR` score it
 as they score the shipped one. Measured in bench/RESULTS.md ("A backbone from ImageNet's
-Lite0"). At 128 px, 10 epochs trained in 1132 s and 20 in 1657 s on 2 cores shared with
-another training (2026-12-05); the app does not use it.
+Lite0", "A second opinion"). At 128 px, 10 epochs trained in 1132 s and 20 in 1657 s on 2
+cores shared with another training, 20 in 1759 s (and 219 s for the whitening) with the
+cores mostly its own (2026-12-05). The shipped second backbone (`bikelib.second`) is
+
+    python bench/lite0_backbone.py data/second-backbone --photos P --epochs 20
 
     python bench/lite0_backbone.py DIR --photos P [--image-size 128] [--epochs 10]
         [--learning-rate 1e-4] [--frozen-blocks 6]

@@ -429,6 +429,11 @@ def evaluate(result, dataset, known_test, unknown_test, size, groups=None) -> di
         threshold = calibrate(score(held_out, refs, train.labels))
         accepted, rejected = trade_off(threshold, k, u)
         row[name] = {"auroc": auroc(k, u), "accepted": accepted, "rejected": rejected}
+    reference = result.reference
+    if reference is not None and reference.second is not None:  # the app's: both backbones
+        k, u = scored[SECOND_OPINION] = reference.scores(known), reference.scores(unknown)
+        accepted, rejected = trade_off(reference.threshold, k, u)
+        row[SECOND_OPINION] = {"auroc": auroc(k, u), "accepted": accepted, "rejected": rejected}
     row["accuracy"] = result.evaluation.accuracy if result.evaluation else None
     if groups:
         k, u = scored[chosen_in(scored)]
@@ -466,7 +471,11 @@ def fold_timing(fold: dict) -> str:
     )
 
 
-ALL_SCORES = (*SCORES, *PLDA_SCORES)  # the PLDA's: where the features are whitened
+# The app's score for a model with the second backbone: `nearest+plda` in each backbone,
+# averaged (`openset.Reference.scores`), at the model's own calibrated threshold.
+SECOND_OPINION = "nearest+plda, both backbones"
+# The PLDA's: where the features are whitened; both backbones': where the model has both.
+ALL_SCORES = (*SCORES, *PLDA_SCORES, SECOND_OPINION)
 
 
 def scores_for(embed: Embedder, refs: np.ndarray, labels: np.ndarray) -> dict:
@@ -479,15 +488,24 @@ def scores_for(embed: Embedder, refs: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def chosen_in(scored: dict) -> str:
-    """The app's score among those `scored`: the PLDA, or for unwhitened features, cosine."""
-    return CHOSEN_SCORE if CHOSEN_SCORE in scored else COSINE_SCORE
+    """The app's score among those `scored`: both backbones' where the model has the second
+    (`bikelib.second`), else the PLDA, or for unwhitened features, cosine."""
+    for name in (SECOND_OPINION, CHOSEN_SCORE):
+        if name in scored:
+            return name
+    return COSINE_SCORE
 
 
 def app_embedder(result) -> Embedder:
     """`result`'s features as the app makes them: as its reference's were made (views,
     whitening); for the untrained backbone, whitened as a frozen training's are."""
     if result.reference is not None:
-        return result.reference.embedder(result.model)
+        second = None
+        if result.reference.second is not None:
+            from bikelib.second import load_second
+
+            second = load_second()
+        return result.reference.embedder(result.model, second)
     return Embedder(result.model, whitening=getattr(result, "whitening", None))
 
 

@@ -114,6 +114,14 @@ def save_model(
                     "plda_transform": plda.transform,
                     "plda_between": plda.between,
                 }
+            second = result.reference.second
+            if second is not None:  # its network and whitening are the app's: named, not copied
+                extra |= {
+                    "second_features": second.features.astype(np.float32),
+                    "second_plda_mean": second.plda.mean,
+                    "second_plda_transform": second.plda.transform,
+                    "second_plda_between": second.plda.between,
+                }
             np.savez(
                 staging / REFERENCE_FILE,
                 features=result.reference.features.astype(np.float32),

@@ -69,7 +69,8 @@ class Classifier:
                 f"{self.directory} has {outputs} outputs but names {len(self.classes)} classes"
             )
         self.reference = self._load_reference()
-        self.embed = self.reference.embedder(self.model) if self.reference else None
+        second = self._load_second_backbone()
+        self.embed = self.reference.embedder(self.model, second) if self.reference else None
         self.gate = _load_gate() if gate else None
         self._photos = self._load_reference_photos()
 
@@ -96,6 +97,24 @@ class Classifier:
             return None
         return photos
 
+    def _load_second_backbone(self):
+        """The second backbone its reference was made with (`bikelib.second`), or None for
+        a model without one. ModelLoadError when this app's is missing or another."""
+        if self.reference is None or self.reference.second is None:
+            return None
+        from .second import load_second
+
+        try:
+            second = load_second()
+        except BikeLibError as error:
+            raise ModelLoadError(f"{self.directory} needs the second backbone: {error}") from error
+        if second.fingerprint != self.reference.second.backbone:
+            raise ModelLoadError(
+                f"{self.directory} was made with another second backbone than this app's "
+                f"({self.reference.second.backbone}, not {second.fingerprint}): retrain it"
+            )
+        return second
+
     def _load_reference(self) -> openset.Reference | None:
         described = self.meta.get("openset")
         if not described or not (self.directory / REFERENCE_FILE).is_file():
@@ -113,12 +132,29 @@ class Classifier:
                     if described["score"] in openset.PLDA_SCORES
                     else None
                 )
+                second = None
+                if described.get("second"):  # saved before the second backbone: None
+                    second = openset.SecondSpace(
+                        features=stored["second_features"],
+                        plda=Plda(
+                            stored["second_plda_mean"],
+                            stored["second_plda_transform"],
+                            stored["second_plda_between"],
+                        ),
+                        weight=float(described["second"]["weight"]),
+                        backbone=str(described["second"]["backbone"]),
+                    )
         except (OSError, ValueError, KeyError) as error:
             raise ModelLoadError(f"{self.directory / REFERENCE_FILE} is unreadable") from error
         if whitening is not None and whitening.matrix.shape != (features.shape[1],) * 2:
             raise ModelLoadError(f"{self.directory / REFERENCE_FILE}: whitening does not fit")
         if plda is not None and plda.transform.shape != (features.shape[1], len(plda.between)):
             raise ModelLoadError(f"{self.directory / REFERENCE_FILE}: the PLDA does not fit")
+        if second is not None and (
+            len(second.features) != len(features)
+            or second.plda.transform.shape != (second.features.shape[1], len(second.plda.between))
+        ):
+            raise ModelLoadError(f"{self.directory / REFERENCE_FILE}: the second does not fit")
         return openset.Reference(
             score=described["score"],
             threshold=float(described["threshold"]),
@@ -132,6 +168,7 @@ class Classifier:
             zooms=tuple(float(z) for z in described.get("zooms", (1.0,))),
             whitening=whitening,  # None: saved before whitening, or not frozen features
             plda=plda,
+            second=second,
         )
 
     @property
@@ -203,10 +240,8 @@ class Classifier:
         if self.embed is not None:
             out = self.embed(images)
             probabilities = out.probabilities
-            scores = self.reference.scores(out, bike)
-            matches = np.stack(
-                [self.reference.scores(out, b) for b in range(len(self.classes))], axis=1
-            )
+            matches = self.reference.per_bike(out)  # (photos, bikes)
+            scores = matches.max(axis=1) if bike is None else matches[:, bike]
         else:
             probabilities = self.predict_arrays(images)
             scores = probabilities.max(axis=1) if bike is None else probabilities[:, bike]
@@ -273,8 +308,7 @@ class Classifier:
             return None
         out = self.embed(self.decode(source)[None])
         if bike is None:
-            matches = [self.reference.scores(out, b)[0] for b in range(len(self.classes))]
-            bike = int(np.argmax(matches))
+            bike = int(np.argmax(self.reference.per_bike(out)[0]))
         features = out.features[0]
         similarity = np.where(
             self.reference.labels == bike, self.reference.features @ features, -np.inf

@@ -71,6 +71,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="train the backbone's layers too (default: only the last layer trains)",
     )
+    parser.add_argument(
+        "--second-opinion",
+        action=argparse.BooleanOptionalAction,
+        help="match photos with the second backbone too (default: with a frozen backbone)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,6 +57,7 @@ def _config_from_args(args):
         "contrastive": args.contrastive,
         "pretrained": args.pretrained,
         "frozen": None if args.fine_tune is None else not args.fine_tune,
+        "second_opinion": args.second_opinion,
     }
     return TrainConfig.recommended(
         args.arch, **{k: v for k, v in overrides.items() if v is not None}

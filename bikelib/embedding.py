@@ -8,7 +8,7 @@ one place, the same way at training, calibration and serving. This module owns:
 - `Embedder`: the trained model's penultimate features (layer `features`), L2-normalised,
   averaged over views of the photo (its mirror image: a bike seen from its other side is
   the same bike; `ZOOMS`), optionally whitened (`cohort.Whitening`), plus the
-  probabilities.
+  probabilities; and, with a second backbone (`bikelib.second`), its features too.
 
 Keras is imported lazily: only `Embedder` needs it, and only when one is made.
 """
@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .cohort import Whitening, normalise
+
+if TYPE_CHECKING:
+    from .second import SecondBackbone
 
 FEATURES_LAYER = "features"  # bikelib.models.FEATURES, named here without importing Keras
 
@@ -32,6 +36,7 @@ class Outputs:
     features: np.ndarray  # (n, d), unit length
     logits: np.ndarray  # (n, classes)
     probabilities: np.ndarray  # (n, classes)
+    second: np.ndarray | None = None  # (n, d2): the second backbone's, whitened; or None
 
 
 # The views of a photo whose features are averaged, besides its mirror image: the whole
@@ -69,11 +74,12 @@ class Embedder:
         flip: bool = True,
         zooms: Sequence[float] = ZOOMS,
         whitening: Whitening | None = None,
+        second: SecondBackbone | None = None,
     ) -> None:
         import keras
 
         self.flip, self.zooms = flip, tuple(float(z) for z in zooms)
-        self.whitening = whitening
+        self.whitening, self.second = whitening, second
         head = model.get_layer("probabilities")
         self._kernel, self._bias = (np.asarray(w) for w in head.get_weights())
         self._model = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
@@ -98,4 +104,9 @@ class Embedder:
         features = normalise(total)
         if self.whitening is not None:
             features = self.whitening(features)
-        return Outputs(features, logits, probabilities)
+        second = None
+        if self.second is not None:
+            from .second import features as second_features
+
+            second = second_features(self.second, images, flip=self.flip)
+        return Outputs(features, logits, probabilities, second)

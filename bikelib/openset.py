@@ -22,12 +22,13 @@ see `CHOSEN_SCORE` for the reason. The features the scores compare (`Embedder`, 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .cohort import PLDA_SCALE, Cohort, Plda, Whitening, fit_plda, normalise
 from .embedding import Embedder, Outputs
+from .second import SECOND_WEIGHT
 
 NO_BICYCLE, NOT_MINE, BIKE = "no_bicycle", "not_mine", "bike"
 VERDICTS = (BIKE, NOT_MINE, NO_BICYCLE)
@@ -148,6 +149,41 @@ def trade_off(threshold: float, known: Sequence[float], others: Sequence[float])
 
 
 @dataclass(frozen=True)
+class SecondSpace:
+    """The training photos as the second backbone sees them (`bikelib.second`): its
+    features of them, the PLDA fitted on them from its cohort, the share its score takes
+    in the mean, and which backbone it was (a query must be made by the same one)."""
+
+    features: np.ndarray  # (n, d2), whitened, in the Reference's photos' order
+    plda: Plda
+    weight: float
+    backbone: str  # second.fingerprint of the backbone the features were made with
+
+    def per_bike(self, second: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """(n, bikes): the app's score (`nearest+plda`) of each photo against each bike."""
+        return _per_bike(nearest_plus_plda(self.plda), second, self.features, labels)
+
+    def describe(self) -> dict:
+        return {
+            "backbone": self.backbone,
+            "weight": self.weight,
+            "plda_dims": len(self.plda.between),
+        }
+
+
+def _per_bike(score: Score, features: np.ndarray, refs: np.ndarray, labels: np.ndarray):
+    """(n, bikes) `score` of each photo against each bike's photos alone (-inf: none)."""
+    out = Outputs(features, None, None)
+    columns = [
+        score(out, refs[labels == bike], labels[labels == bike])
+        if (labels == bike).any()
+        else np.full(len(features), -np.inf, np.float32)
+        for bike in range(int(labels.max()) + 1)
+    ]
+    return np.stack(columns, axis=1)
+
+
+@dataclass(frozen=True)
 class Reference:
     """The known bikes as the open-set score sees them, and where to draw the line.
 
@@ -156,6 +192,9 @@ class Reference:
     calibration strangers); `not_mine_scores` the user's own validation photos of other
     people's bikes (the not-mine folder), never trained on. All are kept so the
     Classify page can show what moving the threshold trades.
+
+    With `second` (a frozen training with the second backbone), a photo's score against a
+    bike is the weighted mean of this space's and the second's, bike by bike.
     """
 
     score: str
@@ -169,18 +208,41 @@ class Reference:
     zooms: tuple[float, ...] = (1.0,)  # the Embedder's views the features were made with
     whitening: Whitening | None = None  # the Embedder's, applied to these features too
     plda: Plda | None = None  # the "plda" score's model
+    second: SecondSpace | None = None
 
-    def embedder(self, model) -> Embedder:
-        """An Embedder for `model` that makes features as these were made (views, map)."""
-        return Embedder(model, zooms=self.zooms, whitening=self.whitening)
+    def embedder(self, model, second=None) -> Embedder:
+        """An Embedder for `model` that makes features as these were made (views, map);
+        `second`: the loaded second backbone, for a Reference with a second space."""
+        return Embedder(model, zooms=self.zooms, whitening=self.whitening, second=second)
 
     def scores(self, out: Outputs, bike: int | None = None) -> np.ndarray:
         """The score against all known bikes, or against one bike's photos only."""
+        if self.second is not None:
+            per_bike = self.per_bike(out)
+            return per_bike.max(axis=1) if bike is None else per_bike[:, bike]
         score = candidate_scores(self.plda)[self.score]
         if bike is None:
             return score(out, self.features, self.labels)
         own = self.labels == bike
         return score(out, self.features[own], self.labels[own])
+
+    def per_bike(self, out: Outputs) -> np.ndarray:
+        """(n, bikes): each photo's score against each bike."""
+        score = candidate_scores(self.plda)[self.score]
+        first = _per_bike(score, out.features, self.features, self.labels)
+        if self.second is None:
+            return first
+        if out.second is None:
+            raise ValueError("this reference needs the second backbone's features of the photos")
+        weight = self.second.weight
+        second = self.second.per_bike(out.second, self.labels)
+        return ((1 - weight) * first + weight * second).astype(np.float32)
+
+    def without(self, photo: int) -> Reference:
+        """This reference less one training photo (for leave-one-out scores)."""
+        keep = np.arange(len(self.labels)) != photo
+        second = self.second and replace(self.second, features=self.second.features[keep])
+        return replace(self, features=self.features[keep], labels=self.labels[keep], second=second)
 
     def describe(self) -> dict:
         """The JSON-able part, for model.json (features go to their own .npz file)."""
@@ -193,6 +255,7 @@ class Reference:
             "zooms": list(self.zooms),
             "whitened": self.whitening is not None,  # its map is kept beside the features
             "plda_dims": None if self.plda is None else len(self.plda.between),
+            "second": None if self.second is None else self.second.describe(),
             # Full precision: rounded scores next to an exact threshold would move photos
             # across it, and the trade-off the Classify page shows would be wrong.
             "known_scores": [float(s) for s in self.known_scores],
@@ -238,6 +301,8 @@ def fit_reference(
     With the backbone's `cohort` (a frozen, whitened training) the score is CHOSEN_SCORE,
     with the PLDA fitted on it and these training photos (`fit_plda`); without, cosine
     similarity to the nearest training photo (`COSINE_SCORE`). `score` names another.
+    With a second backbone in `embed` (`bikelib.second`), its features of the training
+    photos and a PLDA fitted on them from its own cohort make the Reference's `second`.
 
     `others` (rendered strangers) and `not_mine` (the user's held-out photos of other
     people's bikes) are scored to report what the threshold rejects, never to set it.
@@ -249,34 +314,55 @@ def fit_reference(
     measured on the photos that set it and overstate what the line does on new ones.
     Moving the line to reject more is the slider's job, with both shares in view.
     """
-    features = embed(train_images).features
-    labels = np.asarray(train_labels)
+    trained = embed(train_images)
+    features, labels = trained.features, np.asarray(train_labels)
     plda = fit_plda(cohort, features, labels) if cohort is not None else None
     score = score or (CHOSEN_SCORE if plda is not None else COSINE_SCORE)
-    function = candidate_scores(plda)[score]
+    second = None
+    if embed.second is not None:
+        second = SecondSpace(
+            features=trained.second,
+            plda=fit_plda(embed.second.cohort, trained.second, labels),
+            weight=SECOND_WEIGHT,
+            backbone=embed.second.fingerprint,
+        )
+    reference = Reference(
+        score=score,
+        threshold=float("nan"),  # set below, from the held-out photos' scores
+        accept=accept,
+        features=features,
+        labels=labels,
+        zooms=embed.zooms,
+        whitening=embed.whitening,
+        plda=plda if score in PLDA_SCORES else None,
+        second=second,
+    )
     if held_out_images is not None and len(held_out_images):
-        known = function(embed(held_out_images), features, labels)
+        known = reference.scores(embed(held_out_images))
+    elif second is None:
+        known = leave_one_out_scores(candidate_scores(plda)[score], features, labels)
     else:
-        known = leave_one_out_scores(function, features, labels)
+        known = np.array([_left_out(reference, trained, i) for i in range(len(labels))])
 
     def scored(images: np.ndarray | None) -> list[float]:
         if images is None or not len(images):
             return []
-        return [float(s) for s in function(embed(images), features, labels)]
+        return [float(s) for s in reference.scores(embed(images))]
 
-    return Reference(
-        score=score,
+    return replace(
+        reference,
         threshold=calibrate(known, accept),
-        accept=accept,
-        features=features,
-        labels=labels,
         known_scores=tuple(float(s) for s in known),
         other_scores=tuple(scored(others)),
         not_mine_scores=tuple(scored(not_mine)),
-        zooms=embed.zooms,
-        whitening=embed.whitening,
-        plda=plda if score in PLDA_SCORES else None,
     )
+
+
+def _left_out(reference: Reference, trained: Outputs, photo: int) -> float:
+    """Training photo `photo`'s score against the others."""
+    one = slice(photo, photo + 1)
+    out = Outputs(trained.features[one], None, None, trained.second[one])
+    return float(reference.without(photo).scores(out)[0])
 
 
 # -- the verdict ----------------------------------------------------------------------------

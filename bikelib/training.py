@@ -268,14 +268,18 @@ def train(
 
     evaluation = evaluate_arrays(model, val_split, dataset.classes) if has_validation else None
     # The backbone's whitening fits its features only: a frozen training's, no other.
-    whitening = cohort = None
+    whitening = cohort = second = None
     if config.pretrained and config.frozen:
         from .backbone import cohort_for, whitening_for
 
         whitening = whitening_for()
         cohort = cohort_for() if whitening is not None else None
+    if config.second_opinion:
+        from .second import load_second
+
+        second = load_second()
     reference = fit_reference(
-        Embedder(model, whitening=whitening),
+        Embedder(model, whitening=whitening, second=second),
         train_split.images,
         train_split.labels,
         val_split.images if has_validation else None,

@@ -15,6 +15,7 @@ from helpers import ROOT
 from bikelib import ConfigError, TrainConfig, load_split, make_model, open_dataset, train
 from bikelib import backbone as bb
 from bikelib.embedding import Embedder
+from bikelib.errors import BackboneError
 
 
 def test_the_shipped_backbone_fills_every_layer_of_the_default_network_but_its_head():
@@ -66,11 +67,18 @@ def test_only_the_default_network_can_start_from_it():
     assert TrainConfig(pretrained=False).frozen is False
     with pytest.raises(ConfigError, match="frozen"):
         TrainConfig(pretrained=False, frozen=True)
+    # The second backbone's opinion goes with a frozen backbone, unless said otherwise.
+    assert TrainConfig().second_opinion is True
+    assert TrainConfig(frozen=False).second_opinion is False
+    assert TrainConfig(second_opinion=False).second_opinion is False
+    with pytest.raises(ConfigError, match="second opinion"):
+        TrainConfig(frozen=False, second_opinion=True)
     # A model saved before the backbone existed was trained from random weights.
     saved = TrainConfig(pretrained=True).to_dict()
-    del saved["pretrained"], saved["frozen"]
+    del saved["pretrained"], saved["frozen"], saved["second_opinion"]
     assert TrainConfig.from_dict(saved).pretrained is False
     assert TrainConfig.from_dict(saved).frozen is False
+    assert TrainConfig.from_dict(saved).second_opinion is False
 
 
 def nearest_photo_accuracy(model, folder) -> float:
@@ -115,9 +123,12 @@ def test_by_default_only_the_softmax_trains_and_fine_tuning_moves_the_backbone_t
     np.testing.assert_array_equal(stem(kept.model), stem(started))  # not a bit moved
     head = kept.model.get_layer(bb.HEAD).get_weights()[0]
     assert not np.allclose(head, make_model("default", 3, 32).get_layer(bb.HEAD).get_weights()[0])
-    tuned = train(open_dataset(tiny_dataset), replace(config, frozen=False))
+    tuned = train(open_dataset(tiny_dataset), replace(config, frozen=False, second_opinion=False))
     assert not np.allclose(stem(tuned.model), stem(started), atol=1e-5)
-    scratch = train(open_dataset(tiny_dataset), replace(config, pretrained=False, frozen=False))
+    scratch = train(
+        open_dataset(tiny_dataset),
+        replace(config, pretrained=False, frozen=False, second_opinion=False),
+    )
     # The same steps from the backbone moved it far less than random weights lie from it.
     moved = np.abs(stem(tuned.model) - stem(started)).mean()
     assert np.abs(stem(scratch.model) - stem(started)).mean() > 5 * moved  # measured: 18 times
@@ -134,7 +145,7 @@ def test_a_frozen_backbone_trains_without_the_contrastive_loss(tiny_dataset, mon
     assert config.frozen and config.contrastive
     train(open_dataset(tiny_dataset), config)
     with pytest.raises(AssertionError, match="frozen backbone"):  # fine-tuned: it trains
-        train(open_dataset(tiny_dataset), replace(config, frozen=False))
+        train(open_dataset(tiny_dataset), replace(config, frozen=False, second_opinion=False))
 
 
 @pytest.mark.slow
@@ -183,3 +194,16 @@ def test_a_recipe_with_more_bikes_than_the_shipped_300_draws_new_ones(tmp_path):
     # in an IndexError at bike 300: how 600-bike candidates were measured).
     bb._render_one((str(tmp_path), 300, 0))
     assert (tmp_path / "train" / "bike0300" / "00.jpg").is_file()
+
+
+def test_without_its_second_backbone_a_training_that_asks_for_one_says_so(
+    tiny_dataset, monkeypatch, tmp_path
+):
+    from bikelib import second
+
+    monkeypatch.setattr(second, "SECOND_BACKBONE_DIR", tmp_path / "nowhere")
+    config = TrainConfig(image_size=32, epochs=1, batch_size=8, strangers=0)
+    with pytest.raises(BackboneError, match="second bike backbone is missing"):
+        train(open_dataset(tiny_dataset), config)
+    alone = train(open_dataset(tiny_dataset), replace(config, second_opinion=False))
+    assert alone.reference.second is None and alone.reference.describe()["second"] is None

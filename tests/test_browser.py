@@ -190,7 +190,7 @@ def test_dataset_train_and_classify_in_a_real_browser(page, demo_photos, output,
     # on validation with the backbone frozen, 2026-12-04; chance is 20%, "guesses" at most
     # 30%): it gets a calibrated threshold and
     # verdicts. (A model that guesses, and gets neither: tests/test_app_classify.py.)
-    page.get_by_text(re.compile(r"match -?\d\.\d{3} · threshold \d\.\d{3}")).first.wait_for()
+    page.get_by_text(re.compile(r"match -?\d\.\d{3} · threshold -?\d\.\d{3}")).first.wait_for()
     bikes = [p.name for p in (demo_photos / "train").iterdir() if p.is_dir()]
     heading = page.locator('[data-testid="stMarkdownContainer"] h3').first.inner_text()
     assert heading.strip() in [*bikes, "Not one of yours", "No bicycle"], heading

@@ -189,3 +189,61 @@ def test_the_embedder_whitens_its_features_and_the_reference_keeps_the_map():
     assert reference.whitening is whitening and reference.describe()["whitened"] is True
     plain_reference = openset.fit_reference(embedding.Embedder(model), photos, [0, 0, 0, 1, 1, 1])
     assert plain_reference.whitening is None
+
+
+def test_a_second_space_averages_the_two_scores_bike_by_bike():
+    from bikelib.cohort import Plda
+
+    rng = np.random.default_rng(0)
+    second_refs = openset.normalise(rng.normal(size=(4, 5)))
+    plda = Plda(np.zeros(5), np.eye(5)[:, :2], np.array([2.0, 1.0]))
+    second = openset.SecondSpace(second_refs, plda, weight=0.5, backbone="abc")
+    reference = openset.Reference("nearest", 0.8, 0.95, REFS, LABELS, second=second)
+    photo = outputs([[0, 1, 0]])
+    photo = Outputs(photo.features, photo.logits, photo.probabilities, second_refs[:1])
+    first = openset.Reference("nearest", 0.8, 0.95, REFS, LABELS).per_bike(photo)
+    fused = openset.nearest_plus_plda(plda)
+    query = Outputs(second_refs[:1], None, None)
+    other = [fused(query, second_refs[own], LABELS[own]) for own in (LABELS == 0, LABELS == 1)]
+    expected = 0.5 * first[0] + 0.5 * np.concatenate(other)
+    np.testing.assert_allclose(reference.per_bike(photo)[0], expected, rtol=1e-5)
+    assert reference.scores(photo)[0] == pytest.approx(expected.max(), rel=1e-5)
+    assert reference.scores(photo, bike=1)[0] == pytest.approx(expected[1], rel=1e-5)
+    assert reference.describe()["second"] == {"backbone": "abc", "weight": 0.5, "plda_dims": 2}
+    # Left out, a photo leaves both spaces, in step; a query without the second's features
+    # cannot be scored against a reference that has them.
+    fewer = reference.without(0)
+    assert len(fewer.features) == len(fewer.second.features) == 3
+    with pytest.raises(ValueError, match="second backbone"):
+        reference.scores(outputs([[0, 1, 0]]))
+
+
+def test_fit_reference_with_a_second_backbone_calibrates_on_the_averaged_score():
+    from bikelib import make_model
+    from bikelib.second import SecondBackbone
+
+    model = make_model("default", 2, 32)
+    photos = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3)).astype(np.float32)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    features = embedding.Embedder(model)(photos).features
+    cohort = cohort_statistics(features, labels)
+    whitening = fit_whitening(features, labels)
+    network = make_model("default", 2, 32)  # a stand-in network: any features will do
+    import keras
+
+    network = keras.Model(network.input, network.get_layer("features").output)
+    second = SecondBackbone(network, whitening, cohort, fingerprint="f00", image_size=32)
+    embed = embedding.Embedder(model, second=second)
+    out = embed(photos)
+    assert out.second is not None and out.second.shape == out.features.shape
+    reference = openset.fit_reference(embed, photos[::2], labels[::2], photos[1::2], cohort=cohort)
+    assert reference.second.backbone == "f00" and reference.second.weight == 0.5
+    np.testing.assert_allclose(
+        reference.known_scores, reference.per_bike(embed(photos[1::2])).max(axis=1), rtol=1e-5
+    )
+    # Without held-out photos, each training photo against the others, in both spaces.
+    alone = openset.fit_reference(embed, photos[::2], labels[::2], cohort=cohort)
+    trained = embed(photos[::2])
+    first_photo = Outputs(trained.features[:1], None, None, trained.second[:1])
+    expected = alone.without(0).scores(first_photo)[0]
+    assert alone.known_scores[0] == pytest.approx(expected, rel=1e-5)

@@ -26,6 +26,7 @@ from bikelib import (
 )
 from bikelib.evaluation import score
 from bikelib.openset import calibrate as openset_calibrate
+from bikelib.second import fingerprint as second_fingerprint
 
 FAST = {"image_size": 32, "batch_size": 8, "epochs": 3, "strangers": 0}  # 2 batches an epoch
 
@@ -358,14 +359,30 @@ def test_a_frozen_training_scores_in_the_whitened_features_and_its_model_keeps_t
     directory = save_model(result, tmp_path / "m")
     described = json.loads((directory / "model.json").read_text())["openset"]
     assert described["whitened"] is True and described["score"] == "nearest+plda"
+    # The second backbone's features and PLDA are the model's; its network is the app's,
+    # named by fingerprint.
+    assert (
+        described["second"]["backbone"] == second_fingerprint() == result.reference.second.backbone
+    )
     classifier = load_model(directory, gate=False)
     np.testing.assert_array_equal(classifier.embed.whitening.matrix, whitening.matrix)
+    np.testing.assert_array_equal(
+        classifier.reference.second.features, result.reference.second.features
+    )
     np.testing.assert_array_equal(
         classifier.reference.plda.transform, result.reference.plda.transform
     )
     # Served as trained: the validation photos score what calibration saw.
     served = [classifier.predict(s.path).score for s in dataset.validation]
     np.testing.assert_allclose(served, result.reference.known_scores, rtol=1e-5, atol=1e-4)
+    # Served by another second backbone than it was made with, its scores would mean nothing.
+    meta = json.loads((directory / "model.json").read_text())
+    meta["openset"]["second"]["backbone"] = "0123456789abcdef"
+    (directory / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="another second backbone"):
+        load_model(directory, gate=False)
+    meta["openset"]["second"]["backbone"] = second_fingerprint()
+    (directory / "model.json").write_text(json.dumps(meta))
     # A reference file that says whitened but lost its map, or holds one of another size,
     # is a broken model, not a silently unwhitened one.
     stored = dict(np.load(directory / "reference.npz"))
@@ -374,7 +391,8 @@ def test_a_frozen_training_scores_in_the_whitened_features_and_its_model_keeps_t
         load_model(directory, gate=False)
     plda = {k: v for k, v in stored.items() if k.startswith("plda_")}
     small = {"whitening_mean": stored["whitening_mean"][:8], "whitening_matrix": np.eye(8)}
-    kept = {k: stored[k] for k in ("features", "labels")}
+    second_arrays = {k: v for k, v in stored.items() if k.startswith("second_")}
+    kept = {k: stored[k] for k in ("features", "labels")} | second_arrays
     np.savez(directory / "reference.npz", **kept, **small, **plda)
     with pytest.raises(ModelLoadError, match="whitening does not fit"):
         load_model(directory, gate=False)
@@ -386,6 +404,12 @@ def test_a_frozen_training_scores_in_the_whitened_features_and_its_model_keeps_t
     plda["plda_transform"] = np.eye(8)
     np.savez(directory / "reference.npz", **kept, **plda)
     with pytest.raises(ModelLoadError, match="PLDA does not fit"):
+        load_model(directory, gate=False)
+    # The second backbone's features must be of the same photos (one a photo).
+    plda["plda_transform"] = stored["plda_transform"]
+    short = kept | {"second_features": second_arrays["second_features"][:-1]}
+    np.savez(directory / "reference.npz", **short, **plda)
+    with pytest.raises(ModelLoadError, match="second does not fit"):
         load_model(directory, gate=False)
     # Fine-tuned features move away from the backbone's: its whitening would not fit them.
     tuned = train(dataset, TrainConfig(**FAST, frozen=False))
