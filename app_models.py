@@ -204,7 +204,11 @@ def threshold_slider(classifier: bikelib.Classifier, path: str) -> float | None:
     threshold = classifier.threshold if value == default else value
     accepted, rejected = classifier.trade_off(threshold)
     not_mine = classifier.not_mine_rejected(threshold)
-    st.caption(app_state.trade_off_caption(accepted, rejected, not_mine, classifier.threshold))
+    crops = bool(reference.crops)
+    caption = app_state.trade_off_caption(
+        accepted, rejected, not_mine, classifier.threshold, crops=crops
+    )
+    st.caption(caption)
     return threshold
 
 

@@ -370,11 +370,17 @@ def trained_not_mine(meta: dict) -> str:
 
 
 def trade_off_caption(
-    accepted: float, rejected: float, not_mine: tuple[int, int] | None, calibrated: float
+    accepted: float,
+    rejected: float,
+    not_mine: tuple[int, int] | None,
+    calibrated: float,
+    *,
+    crops: bool = False,
 ) -> str:
     """What a match threshold trades (Classify): the share of the validation photos
-    accepted, of rendered other bikes rejected, and how many of the user's own not-mine
-    photos (`(rejected, of)`, None without any) it rejects."""
+    (`crops`: and of their crops, which the threshold was also set on) accepted, of
+    rendered other bikes rejected, and how many of the user's own not-mine photos
+    (`(rejected, of)`, None without any) it rejects."""
     others = (
         f"{rejected:.0%} of other bikes rejected"
         if rejected == rejected  # not NaN
@@ -383,7 +389,8 @@ def trade_off_caption(
     if not_mine:
         others += f", and {not_mine[0]} of {not_mine[1]} of your not-mine photos"
     return (
-        f"At this threshold: {accepted:.0%} of your validation photos accepted, {others}. "
+        f"At this threshold: {accepted:.0%} of your validation photos "
+        f"{'and their corners ' if crops else ''}accepted, {others}. "
         f"Calibrated: {calibrated:.3f}."
     )
 

@@ -12,14 +12,15 @@ the line that accepts 95% of the bike's photos there, set on those photos themse
 
 `--calibrations` sets the line on other photos than the held-out ones: `held-out+crops`
 adds bench/gallery.py's crops of each held-out photo (`CALIBRATION_GRID`), so that the line
-is set on photos framed as listings frame a bike (close-ups of a part) as well as whole.
+is set on photos framed as listings frame a bike (close-ups of a part) as well as whole;
+`held-out+corners` the app's (`images.corner_crops`, `openset.CALIBRATION_CROP`).
 
 `--decode-at N` decodes every photo at N px, and each network resizes it to its own size
 inside (as a model does with any photo): both backbones fed the same arrays, as one
 model would feed them; by default each sees photos decoded at its own size.
 
     python bench/ensemble.py FIRST SECOND [--weights 1,0,0.5,0.7,0.3]
-        [--calibrations held-out,held-out+crops] [--decode-at N]
+        [--calibrations held-out,held-out+crops,held-out+corners] [--decode-at N]
     (FIRST or SECOND may be "shipped": data/backbone)
 """
 
@@ -38,43 +39,51 @@ from zooms import case_photos
 from bikelib import backbone
 from bikelib.cohort import fit_plda
 from bikelib.embedding import Embedder, Outputs
-from bikelib.openset import calibrate, nearest_plus_plda, trade_off
+from bikelib.images import corner_crops
+from bikelib.openset import CALIBRATION_CROP, calibrate, nearest_plus_plda, trade_off
 
 SHIPPED = backbone.BACKBONE_DIR
 
 
-def held_crops(embed: Embedder, size: int) -> dict:
-    """{(protocol, fold): features of the crops of its held-out photos}."""
+# What the line may be set on beside the held-out photos: crops of each, cut from the
+# full-size photo and decoded at the photos' size.
+CROPS = {
+    "held-out+crops": lambda path, size: crops(path, GRIDS[CALIBRATION_GRID], size),
+    "held-out+corners": lambda path, size: corner_crops(path, size, CALIBRATION_CROP),
+}
+
+
+def held_crops(embed: Embedder, size: int, cut) -> dict:
+    """{(protocol, fold): features of the crops `cut` makes of its held-out photos}."""
     out, cropped = {}, {}
     for protocol in ("real", *DRAWS, "listings"):
         for i, (dataset, _, _) in enumerate(case_photos(protocol, size)):
             for sample in dataset.validation:  # the real folds share photos: each once
                 if sample.path not in cropped:
-                    views = crops(sample.path, GRIDS[CALIBRATION_GRID], size)
-                    cropped[sample.path] = embed(views).features
+                    cropped[sample.path] = embed(cut(sample.path, size)).features
             out[protocol, i] = np.concatenate([cropped[s.path] for s in dataset.validation])
     out["rendered", 0] = out[DRAWS[0], 0]  # the 50 / 50 is rendered200's first photos
     return out
 
 
-def per_bike_scores(folder: Path, with_crops: bool = False, decode: int | None = None) -> dict:
+def per_bike_scores(folder: Path, calibrations=(), decode: int | None = None) -> dict:
     """{(protocol, fold, set): (photos, bikes) scores} with the backbone in `folder`, the
-    photos decoded at `decode` px (default: the backbone's size)."""
+    photos decoded at `decode` px (default: the backbone's size); the sets: known, other,
+    held, and each of `calibrations`' crops."""
     backbone.BACKBONE_DIR = folder
-    embed = Embedder(
-        Untrained(2, backbone.image_size_of()).model, whitening=backbone.whitening_for()
-    )
+    model = Untrained(2, backbone.image_size_of()).model
+    embed = Embedder(model, whitening=backbone.whitening_for())
     size = decode or backbone.image_size_of()
     cohort, out = backbone.cohort_for(), {}
-    cropped = held_crops(embed, size) if with_crops else {}
+    cut = {name: held_crops(embed, size, CROPS[name]) for name in calibrations if name in CROPS}
     for protocol, folds in features(embed, size).items():
         for i, fold in enumerate(folds):
             refs, labels = fold["refs"], fold["labels"]
             score = nearest_plus_plda(fit_plda(cohort, refs, labels))
-            if with_crops:
-                fold = {**fold, "held_crops": cropped[protocol, i]}
-            for name in ("known", "other", "held", *(["held_crops"] if with_crops else [])):
-                outputs = Outputs(fold[name], None, None)
+            sets = {name: fold[name] for name in ("known", "other", "held")}
+            sets |= {name: crops[protocol, i] for name, crops in cut.items()}
+            for name, x in sets.items():
+                outputs = Outputs(x, None, None)
                 out[protocol, i, name] = np.stack(
                     [
                         score(outputs, refs[labels == b], labels[labels == b])
@@ -94,27 +103,25 @@ def main() -> None:
     parser.add_argument("--decode-at", type=int, help="px (default: each backbone's own size)")
     args = parser.parse_args()
     calibrations = args.calibrations.split(",")
-    assert set(calibrations) <= {"held-out", "held-out+crops"}, calibrations
-    with_crops = "held-out+crops" in calibrations
+    assert set(calibrations) <= {"held-out", *CROPS}, calibrations
     folders = [SHIPPED if f == "shipped" else Path(f) for f in (args.first, args.second)]
     print(machine(), "| backbones:", *(f"{f} ({backbone.image_size_of(f)} px)" for f in folders))
     print("photos decoded at", f"{args.decode_at} px" if args.decode_at else "each one's size")
-    first, second = (per_bike_scores(f, with_crops, args.decode_at) for f in folders)
+    first, second = (per_bike_scores(f, calibrations, args.decode_at) for f in folders)
     rows = []
     for weight, calibration in (
         (float(w), c) for w in args.weights.split(",") for c in calibrations
     ):
         row, drawn = [f"{weight:g} x first + {1 - weight:g} x second", calibration], []
-        sets = ("known", "other", "held", *(["held_crops"] if with_crops else []))
         for protocol in PROTOCOLS:
             folds = []
             for i in range(len([k for k in first if k[0] == protocol and k[2] == "held"])):
+                cropped = [calibration] if calibration in CROPS else []
                 k, u, held, *crop_scores = (
                     (weight * first[protocol, i, s] + (1 - weight) * second[protocol, i, s]).max(1)
-                    for s in sets
+                    for s in ("known", "other", "held", *cropped)
                 )
-                if calibration == "held-out+crops":
-                    held = np.concatenate([held, *crop_scores])
+                held = np.concatenate([held, *crop_scores])
                 folds.append((k, u, calibrate(held)))
             row.append("{} ({})".format(*summary(folds)))
             drawn += folds if protocol in DRAWS else []

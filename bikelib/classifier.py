@@ -169,6 +169,7 @@ class Classifier:
             whitening=whitening,  # None: saved before whitening, or not frozen features
             plda=plda,
             second=second,
+            crops=int(described.get("crops", 0)),
         )
 
     @property

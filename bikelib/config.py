@@ -154,7 +154,7 @@ class TrainConfig:
     # trained on the rendered bikes), its score averaged with the first's. None means "when
     # the backbone is frozen" (the only training whose features are the backbone's). On, by
     # measurement (bench/RESULTS.md, "A second opinion"): the bike's photos at new places
-    # against strangers' there, AUROC 0.944 -> 0.969; the real photos 0.999 -> 0.998.
+    # against strangers' there, AUROC 0.944 -> 0.967; the real photos 0.999 -> 1.000.
     second_opinion: bool | None = None
 
     def __post_init__(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import os
 import shutil
 import tempfile
@@ -216,6 +217,21 @@ def to_array(image: Image.Image, size: int) -> np.ndarray:
     """
     resized = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(resized, dtype=np.uint8)
+
+
+def corner_crops(source: ImageSource, size: int, side: float) -> np.ndarray:
+    """(4, size, size, 3) uint8: the photo's four corners, each `side` of its width and
+    height, squashed to size x size as `decode` squashes a photo (the calibration's crops:
+    `openset.CALIBRATION_CROP`). ImageReadError as `open_image`."""
+    # The JPEG draft keeps each crop at least `size` pixels a side.
+    image = open_image(source, draft_size=math.ceil(size / side))
+    width, height = image.size
+    boxes = [
+        (round(x * width), round(y * height), round((x + side) * width), round((y + side) * height))
+        for y in (0.0, 1.0 - side)
+        for x in (0.0, 1.0 - side)
+    ]
+    return np.stack([to_array(image.crop(box), size) for box in boxes])
 
 
 def decode(source: ImageSource, size: int, *, draft: bool = True) -> np.ndarray:

@@ -209,6 +209,7 @@ class Reference:
     whitening: Whitening | None = None  # the Embedder's, applied to these features too
     plda: Plda | None = None  # the "plda" score's model
     second: SecondSpace | None = None
+    crops: int = 0  # how many of known_scores (the last ones) are crops of held-out photos
 
     def embedder(self, model, second=None) -> Embedder:
         """An Embedder for `model` that makes features as these were made (views, map);
@@ -256,6 +257,7 @@ class Reference:
             "whitened": self.whitening is not None,  # its map is kept beside the features
             "plda_dims": None if self.plda is None else len(self.plda.between),
             "second": None if self.second is None else self.second.describe(),
+            "crops": self.crops,
             # Full precision: rounded scores next to an exact threshold would move photos
             # across it, and the trade-off the Classify page shows would be wrong.
             "known_scores": [float(s) for s in self.known_scores],
@@ -292,6 +294,7 @@ def fit_reference(
     cohort: Cohort | None = None,
     score: str | None = None,
     accept: float = 0.95,
+    held_out_crops: np.ndarray | None = None,
 ) -> Reference:
     """Reference features from the training photos, threshold from held-out known photos.
 
@@ -303,6 +306,8 @@ def fit_reference(
     similarity to the nearest training photo (`COSINE_SCORE`). `score` names another.
     With a second backbone in `embed` (`bikelib.second`), its features of the training
     photos and a PLDA fitted on them from its own cohort make the Reference's `second`.
+    `held_out_crops` (crops of the held-out photos, `CALIBRATION_CROP`) are calibrated on
+    beside them: the threshold accepts `accept` of both, and `known_scores` holds both.
 
     `others` (rendered strangers) and `not_mine` (the user's held-out photos of other
     people's bikes) are scored to report what the threshold rejects, never to set it.
@@ -339,6 +344,9 @@ def fit_reference(
     )
     if held_out_images is not None and len(held_out_images):
         known = reference.scores(embed(held_out_images))
+        if held_out_crops is not None and len(held_out_crops):
+            known = np.concatenate([known, reference.scores(embed(held_out_crops))])
+            reference = replace(reference, crops=len(held_out_crops))
     elif second is None:
         known = leave_one_out_scores(candidate_scores(plda)[score], features, labels)
     else:
@@ -363,6 +371,18 @@ def _left_out(reference: Reference, trained: Outputs, photo: int) -> float:
     one = slice(photo, photo + 1)
     out = Outputs(trained.features[one], None, None, trained.second[one])
     return float(reference.without(photo).scores(out)[0])
+
+
+# The crops of each held-out photo the threshold is also set on, where a model has the
+# second backbone: its four corners, this share of each side (`images.corner_crops`). A
+# listing shows a stolen bike at a new place, often closer or cut off; the owner's
+# held-out photos show it whole at its usual spot, and a line set on them alone accepted
+# 88% of the bike's photos at new places (strangers' there: 88% rejected). Measured
+# (bench/ensemble.py --calibrations, bench/RESULTS.md, "Where to draw the line"), both
+# draws of the bike's photos at new places against strangers' there: with the four 60%
+# corners, 96% accepted and 82% rejected (the most any line accepting 95% of them can
+# reject: 83%); with 13 smaller crops, 100% and 64%; the centre zoomed, 82% and 94%.
+CALIBRATION_CROP = 0.6
 
 
 # -- the verdict ----------------------------------------------------------------------------

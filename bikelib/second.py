@@ -11,11 +11,13 @@ second backbone, with a PLDA fitted on them from its own cohort, and the match s
 photo with a bike is the mean of the two networks' scores (`SECOND_WEIGHT`).
 
 Measured (bench/RESULTS.md, "A second opinion"), AUROC of the bike's photos at new places
-against strangers' there, 400 / 400: 0.944 with the first backbone alone, 0.969 with both;
-the real umea photos hold (0.998, worst fold 0.994). The cost: a second network run on each
-photo and its mirror image at 128 px (9 ms a photo in batches on 2 cores), loaded once per
-process, read-only; a saved model keeps only what is its own (features, PLDA) and names the
-backbone it was made with (`SecondBackbone.fingerprint`), which must be the installed one.
+against strangers' there, 400 / 400: 0.944 with the first backbone alone, 0.967 with both
+fed the model's 96-px photos (the network resizes them to its 128 px inside; photos decoded
+at 128 px for it: 0.969, not worth a second decode); the real umea photos 1.000. The cost:
+a second network run on each photo and its mirror image (Lite0 at 128 px: 9 ms a photo in
+batches on 2 cores), loaded once per process, read-only; a saved model keeps only what is
+its own (features, PLDA) and names the backbone it was made with
+(`SecondBackbone.fingerprint`), which must be the installed one.
 
 Shipped in data/second-backbone/ (as data/backbone/: backbone.keras, the network up to its
 features; whitening.npz; backbone.json, the recipe and how it scored).
@@ -34,9 +36,10 @@ from . import backbone
 from .errors import BackboneError
 
 SECOND_BACKBONE_DIR = backbone.BACKBONE_DIR.parent / "second-backbone"
-# The second backbone's share of the match score. Measured (bench/ensemble.py, "A second
-# opinion"): at 0.5 both draws 0.969, at 0.3 0.969 with the real photos' worst fold down to
-# 0.984, at 0.7 0.963. The mean.
+# The second backbone's share of the match score. Measured (bench/ensemble.py, bench/
+# RESULTS.md, "A backbone from ImageNet's Lite0", photos at each one's size): at 0.5 both
+# draws 0.969, at 0.3 0.969 with the real photos' worst fold down to 0.984, at 0.7 0.963.
+# The mean.
 SECOND_WEIGHT = 0.5
 
 

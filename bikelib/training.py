@@ -25,12 +25,12 @@ import numpy as np
 from .config import TrainConfig
 from .dataset import Dataset, LoadedSplit, fingerprint, load_split
 from .embedding import Embedder
-from .errors import DatasetError
+from .errors import DatasetError, ImageReadError
 from .evaluation import Evaluation, evaluate_arrays
-from .images import DecodeCache
+from .images import DecodeCache, corner_crops
 from .losses import JointLoss, joint_accuracy
 from .models import FEATURES, make_model
-from .openset import Reference, fit_reference
+from .openset import CALIBRATION_CROP, Reference, fit_reference
 from .strangers import strangers
 
 
@@ -278,6 +278,9 @@ def train(
         from .second import load_second
 
         second = load_second()
+    held_out_crops = None
+    if second is not None and has_validation:  # measured with both backbones only
+        held_out_crops = validation_crops(val_split.paths, config.image_size)
     reference = fit_reference(
         Embedder(model, whitening=whitening, second=second),
         train_split.images,
@@ -286,6 +289,7 @@ def train(
         others,
         not_mine=not_mine_splits[1].images,
         cohort=cohort,
+        held_out_crops=held_out_crops,
     )
     skipped = [*dataset.skipped, *train_split.failed, *val_split.failed]
     skipped += [failure for split in not_mine_splits for failure in split.failed]
@@ -308,6 +312,19 @@ def train(
             "calibration": len(not_mine_splits[1].labels),
         },
     )
+
+
+def validation_crops(paths, size: int) -> np.ndarray | None:
+    """The corners of each held-out photo (`openset.CALIBRATION_CROP`), for the threshold
+    to be set on beside the photos; one that cannot be read again (it was read a moment
+    ago) is left out. None when none can."""
+    crops = []
+    for path in paths:
+        try:
+            crops.append(corner_crops(path, size, CALIBRATION_CROP))
+        except ImageReadError:
+            continue
+    return np.concatenate(crops) if crops else None
 
 
 @dataclass(frozen=True)

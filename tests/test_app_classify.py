@@ -157,7 +157,8 @@ def test_cards_lead_with_the_verdict_and_show_the_threshold_trade_off(app_env, s
     assert len(classifier.reference.other_scores) == 6
     trade = next(c.value for c in at.caption if c.value.startswith("At this threshold"))
     assert trade.startswith(
-        f"At this threshold: {accepted:.0%} of your validation photos accepted, "
+        f"At this threshold: {accepted:.0%} of your validation photos "
+        f"{'and their corners ' if classifier.reference.crops else ''}accepted, "
         f"{rejected:.0%} of other bikes rejected."
     )
     red = photo("red-bike", 900)
@@ -186,9 +187,9 @@ def test_the_slider_moves_the_verdict(app_env, shipped_model):
     at.slider[0].set_value(lowest).run()
     assert answers(at) == [label] == expected(shipped_model, BICYCLE, threshold=lowest)
     assert any(m.value.startswith(":green-badge[") for m in at.markdown)
-    assert next(c.value for c in at.caption if c.value.startswith("At this threshold")).startswith(
-        "At this threshold: 100% of your validation photos accepted, 0% of other bikes rejected"
-    )
+    caption = next(c.value for c in at.caption if c.value.startswith("At this threshold"))
+    assert caption.startswith("At this threshold: 100% of your validation photos")
+    assert "accepted, 0% of other bikes rejected" in caption
 
 
 def test_photos_of_one_listing_are_judged_together_when_asked(app_env, shipped_model):

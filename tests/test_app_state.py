@@ -135,6 +135,10 @@ def test_the_trade_off_caption_counts_the_not_mine_photos():
         "At this threshold: 100% of your validation photos accepted, no other bikes were "
         "scored for this model. Calibrated: 0.500."
     )
+    assert app_state.trade_off_caption(0.95, 0.8, None, 0.5, crops=True) == (
+        "At this threshold: 95% of your validation photos and their corners accepted, 80% of "
+        "other bikes rejected. Calibrated: 0.500."
+    )
     meta = {"not_mine": {"trained": 16, "calibration": 4}, "openset": {"not_mine_rejected": 0.75}}
     assert app_state.trained_not_mine(meta) == (
         "Other people's bikes (not mine): 16 trained to match none of your bikes; the "

@@ -118,16 +118,16 @@ def test_by_default_only_the_softmax_trains_and_fine_tuning_moves_the_backbone_t
     scratch it does not start there at all."""
     started = make_model("default", 3, 32)
     bb.load_into(started)
-    config = TrainConfig(image_size=32, epochs=2, batch_size=8, strangers=0)
+    config = TrainConfig(image_size=32, epochs=2, batch_size=8, strangers=0, second_opinion=False)
     kept = train(open_dataset(tiny_dataset), config)
     np.testing.assert_array_equal(stem(kept.model), stem(started))  # not a bit moved
     head = kept.model.get_layer(bb.HEAD).get_weights()[0]
     assert not np.allclose(head, make_model("default", 3, 32).get_layer(bb.HEAD).get_weights()[0])
-    tuned = train(open_dataset(tiny_dataset), replace(config, frozen=False, second_opinion=False))
+    tuned = train(open_dataset(tiny_dataset), replace(config, frozen=False))
     assert not np.allclose(stem(tuned.model), stem(started), atol=1e-5)
     scratch = train(
         open_dataset(tiny_dataset),
-        replace(config, pretrained=False, frozen=False, second_opinion=False),
+        replace(config, pretrained=False, frozen=False),
     )
     # The same steps from the backbone moved it far less than random weights lie from it.
     moved = np.abs(stem(tuned.model) - stem(started)).mean()
@@ -141,11 +141,11 @@ def test_a_frozen_backbone_trains_without_the_contrastive_loss(tiny_dataset, mon
         raise AssertionError("contrastive loss built for a frozen backbone")
 
     monkeypatch.setattr(training, "JointLoss", refuse)
-    config = TrainConfig(image_size=32, epochs=1, batch_size=8, strangers=0)
+    config = TrainConfig(image_size=32, epochs=1, batch_size=8, strangers=0, second_opinion=False)
     assert config.frozen and config.contrastive
     train(open_dataset(tiny_dataset), config)
     with pytest.raises(AssertionError, match="frozen backbone"):  # fine-tuned: it trains
-        train(open_dataset(tiny_dataset), replace(config, frozen=False, second_opinion=False))
+        train(open_dataset(tiny_dataset), replace(config, frozen=False))
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from bikelib.images import (
     DAMAGED,
     MAX_IMAGE_PIXELS,
     augment_preview,
+    corner_crops,
     file_sha256,
     image_size,
     thumbnail,
@@ -299,3 +300,18 @@ def test_augment_preview_varies_a_photo_repeatably(tiny_dataset):
     off = Augmentation(flip=False, zoom=0, rotation=0, translation=0, brightness=0, contrast=0)
     plain = augment_preview(photo, off, n=2, size=48)
     assert all(np.array_equal(v, plain[0]) for v in plain)
+
+
+def test_corner_crops_cut_each_corner_at_the_asked_share_of_each_side():
+    # A photo in four colours, one a quadrant; each 60% corner is mostly its own colour.
+    quadrants = np.zeros((80, 100, 3), np.uint8)
+    quadrants[:40, :50] = (255, 0, 0)
+    quadrants[:40, 50:] = (0, 255, 0)
+    quadrants[40:, :50] = (0, 0, 255)
+    quadrants[40:, 50:] = (255, 255, 255)
+    crops = corner_crops(Image.fromarray(quadrants), 32, 0.6)
+    assert crops.shape == (4, 32, 32, 3) and crops.dtype == np.uint8
+    expected = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]  # rows, then columns
+    for crop, colour in zip(crops, expected, strict=True):
+        share = (np.abs(crop.astype(int) - colour).sum(axis=-1) < 60).mean()
+        assert 0.65 < share < 0.75, share  # (0.5 / 0.6) ** 2 = 0.69 of it

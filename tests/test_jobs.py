@@ -18,7 +18,7 @@ from bikelib.errors import ServerBusyError
 from bikelib.jobs import TrainingJob
 from bikelib.sessions import Workspace
 
-FAST = {"image_size": 32, "batch_size": 8, "strangers": 0}
+FAST = {"image_size": 32, "batch_size": 8, "strangers": 0, "second_opinion": False}
 
 
 def wait_until(condition, timeout=120.0):

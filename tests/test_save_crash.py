@@ -20,7 +20,7 @@ from helpers import ROOT, write_dataset
 from bikelib import TrainConfig, list_models, load_model, open_dataset, save_model, sessions, train
 from bikelib.sessions import Workspace
 
-FAST = {"image_size": 32, "batch_size": 8, "epochs": 1, "strangers": 0}
+FAST = {"image_size": 32, "batch_size": 8, "epochs": 1, "strangers": 0, "second_opinion": False}
 
 CHILD = """
 import os, sys, time

@@ -28,7 +28,8 @@ from bikelib.evaluation import score
 from bikelib.openset import calibrate as openset_calibrate
 from bikelib.second import fingerprint as second_fingerprint
 
-FAST = {"image_size": 32, "batch_size": 8, "epochs": 3, "strangers": 0}  # 2 batches an epoch
+# 2 batches an epoch; one backbone (the second's own tests ask for it: it costs seconds).
+FAST = {"image_size": 32, "batch_size": 8, "epochs": 3, "strangers": 0, "second_opinion": False}
 
 
 @pytest.fixture(scope="module")
@@ -150,14 +151,15 @@ def test_not_mine_photos_are_trained_against_and_scored_in_calibration(tmp_path)
     dataset = open_dataset(root, val_fraction=0.34, seed=0)
     assert (len(dataset.not_mine_train), len(dataset.not_mine_validation)) == (5, 2)
     batches = []
-    config = TrainConfig(**{**FAST, "epochs": 1})
+    config = TrainConfig(**{**FAST, "epochs": 1, "second_opinion": True})
     result = train(
         dataset, config, on_progress=lambda p: batches.append(p) if p.kind == "batch" else None
     )
     assert len(batches) == -(-(12 + 5) // 8)  # the 5 not-mine training photos join
     assert result.not_mine == {"trained": 5, "calibration": 2}
     reference = result.reference
-    assert len(reference.not_mine_scores) == 2 and len(reference.known_scores) == 6
+    assert len(reference.not_mine_scores) == 2
+    assert len(reference.known_scores) == 6 + reference.crops and reference.crops == 4 * 6
     # The threshold is set from the known photos alone (see openset.fit_reference).
     assert reference.threshold == openset_calibrate(reference.known_scores)
     rejected = np.mean(np.asarray(reference.not_mine_scores) < reference.threshold)
@@ -352,7 +354,7 @@ def test_a_frozen_training_scores_in_the_whitened_features_and_its_model_keeps_t
     whitened_backbone, tiny_dataset, tmp_path
 ):
     dataset = open_dataset(tiny_dataset, val_fraction=0.34, seed=0)
-    result = train(dataset, TrainConfig(**FAST))
+    result = train(dataset, TrainConfig(**{**FAST, "second_opinion": True}))
     whitening = result.reference.whitening
     assert whitening is not None and whitening.matrix.shape == (544, 544)
     assert result.reference.score == "nearest+plda" and result.reference.plda is not None
@@ -364,17 +366,24 @@ def test_a_frozen_training_scores_in_the_whitened_features_and_its_model_keeps_t
     assert (
         described["second"]["backbone"] == second_fingerprint() == result.reference.second.backbone
     )
+    # The threshold is set on the validation photos and their four corners (CALIBRATION_CROP).
+    crops = 4 * len(dataset.validation)
+    assert result.reference.crops == described["crops"] == crops
+    assert len(result.reference.known_scores) == len(dataset.validation) + crops
+    assert result.reference.threshold == openset_calibrate(result.reference.known_scores)
     classifier = load_model(directory, gate=False)
     np.testing.assert_array_equal(classifier.embed.whitening.matrix, whitening.matrix)
     np.testing.assert_array_equal(
         classifier.reference.second.features, result.reference.second.features
     )
+    assert classifier.reference.crops == crops
     np.testing.assert_array_equal(
         classifier.reference.plda.transform, result.reference.plda.transform
     )
     # Served as trained: the validation photos score what calibration saw.
     served = [classifier.predict(s.path).score for s in dataset.validation]
-    np.testing.assert_allclose(served, result.reference.known_scores, rtol=1e-5, atol=1e-4)
+    photos = result.reference.known_scores[: len(dataset.validation)]
+    np.testing.assert_allclose(served, photos, rtol=1e-5, atol=1e-4)
     # Served by another second backbone than it was made with, its scores would mean nothing.
     meta = json.loads((directory / "model.json").read_text())
     meta["openset"]["second"]["backbone"] = "0123456789abcdef"
