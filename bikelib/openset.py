@@ -9,7 +9,10 @@ between "bike X", "not one of yours" and "no bicycle":
   training photos; higher means more likely known; and `cohort.Plda` (fitted per
   training from the backbone's cohort), whose ratio, with the cosine, makes the app's
   score for whitened features (`CHOSEN_SCORE`);
-- `calibrate`: the threshold that accepts a chosen share of held-out known photos;
+- `SecondSpace`: the training photos in the second backbone's features (`bikelib.second`),
+  whose score a `Reference` averages with its own, bike by bike;
+- `calibrate`: the threshold that accepts a chosen share of held-out known photos (with
+  the second backbone, of them and their corners: `CALIBRATION_CROP`);
 - `verdict`: the decision and its one plain sentence;
 - `POOLS`, `POOL`: how several photos of one listing make one score.
 
@@ -161,7 +164,8 @@ class SecondSpace:
 
     def per_bike(self, second: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """(n, bikes): the app's score (`nearest+plda`) of each photo against each bike."""
-        return _per_bike(nearest_plus_plda(self.plda), second, self.features, labels)
+        out = Outputs(second, None, None)
+        return _per_bike(nearest_plus_plda(self.plda), out, self.features, labels)
 
     def describe(self) -> dict:
         return {
@@ -171,13 +175,12 @@ class SecondSpace:
         }
 
 
-def _per_bike(score: Score, features: np.ndarray, refs: np.ndarray, labels: np.ndarray):
+def _per_bike(score: Score, out: Outputs, refs: np.ndarray, labels: np.ndarray):
     """(n, bikes) `score` of each photo against each bike's photos alone (-inf: none)."""
-    out = Outputs(features, None, None)
     columns = [
         score(out, refs[labels == bike], labels[labels == bike])
         if (labels == bike).any()
-        else np.full(len(features), -np.inf, np.float32)
+        else np.full(len(out.features), -np.inf, np.float32)
         for bike in range(int(labels.max()) + 1)
     ]
     return np.stack(columns, axis=1)
@@ -230,7 +233,7 @@ class Reference:
     def per_bike(self, out: Outputs) -> np.ndarray:
         """(n, bikes): each photo's score against each bike."""
         score = candidate_scores(self.plda)[self.score]
-        first = _per_bike(score, out.features, self.features, self.labels)
+        first = _per_bike(score, out, self.features, self.labels)
         if self.second is None:
             return first
         if out.second is None:

@@ -58,6 +58,16 @@ def test_reference_scores_one_bike_alone():
     assert reference.scores(like_bike_1, bike=0)[0] < 0.2
 
 
+def test_a_references_scores_bike_by_bike_give_its_score_at_their_best():
+    # What Classifier.predict_decoded relies on: one pass for every bike's match.
+    reference = openset.Reference("nearest", 0.8, 0.95, REFS, LABELS)
+    photos = outputs([[0, 1, 0], [1, 0.2, 0], [0.3, 0.3, 0.9]])
+    per_bike = reference.per_bike(photos)
+    assert per_bike.shape == (3, 2)
+    np.testing.assert_allclose(per_bike.max(axis=1), reference.scores(photos), rtol=1e-6)
+    np.testing.assert_allclose(per_bike[:, 0], reference.scores(photos, bike=0), rtol=1e-6)
+
+
 def test_leave_one_out_never_matches_a_photo_with_itself():
     scores = openset.leave_one_out_scores("nearest", REFS, LABELS)
     assert (scores < 0.999).all() and (scores > 0.9).all()
