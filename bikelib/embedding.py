@@ -64,6 +64,14 @@ def centre(images: np.ndarray, zoom: float) -> np.ndarray:
     return images[:, top : top + h, left : left + w]
 
 
+def run_network(network, images: np.ndarray) -> np.ndarray:
+    """`network`'s outputs for `images`: a direct call for small batches (no per-call
+    dataset set-up, as Keras recommends), `predict` in batches of 32 beyond."""
+    if len(images) <= 32:
+        return np.asarray(network(images, training=False))
+    return np.asarray(network.predict(images, batch_size=32, verbose=0))
+
+
 class Embedder:
     """Runs a trained classifier for its features, logits and probabilities at once."""
 
@@ -85,9 +93,7 @@ class Embedder:
         self._model = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
 
     def _features(self, images: np.ndarray) -> np.ndarray:
-        if len(images) <= 32:  # a direct call: no per-call dataset set-up (small batches)
-            return np.asarray(self._model(images, training=False))
-        return np.asarray(self._model.predict(images, batch_size=32, verbose=0))
+        return run_network(self._model, images)
 
     def __call__(self, images: np.ndarray) -> Outputs:
         images = np.asarray(images, dtype=np.float32)

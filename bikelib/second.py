@@ -6,9 +6,10 @@ new place, often a part of it up close, and there the first backbone's score mis
 that another network catches: ImageNet's EfficientNet-Lite0 (the bicycle gate's network,
 from its pinned wheel), trained on the same rendered bikes and whitened on the same cohort
 (`bench/lite0_backbone.py`), fails on other photos (front-wheel close-ups: AUROC 0.936
-against 0.831). So a frozen training also keeps the training photos' features in this
-second backbone, with a PLDA fitted on them from its own cohort, and the match score of a
-photo with a bike is the mean of the two networks' scores (`SECOND_WEIGHT`).
+against 0.831, measured with a 10-epoch run of the same recipe). So a frozen training also
+keeps the training photos' features in this second backbone, with a PLDA fitted on them
+from its own cohort, and the match score of a photo with a bike is the mean of the two
+networks' scores (`SECOND_WEIGHT`).
 
 Measured (bench/RESULTS.md, "A second opinion"), AUROC of the bike's photos at new places
 against strangers' there, 400 / 400: 0.944 with the first backbone alone, 0.967 with both
@@ -51,7 +52,6 @@ class SecondBackbone:
     whitening: object  # cohort.Whitening
     cohort: object  # cohort.Cohort
     fingerprint: str  # of its weights and whitening: a saved model names the one it used
-    image_size: int
 
 
 def fingerprint(folder: str | Path | None = None) -> str:
@@ -93,7 +93,6 @@ def _load(folder: str, stamps: tuple) -> SecondBackbone:
         whitening=whitening,
         cohort=cohort,
         fingerprint=fingerprint(folder),
-        image_size=backbone.image_size_of(folder),
     )
 
 
@@ -101,14 +100,10 @@ def features(second: SecondBackbone, images: np.ndarray, *, flip: bool = True) -
     """(n, d): the second backbone's features of `images` (raw pixels, any size: its
     network resizes them), each photo's and its mirror image's averaged, whitened."""
     from .cohort import normalise
-
-    def run(x: np.ndarray) -> np.ndarray:
-        if len(x) <= 32:  # a direct call: no per-call dataset set-up (small batches)
-            return np.asarray(second.network(x, training=False))
-        return np.asarray(second.network.predict(x, batch_size=32, verbose=0))
+    from .embedding import run_network
 
     images = np.asarray(images, dtype=np.float32)
-    total = normalise(run(images))
+    total = normalise(run_network(second.network, images))
     if flip:
-        total = total + normalise(run(images[:, :, ::-1]))
+        total = total + normalise(run_network(second.network, images[:, :, ::-1]))
     return second.whitening(normalise(total))

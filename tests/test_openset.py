@@ -242,7 +242,7 @@ def test_fit_reference_with_a_second_backbone_calibrates_on_the_averaged_score()
     import keras
 
     network = keras.Model(network.input, network.get_layer("features").output)
-    second = SecondBackbone(network, whitening, cohort, fingerprint="f00", image_size=32)
+    second = SecondBackbone(network, whitening, cohort, fingerprint="f00")
     embed = embedding.Embedder(model, second=second)
     out = embed(photos)
     assert out.second is not None and out.second.shape == out.features.shape
