@@ -188,11 +188,9 @@ class Classifier:
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (n, classes) for uint8 arrays of shape (n, size, size, 3)."""
-        if len(images) <= 32:
-            # A direct call skips predict()'s per-call dataset set-up (~100 ms): what
-            # Keras recommends for small batches, and what one uploaded photo is.
-            return np.asarray(self.model(np.asarray(images), training=False))
-        return np.asarray(self.model.predict(images, batch_size=32, verbose=0))
+        from .embedding import run_network  # compiled, in batches: see there why
+
+        return run_network(self.model, np.asarray(images))
 
     def decode(self, source: ImageSource) -> np.ndarray:
         return decode(source, self.image_size)

@@ -103,7 +103,8 @@ def features(second: SecondBackbone, images: np.ndarray, *, flip: bool = True) -
     from .embedding import run_network
 
     images = np.asarray(images, dtype=np.float32)
-    total = normalise(run_network(second.network, images))
-    if flip:
-        total = total + normalise(run_network(second.network, images[:, :, ::-1]))
-    return second.whitening(normalise(total))
+    if not flip:
+        return second.whitening(normalise(run_network(second.network, images)))
+    # The photos and their mirror images in one run: one network call for a single photo.
+    both = normalise(run_network(second.network, np.concatenate([images, images[:, :, ::-1]])))
+    return second.whitening(normalise(both[: len(images)] + both[len(images) :]))
