@@ -225,7 +225,8 @@ FORM_CHOICES = {
 }
 # TrainConfig fields the form sets; the others come from the recipe as they are.
 FORM_FIELDS = {*FORM_CHOICES, "arch", "epochs", "augmentation", "val_fraction", "seed"}
-FORM_FIELDS |= {"pretrained"}  # a checkbox, for the one network that has such weights
+FORM_FIELDS |= {"pretrained", "second_opinion"}  # checkboxes, for the one network with
+# pretrained weights (and so a frozen backbone the second opinion can stand beside)
 AUGMENTATION_STRENGTHS = ("zoom", "rotation", "translation", "brightness", "contrast")
 AUGMENTATION_NAMES = ("flip", *AUGMENTATION_STRENGTHS)  # the switches, not `fill`
 
@@ -295,9 +296,6 @@ RECIPE_WORDS = {
     "strangers": lambda v: f"{v} photos of other bikes taught to match none" if v else None,
     "frozen": lambda v: (
         "only the last layer trains (the backbone stays as pretrained)" if v else None
-    ),
-    "second_opinion": lambda v: (
-        "photos also matched by a second backbone (Lite0), the two scores averaged" if v else None
     ),
     "contrastive": lambda v: (
         f"each bike's photos pulled together, other bikes' pushed away (contrastive {v:g})"

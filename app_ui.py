@@ -340,6 +340,14 @@ def train_form(recipe: bikelib.TrainConfig, *, given_split: bool, running: bool)
                 help="Weights pretrained to tell 300 rendered bikes apart: better at telling "
                 "your bike from a stranger's, and useful after a few epochs. Off: random weights.",
             )
+            form["second_opinion"] = left.checkbox(
+                "Second opinion",
+                recipe.second_opinion,
+                help="Photos are also matched by a second network (ImageNet's EfficientNet-"
+                "Lite0, taught the same rendered bikes), the two scores averaged: better at "
+                "telling your bike from a stranger's at a new place, at several times the "
+                "computing per photo. Needs the bike backbone.",
+            )
         right.markdown("**Augmentation** (training photos only)")
         form["flip"] = right.checkbox("Horizontal flips", recipe.augmentation.flip)
         switches = app_state.augmentation_switches(recipe)

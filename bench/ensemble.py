@@ -15,12 +15,17 @@ adds bench/gallery.py's crops of each held-out photo (`CALIBRATION_GRID`), so th
 is set on photos framed as listings frame a bike (close-ups of a part) as well as whole;
 `held-out+corners` the app's (`images.corner_crops`, `openset.CALIBRATION_CROP`).
 
+`--second-mirror yes,no` scores the second backbone with and without each photo's mirror
+image averaged in (the first always has it): rows for each, side by side, because the
+mirror doubles the second network's cost on every photo a scan or Classify sees.
+
 `--decode-at N` decodes every photo at N px, and each network resizes it to its own size
 inside (as a model does with any photo): both backbones fed the same arrays, as one
 model would feed them; by default each sees photos decoded at its own size.
 
     python bench/ensemble.py FIRST SECOND [--weights 1,0,0.5,0.7,0.3]
         [--calibrations held-out,held-out+crops,held-out+corners] [--decode-at N]
+        [--second-mirror yes,no]
     (FIRST or SECOND may be "shipped": data/backbone)
 """
 
@@ -66,13 +71,16 @@ def held_crops(embed: Embedder, size: int, cut) -> dict:
     return out
 
 
-def per_bike_scores(folder: Path, calibrations=(), decode: int | None = None) -> dict:
+def per_bike_scores(
+    folder: Path, calibrations=(), decode: int | None = None, mirror: bool = True
+) -> dict:
     """{(protocol, fold, set): (photos, bikes) scores} with the backbone in `folder`, the
-    photos decoded at `decode` px (default: the backbone's size); the sets: known, other,
-    held, and each of `calibrations`' crops."""
+    photos decoded at `decode` px (default: the backbone's size), each photo's mirror
+    image averaged in or not; the sets: known, other, held, and each of `calibrations`'
+    crops."""
     backbone.BACKBONE_DIR = folder
     model = Untrained(2, backbone.image_size_of()).model
-    embed = Embedder(model, whitening=backbone.whitening_for())
+    embed = Embedder(model, whitening=backbone.whitening_for(), flip=mirror)
     size = decode or backbone.image_size_of()
     cohort, out = backbone.cohort_for(), {}
     cut = {name: held_crops(embed, size, CROPS[name]) for name in calibrations if name in CROPS}
@@ -101,18 +109,26 @@ def main() -> None:
     parser.add_argument("--weights", default="1,0,0.5,0.7,0.3")
     parser.add_argument("--calibrations", default="held-out")
     parser.add_argument("--decode-at", type=int, help="px (default: each backbone's own size)")
+    parser.add_argument("--second-mirror", default="yes", help="yes, no or yes,no")
     args = parser.parse_args()
+    mirrors = [m == "yes" for m in args.second_mirror.split(",")]
+    assert set(args.second_mirror.split(",")) <= {"yes", "no"}, args.second_mirror
     calibrations = args.calibrations.split(",")
     assert set(calibrations) <= {"held-out", *CROPS}, calibrations
     folders = [SHIPPED if f == "shipped" else Path(f) for f in (args.first, args.second)]
     print(machine(), "| backbones:", *(f"{f} ({backbone.image_size_of(f)} px)" for f in folders))
     print("photos decoded at", f"{args.decode_at} px" if args.decode_at else "each one's size")
-    first, second = (per_bike_scores(f, calibrations, args.decode_at) for f in folders)
+    first = per_bike_scores(folders[0], calibrations, args.decode_at)
+    seconds = {m: per_bike_scores(folders[1], calibrations, args.decode_at, m) for m in mirrors}
     rows = []
-    for weight, calibration in (
-        (float(w), c) for w in args.weights.split(",") for c in calibrations
+    for weight, calibration, mirror in (
+        (float(w), c, m) for w in args.weights.split(",") for c in calibrations for m in mirrors
     ):
-        row, drawn = [f"{weight:g} x first + {1 - weight:g} x second", calibration], []
+        second = seconds[mirror]
+        scores = f"{weight:g} x first + {1 - weight:g} x second"
+        if len(mirrors) > 1:
+            scores += " (its mirror too)" if mirror else " (no mirror)"
+        row, drawn = [scores, calibration], []
         for protocol in PROTOCOLS:
             folds = []
             for i in range(len([k for k in first if k[0] == protocol and k[2] == "held"])):

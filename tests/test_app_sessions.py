@@ -75,6 +75,7 @@ def visit(visitor: int, seen: dict) -> None:
     widget(at.slider, "Epochs").set_value(1)
     widget(at.select_slider, "Image size (pixels)").set_value(32)
     widget(at.select_slider, "Batch size").set_value(8)
+    widget(at.checkbox, "Second opinion").set_value(False)  # not what this is about
     run(at, lambda at: at.get("form_submit_button")[0].click())
     assert not at.error, [e.value for e in at.error]
     job: jobs.TrainingJob = at.session_state["job"]

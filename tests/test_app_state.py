@@ -65,7 +65,19 @@ def test_form_choices_and_recipe_extras():
     unticked = app_state.config_from_form(
         TrainConfig.recommended("default"), flip=True, switched_on=[], seed=0, pretrained=False
     )
-    assert (unticked.pretrained, unticked.frozen) == (False, False)
+    assert (unticked.pretrained, unticked.frozen, unticked.second_opinion) == (False,) * 3
+    # Its "Second opinion" box ticked without the backbone: nothing to stand beside.
+    alone = app_state.config_from_form(
+        TrainConfig.recommended("default"), flip=True, switched_on=[], seed=0,
+        pretrained=False, second_opinion=True,
+    )  # fmt: skip
+    assert alone.second_opinion is False
+    assert "second" not in default  # a checkbox of the form, not a recipe extra
+    # Unticking only "Second opinion": the frozen backbone alone.
+    single = app_state.config_from_form(
+        TrainConfig.recommended("default"), flip=True, switched_on=[], seed=0, second_opinion=False
+    )
+    assert (single.frozen, single.second_opinion) == (True, False)
     other = replace(recipe, restore_best=False, strangers=100, steps_per_epoch=80)
     assert "keeps the last epoch's weights" in app_state.recipe_extras(other)
     assert "80 batches an epoch" in app_state.recipe_extras(other)

@@ -26,10 +26,13 @@ def widget(widgets, label):
     return next(w for w in widgets if w.label == label)
 
 
-def start(at: AppTest, epochs: int) -> None:
+def start(at: AppTest, epochs: int, second_opinion: bool = False) -> None:
+    """Start a small run; without the second opinion (the recipe's) unless asked: these
+    tests are about the page, and that network costs each training seconds."""
     widget(at.slider, "Epochs").set_value(epochs)
     widget(at.select_slider, "Image size (pixels)").set_value(32)
     widget(at.select_slider, "Batch size").set_value(8)
+    widget(at.checkbox, "Second opinion").set_value(second_opinion)
     at.get("form_submit_button")[0].click().run()
     assert not at.exception and not at.error, at.error
 
@@ -68,6 +71,7 @@ def test_the_form_starts_from_each_architectures_recipe(app_env):
     assert widget(at.select_slider, "Image size (pixels)").value == recipe.image_size
     assert widget(at.slider, "Validation fraction").disabled  # the demo has its own split
     assert widget(at.checkbox, "Start from the bike backbone").value is True
+    assert widget(at.checkbox, "Second opinion").value is True
     offered = [option.split(":")[0] for option in at.button_group[0].options]
     assert offered == ["default", "seed"]  # lite0 is for the CLI only (measured weaker)
     at.button_group[0].set_value("seed").run()
@@ -76,11 +80,12 @@ def test_the_form_starts_from_each_architectures_recipe(app_env):
     assert widget(at.select_slider, "Learning rate").value == seed.learning_rate
     # The 2018 network has no pretrained weights: random ones, as then; no such box.
     assert not [box for box in at.checkbox if box.label == "Start from the bike backbone"]
+    assert not [box for box in at.checkbox if box.label == "Second opinion"]
 
 
 def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):
     at = train_page()
-    start(at, epochs=2)
+    start(at, epochs=2, second_opinion=True)  # the recipe's, as a user gets it
     assert at.session_state["job"].status().active
     assert at.get("form_submit_button")[0].disabled  # one run at a time per session
     run_until(at, lambda at: at.success)  # the first run after the job has finished
@@ -92,6 +97,7 @@ def test_a_short_training_run_shows_progress_results_and_past_runs(app_env):
     assert at.success[0].value.startswith(f"Model saved as **{meta['name']}**")
     assert model_dir.parent.parent.parent == app_env / "sessions"  # inside this session
     assert read_meta(model_dir)["config"]["image_size"] == 32
+    assert read_meta(model_dir)["config"]["second_opinion"] is True
     labels = {m.label: m.value for m in at.metric}
     assert labels["Best epoch"].endswith("of 2") and labels["Validation accuracy"].endswith("%")
     assert len(at.get("vega_lite_chart")) == 4  # loss, accuracy, confusion matrix, past runs
