@@ -395,6 +395,8 @@ def test_a_second_visitor_training_meanwhile_is_told_it_is_next_in_the_queue(pag
             go_to(visitor, "Train")
             assert set_slider(visitor, "Epochs", 0) == "1"
             assert set_slider(visitor, "Image size (pixels)", 0) == "32"
+            visitor.get_by_text("Second opinion").click()  # unticked: not what this is about
+            assert not visitor.get_by_role("checkbox", name="Second opinion").is_checked()
             idle(visitor)
         first, second = visitors
         first.get_by_role("button", name="Start training").click()
