@@ -15,10 +15,12 @@ Measured (bench/RESULTS.md, "A second opinion"), AUROC of the bike's photos at n
 against strangers' there, 400 / 400: 0.944 with the first backbone alone, 0.967 with both
 fed the model's 96-px photos (the network resizes them to its 128 px inside; photos decoded
 at 128 px for it: 0.969, not worth a second decode); the real umea photos 1.000. The cost:
-a second network run on each photo and its mirror image (Lite0 at 128 px: 9 ms a photo in
-batches on 2 cores), loaded once per process, read-only; a saved model keeps only what is
-its own (features, PLDA) and names the backbone it was made with
-(`SecondBackbone.fingerprint`), which must be the installed one.
+a second network run on each photo and its mirror image (Lite0 at 128 px: 6 ms wall, 11
+ms CPU a photo in batches of 32 on 2 cores, 15 ms for one photo alone), loaded once per
+process, read-only; without the mirror it would cost half, for scores a little worse on
+every protocol (bench/RESULTS.md, "Compiled network calls"), so the mirror stays. A
+saved model keeps only what is its own (features, PLDA) and names the backbone it was
+made with (`SecondBackbone.fingerprint`), which must be the installed one.
 
 Shipped in data/second-backbone/ (as data/backbone/: backbone.keras, the network up to its
 features; whitening.npz; backbone.json, the recipe and how it scored).
