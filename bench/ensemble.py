@@ -27,6 +27,12 @@ model would feed them; by default each sees photos decoded at its own size.
         [--calibrations held-out,held-out+crops,held-out+corners] [--decode-at N]
         [--second-mirror yes,no]
     (FIRST or SECOND may be "shipped": data/backbone)
+
+A second table pools the listings protocol's 4-photo listings as the app does
+(`listing_pools`): Classify's "These photos are one listing" (each bike's mean match over
+the listing's photos, the best bike's) and Scan's "Each folder is one listing" (the mean
+match to the bike looked for: each demo bike's 10 listings against the 50 strangers',
+averaged over the bikes), at the same line as the single photos.
 """
 
 from __future__ import annotations
@@ -35,17 +41,18 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import machine, table
+from common import ROOT, machine, table
 from gallery import CALIBRATION_GRID, GRIDS, crops
-from openset import Untrained
+from openset import LISTINGS_PER_BIKE, PHOTOS_PER_LISTING, Untrained
 from plda import DRAWS, PROTOCOLS, features, pool, summary
 from zooms import case_photos
 
-from bikelib import backbone
+from bikelib import backbone, render
 from bikelib.cohort import fit_plda
+from bikelib.dataset import open_dataset
 from bikelib.embedding import Embedder, Outputs
 from bikelib.images import corner_crops
-from bikelib.openset import CALIBRATION_CROP, calibrate, nearest_plus_plda, trade_off
+from bikelib.openset import CALIBRATION_CROP, auroc, calibrate, nearest_plus_plda, trade_off
 
 SHIPPED = backbone.BACKBONE_DIR
 
@@ -102,6 +109,21 @@ def per_bike_scores(
     return out
 
 
+def listing_pools(known: np.ndarray, other: np.ndarray, classes, threshold: float) -> list:
+    """[Classify, Scan] "AUROC (accepted / rejected)" of the 4-photo listings, from their
+    photos' (photos, bikes) scores in listing order (bench/openset.py's
+    `multi_photo_listings`: LISTINGS_PER_BIKE of each demo bike, then the strangers')."""
+    k, u = (s.reshape(-1, PHOTOS_PER_LISTING, s.shape[1]).mean(axis=1) for s in (known, other))
+    classify = summary([(k.max(axis=1), u.max(axis=1), threshold)])
+    cells = []
+    for i, bike in enumerate(render.DEMO_BIKES):
+        b = list(classes).index(bike.name)
+        mine = k[i * LISTINGS_PER_BIKE : (i + 1) * LISTINGS_PER_BIKE, b]
+        cells.append((auroc(mine, u[:, b]), *trade_off(threshold, mine, u[:, b])))
+    auc, accepted, rejected = np.mean(cells, axis=0)
+    return ["{} ({})".format(*classify), f"{auc:.3f} ({accepted:.0%} / {rejected:.0%})"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("first")
@@ -120,7 +142,8 @@ def main() -> None:
     print("photos decoded at", f"{args.decode_at} px" if args.decode_at else "each one's size")
     first = per_bike_scores(folders[0], calibrations, args.decode_at)
     seconds = {m: per_bike_scores(folders[1], calibrations, args.decode_at, m) for m in mirrors}
-    rows = []
+    rows, listing_rows = [], []
+    classes = open_dataset(ROOT / "data" / "demo-bikes").classes
     for weight, calibration, mirror in (
         (float(w), c, m) for w in args.weights.split(",") for c in calibrations for m in mirrors
     ):
@@ -139,6 +162,13 @@ def main() -> None:
                 )
                 held = np.concatenate([held, *crop_scores])
                 folds.append((k, u, calibrate(held)))
+                if protocol == "listings":
+                    k_all, u_all = (
+                        weight * first[protocol, i, s] + (1 - weight) * second[protocol, i, s]
+                        for s in ("known", "other")
+                    )
+                    pooled = listing_pools(k_all, u_all, classes, folds[-1][2])
+                    listing_rows.append([*row[:2], "{} ({})".format(*summary(folds[-1:])), *pooled])
             row.append("{} ({})".format(*summary(folds)))
             drawn += folds if protocol in DRAWS else []
         known, unknown, threshold = pool(drawn)
@@ -147,6 +177,15 @@ def main() -> None:
         rows.append([*row, both, f"{rejected:.0%}"])
     ceiling = "both draws: rejected at 95% accepted (set on them)"
     print(table(["scores", "calibrated on", *PROTOCOLS, "both draws", ceiling], rows))
+    print("\n4-photo listings pooled as the app pools them, at the same line:")
+    head = [
+        "scores",
+        "calibrated on",
+        "each photo alone",
+        "Classify (best bike)",
+        "Scan (per bike)",
+    ]
+    print(table(head, listing_rows))
 
 
 if __name__ == "__main__":

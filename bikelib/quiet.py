@@ -12,6 +12,11 @@ and go straight to file descriptor 2, so Python's logging cannot catch them.
 otherwise, and with fd 2 passed through a filter for the length of the import that
 drops exactly those start-up lines and lets everything else through, errors included.
 `TF_ENABLE_ONEDNN_OPTS` is left alone: turning oneDNN off would change the numbers.
+It also drops TensorFlow's warning that a function "triggered tf.function retracing"
+(`RetracingNotice`): each network traces its compiled predict function for its first
+batch shapes (one photo, a photo and its mirror, 32), then relaxes the shape and traces
+no more (checked: no warning after the first three predictions of a process), but the
+warning counts the first traces of every network's function together.
 
 Called before the first TensorFlow import wherever one can happen: bikelib's lazy loader,
 `Augmentation.layers`, opening a model zip, the training child process and the command
@@ -21,6 +26,7 @@ line. (`ABSL_MIN_LOG_LEVEL`, which the command line sets, does not silence these
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -106,6 +112,13 @@ def filtered_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+class RetracingNotice(logging.Filter):
+    """Drops the "triggered tf.function retracing" warning (see above), nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def load_tensorflow() -> None:
     """Import TensorFlow and Keras once, without their start-up lines (see above)."""
     global _loaded
@@ -117,4 +130,5 @@ def load_tensorflow() -> None:
             with contextlib.suppress(ImportError):  # another Keras backend: only Keras
                 import tensorflow  # noqa: F401
             import keras  # noqa: F401
+        logging.getLogger("tensorflow").addFilter(RetracingNotice())
         _loaded = True

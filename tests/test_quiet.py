@@ -70,3 +70,19 @@ def test_importing_tensorflow_through_bikelib_prints_no_startup_lines():
     assert out.stdout.strip() == b"3.0"
     noise = [line for line in out.stderr.splitlines() if line.strip()]
     assert noise == [], b"\n".join(noise).decode()
+
+
+def test_the_retracing_notice_is_dropped_and_tensorflows_other_warnings_kept():
+    # In a fresh interpreter: bikelib's TensorFlow import adds the filter to its logger.
+    script = (
+        "import bikelib; bikelib.make_model; import logging; "
+        "log = logging.getLogger('tensorflow'); "
+        "log.warning('5 out of the last 6 calls to <function f> triggered tf.function "
+        "retracing. Tracing is expensive'); "
+        "log.warning('another warning')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=300, check=True
+    )
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == [b"WARNING:tensorflow:another warning"], lines
