@@ -188,12 +188,13 @@ def read_meta(directory: str | os.PathLike) -> dict:
 class Prediction:
     """One photo's result: the verdict first, then the closest known bike and every class's.
 
-    `label` is always the closest known bike; `verdict` says whether the photo shows it
-    (`"bike"`), another bicycle (`"not_mine"`) or no bicycle at all (`"no_bicycle"`).
+    `label` is always the closest known bike (the best of `matches` where there are
+    any, else the most probable); `verdict` says whether the photo shows it (`"bike"`),
+    another bicycle (`"not_mine"`) or no bicycle at all (`"no_bicycle"`).
     """
 
     label: str
-    confidence: float
+    confidence: float  # the network's probability of `label`
     probabilities: dict[str, float]
     verdict: str = openset.BIKE
     score: float = float("nan")  # higher: more likely one of the known bikes

@@ -415,9 +415,10 @@ def decide(
 ) -> Verdict:
     """No bicycle (the gate says so), else one of the known bikes or not, by threshold.
 
-    `matched`: the bike whose photo the score is the match with, when known. The label
-    is the bike with the highest probability; the nearest photo can be of another bike,
-    and then the sentence says so rather than claim the match is with `label`'s photos.
+    `matched`: the bike whose photos the score is the match with, when known. The app's
+    predictions name that bike (one photo: its best match; a scan's: the bike asked
+    about); were `label` another, the sentence would say so rather than claim the match
+    is with `label`'s photos.
     """
     if bicycle is not None and bicycle < gate_threshold:
         return Verdict(

@@ -82,7 +82,8 @@ for number, (photo, prediction) in enumerate(zip(photos, predictions, strict=Tru
         left.image(images.thumbnail(photo.getvalue(), 360, square=False), caption=photo.name)
         if show_why:
             with app_ui.sentence_on_error(stop=False):
-                why = classifier.explain(io.BytesIO(photo.getvalue()))
+                named = classifier.classes.index(prediction.label)  # the bike it names
+                why = classifier.explain(io.BytesIO(photo.getvalue()), bike=named)
                 columns[1].image(why, caption=f"Why: where it saw {prediction.label}")
                 # The photo of the matched bike most like it; like the score itself, not
                 # shown for a model without verdicts (one that guesses, say).

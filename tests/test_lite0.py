@@ -54,7 +54,8 @@ def test_a_saved_lite0_model_loads_and_predicts_as_trained(saved):
     prediction = classifier.predict(photo)
     assert prediction.label in dataset.classes
     direct = result.model.predict(classifier.decode(photo)[None], verbose=0)[0]
-    assert prediction.confidence == pytest.approx(float(direct.max()), abs=1e-5)
+    np.testing.assert_allclose(list(prediction.probabilities.values()), direct, atol=1e-5)
+    assert prediction.confidence == prediction.probabilities[prediction.label]
 
 
 def test_a_lite0_model_explains_itself_on_its_last_convolution(saved):

@@ -226,7 +226,8 @@ def test_saved_model_describes_itself_and_predicts_the_same(trained, tmp_path):
     assert prediction.label in dataset.classes
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     direct = result.model.predict(classifier.decode(photo)[None], verbose=0)[0]
-    assert prediction.confidence == pytest.approx(float(direct.max()), abs=1e-5)
+    np.testing.assert_allclose(list(prediction.probabilities.values()), direct, atol=1e-5)
+    assert prediction.confidence == prediction.probabilities[prediction.label]
     assert [m["path"] for m in list_models(tmp_path / "models")] == [str(directory)]
     with zipfile.ZipFile(io.BytesIO(export_zip(directory))) as archive:
         names = {Path(n).name for n in archive.namelist()}
