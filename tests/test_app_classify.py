@@ -217,14 +217,24 @@ def test_photos_of_one_listing_are_judged_together_when_asked(app_env, shipped_m
     assert errors[0] == "None of the listing's photos could be read" and len(errors) == 3
 
 
-def test_show_why_puts_a_heatmap_beside_the_photo(app_env, shipped_model):
+def test_show_why_puts_a_heatmap_beside_the_photo(app_env, shipped_model, monkeypatch):
+    explained = []  # the bike each heatmap explains
+    original = bikelib.Classifier.explain
+
+    def spy(self, source, *, bike=None, **options):
+        explained.append(bike)
+        return original(self, source, bike=bike, **options)
+
+    monkeypatch.setattr(bikelib.Classifier, "explain", spy)
     at = classify_page()
     at.file_uploader[0].set_value(("bike.jpg", BICYCLE.read_bytes(), "image/jpeg")).run()
     assert len(at.image) == 1
     toggle(at, "Show why (heatmap)").set_value(True).run()
     assert not at.exception and not at.error
     assert len(at.image) == 3
-    assert at.image[1].captions[0].startswith("Why: where it saw ")
+    named = load_model(shipped_model).predict(BICYCLE).label
+    assert at.image[1].captions[0] == f"Why: where it saw {named}"
+    assert explained == [load_model(shipped_model).classes.index(named)]  # that bike's map
     # and the owner's photo of the matched bike most like it
     assert re.fullmatch(
         r"Most like your photo photo\d+\.png of \S+ \(similarity -?\d\.\d\d\)",
