@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bikelib import load_model, open_image
 
@@ -51,3 +52,33 @@ def test_the_shipped_models_reference_photos_line_up_with_its_features():
         closest = classifier.closest_photo(photo)
         assert (closest.name, closest.bike) == (photo.name, photo.parent.name)
         assert closest.similarity > 0.999
+
+
+def test_visitors_sharing_one_model_get_the_answers_each_would_alone():
+    # A hosted server shares one loaded model (st.cache_resource) among its sessions, and
+    # its networks run through Keras' compiled predict functions: those must give each
+    # thread its own photo's answer, as one visitor alone would get.
+    import threading
+
+    classifier = load_model(ROOT / "data" / "demo-model", gate=False)
+    photos = sorted((ROOT / "data" / "demo-bikes" / "validation").glob("*/*.jpg"))[::2]
+    alone = {photo: classifier.predict(photo) for photo in photos}
+    answers, failures = [], []
+
+    def visitor(offset: int) -> None:
+        try:
+            for photo in photos[offset:] + photos[:offset]:
+                answers.append((photo, classifier.predict(photo)))
+        except Exception as error:  # noqa: BLE001 (reported below)
+            failures.append(error)
+
+    threads = [threading.Thread(target=visitor, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert len(answers) == 3 * len(photos)
+    for photo, answer in answers:
+        assert answer.label == alone[photo].label, photo.name
+        assert answer.score == pytest.approx(alone[photo].score, abs=1e-5), photo.name
