@@ -43,16 +43,16 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, machine, table
 from gallery import CALIBRATION_GRID, GRIDS, crops
-from openset import LISTINGS_PER_BIKE, PHOTOS_PER_LISTING, Untrained
+from openset import PHOTOS_PER_LISTING, Untrained, app_pools
 from plda import DRAWS, PROTOCOLS, features, pool, summary
 from zooms import case_photos
 
-from bikelib import backbone, render
+from bikelib import backbone
 from bikelib.cohort import fit_plda
 from bikelib.dataset import open_dataset
 from bikelib.embedding import Embedder, Outputs
 from bikelib.images import corner_crops
-from bikelib.openset import CALIBRATION_CROP, auroc, calibrate, nearest_plus_plda, trade_off
+from bikelib.openset import CALIBRATION_CROP, calibrate, nearest_plus_plda, trade_off
 
 SHIPPED = backbone.BACKBONE_DIR
 
@@ -113,15 +113,12 @@ def listing_pools(known: np.ndarray, other: np.ndarray, classes, threshold: floa
     """[Classify, Scan] "AUROC (accepted / rejected)" of the 4-photo listings, from their
     photos' (photos, bikes) scores in listing order (bench/openset.py's
     `multi_photo_listings`: LISTINGS_PER_BIKE of each demo bike, then the strangers')."""
-    k, u = (s.reshape(-1, PHOTOS_PER_LISTING, s.shape[1]).mean(axis=1) for s in (known, other))
-    classify = summary([(k.max(axis=1), u.max(axis=1), threshold)])
-    cells = []
-    for i, bike in enumerate(render.DEMO_BIKES):
-        b = list(classes).index(bike.name)
-        mine = k[i * LISTINGS_PER_BIKE : (i + 1) * LISTINGS_PER_BIKE, b]
-        cells.append((auroc(mine, u[:, b]), *trade_off(threshold, mine, u[:, b])))
-    auc, accepted, rejected = np.mean(cells, axis=0)
-    return ["{} ({})".format(*classify), f"{auc:.3f} ({accepted:.0%} / {rejected:.0%})"]
+    k, u = (s.reshape(-1, PHOTOS_PER_LISTING, s.shape[1]).mean(axis=1).T for s in (known, other))
+    pools = app_pools(k, u, list(classes), threshold)
+    return [
+        "{auroc:.3f} ({accepted:.0%} / {rejected:.0%})".format(**pools[page])
+        for page in ("Classify", "Scan")
+    ]
 
 
 def main() -> None:

@@ -177,7 +177,6 @@ def as_the_app_pools(score, threshold, known, others, refs, labels, classes) -> 
     for; known = that bike's listings, others = the strangers', averaged over the bikes.
     `known` holds LISTINGS_PER_BIKE listings per bike in DEMO_BIKES order
     (`multi_photo_listings`); `labels` index `classes` (the dataset's order)."""
-    from bikelib import render
 
     def means(outputs, bike: int) -> np.ndarray:
         own = labels == bike
@@ -185,6 +184,14 @@ def as_the_app_pools(score, threshold, known, others, refs, labels, classes) -> 
 
     k_all = np.stack([means(known, b) for b in range(len(classes))])  # (bikes, listings)
     u_all = np.stack([means(others, b) for b in range(len(classes))])
+    return app_pools(k_all, u_all, classes, threshold)
+
+
+def app_pools(k_all: np.ndarray, u_all: np.ndarray, classes, threshold: float) -> dict:
+    """`as_the_app_pools` from each listing's mean match to each bike, (bikes, listings)
+    with the bikes in `classes`' order: the known listings', the strangers'."""
+    from bikelib import render
+
     pk, pu = k_all.max(axis=0), u_all.max(axis=0)
     accepted, rejected = trade_off(threshold, pk, pu)
     out = {"Classify": {"auroc": auroc(pk, pu), "accepted": accepted, "rejected": rejected}}

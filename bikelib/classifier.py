@@ -32,6 +32,7 @@ from .artifacts import (
     read_meta,
 )
 from .cohort import Plda, Whitening
+from .embedding import run_network
 from .errors import BikeLibError, ImageReadError, ModelLoadError
 from .images import ImageSource, decode, open_image, thumbnail
 
@@ -188,9 +189,7 @@ class Classifier:
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (n, classes) for uint8 arrays of shape (n, size, size, 3)."""
-        from .embedding import run_network  # compiled, in batches: see there why
-
-        return run_network(self.model, np.asarray(images))
+        return run_network(self.model, np.asarray(images))  # compiled, in batches: see there
 
     def decode(self, source: ImageSource) -> np.ndarray:
         return decode(source, self.image_size)
